@@ -1,0 +1,1 @@
+"""semrec offline worker: datasets, item-embedding methods, sequential recommenders, export and publish."""

@@ -1,0 +1,1 @@
+"""One module per CLI command (or group of closely related commands): config class + runner + register()."""

@@ -1,0 +1,81 @@
+"""`semrec eval popularity`: the first model, evaluated by the shared protocol."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from semrec.cli_builder import CommandGroups, config_command, echo
+from semrec.results import RunResult, write_results
+
+from semrec_worker.data.dataset import DataConfig, SequenceDataset, load_dataset
+from semrec_worker.evaluation import EvalSettings, Recommender, evaluate
+
+Protocol = Literal["full", "sampled100"]
+
+
+class EvalJobConfig(DataConfig):
+    protocols: list[Protocol] = Field(["full", "sampled100"], description="protocols to run")
+    exclude_history: bool = Field(False, description="mask items from the user's history (full protocol)")
+    eval_seed: int = Field(0, description="seed of the sampled negatives")
+    out: Path | None = Field(None, description="results JSON (default results/<method>-<dataset>.json)")
+
+
+def evaluate_runs(
+    model: Recommender,
+    dataset: SequenceDataset,
+    config: EvalJobConfig,
+    method: str,
+    backbone: str | None = None,
+    loss: str | None = None,
+    seed: int | None = None,
+    train_s: float = 0.0,
+    extra_config: dict | None = None,
+) -> list[RunResult]:
+    """Test-split results of one trained model under each configured protocol, printed as they come."""
+    runs = []
+    for protocol in config.protocols:
+        settings = EvalSettings(protocol=protocol, exclude_history=config.exclude_history, eval_seed=config.eval_seed)
+        result = evaluate(model, dataset, "test", settings)
+        echo(f"{dataset.name} {method}{'/' + backbone if backbone else ''}: {result.describe()}")
+        runs.append(
+            RunResult(
+                dataset=dataset.name,
+                method=method,
+                backbone=backbone,
+                loss=loss,
+                protocol=protocol,
+                seed=seed,
+                metrics=result.metrics,
+                head=result.head,
+                tail=result.tail,
+                wall_s=round(train_s + result.wall_s, 3),
+                config={**config.to_dict(), **(extra_config or {}), "ties": "pessimistic"},
+            )
+        )
+    return runs
+
+
+def eval_popularity(config: EvalJobConfig) -> list[RunResult]:
+    from semrec_worker.models.popularity import PopularityRecommender
+
+    dataset = load_dataset(config)
+    start = time.perf_counter()
+    model = PopularityRecommender.fit(dataset, "test")
+    runs = evaluate_runs(model, dataset, config, "popularity", train_s=time.perf_counter() - start)
+    out = config.out or Path("results") / f"popularity-{dataset.name}.json"
+    write_results(out, runs)
+    echo(f"results written to {out}")
+    return runs
+
+
+def register(groups: CommandGroups) -> None:
+    config_command(
+        groups.eval,
+        "popularity",
+        EvalJobConfig,
+        eval_popularity,
+        "Most-popular baseline under the full-ranking and sampled-100 protocols (with head/tail split).",
+    )

@@ -1,0 +1,186 @@
+"""Turn a pydantic job config into a typer command: the config class is the single source of the flags.
+
+Each field becomes `--field-name` (its description is the help text, its default the shown default).
+`--config FILE.json` loads a saved config first; flags given on the command line override it. Unknown
+keys and invalid values are errors (exit 2), never silently ignored. Nested models are set via --config.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import sys
+import types
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
+
+import typer
+from pydantic import BaseModel, ValidationError
+
+from semrec.errors import UserError
+
+C = TypeVar("C", bound=BaseModel)
+_SCALARS = (int, float, str, bool, Path)
+
+
+@dataclass(frozen=True)
+class CommandGroups:
+    """The command groups that the services add their commands to."""
+
+    root: typer.Typer
+    data: typer.Typer
+    train: typer.Typer
+    eval: typer.Typer
+    export: typer.Typer
+    bench: typer.Typer
+
+
+def fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+def handle_user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Print `UserError`s (bad data, bad settings) as one line and exit 2 instead of a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except UserError as exc:
+            fail(str(exc))
+        except ValidationError as exc:
+            fail(format_validation_error(exc))
+        except KeyboardInterrupt:
+            typer.secho("interrupted", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            parts.append(f"unknown setting '{loc}'")
+        else:
+            parts.append(f"{'--' + loc.replace('_', '-') if loc else 'config'}: {err['msg']}")
+    return "invalid settings: " + "; ".join(parts)
+
+
+def _strip_optional(annotation: Any) -> Any:
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def _cli_option(name: str, annotation: Any, field: Any) -> tuple[Any, dict[str, Any]] | None:
+    """(python type, typer.Option kwargs) for a field, or None when it is only settable via --config."""
+    inner = _strip_optional(annotation)
+    origin = get_origin(inner)
+    kwargs: dict[str, Any] = {"help": field.description or ""}
+    if origin is Literal:
+        return inner, kwargs
+    if origin in (list, tuple) and all(a in _SCALARS for a in get_args(inner) if a is not Ellipsis):
+        kwargs["help"] += " (comma-separated)"
+        return str, kwargs
+    if inspect.isclass(inner) and issubclass(inner, Enum):
+        return inner, kwargs
+    if inner in _SCALARS:
+        return inner, kwargs
+    return None
+
+
+def _shown_default(field: Any) -> str | None:
+    if field.is_required():
+        return "required"
+    value = field.get_default(call_default_factory=True)
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, Enum):
+        return str(value.value)
+    return None if value is None else str(value)
+
+
+def config_command(
+    app: typer.Typer,
+    name: str,
+    config_cls: type[C],
+    run: Callable[[C], Any],
+    help: str,
+) -> None:
+    """Register `name` on `app`: parse flags into `config_cls` and call `run(config)`."""
+    fields = {}
+    params = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
+    params.append(
+        inspect.Parameter(
+            "config_file",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[
+                Path | None,
+                typer.Option("--config", help="JSON config (e.g. a run's config.json); flags override it"),
+            ],
+        )
+    )
+    for fname, field in config_cls.model_fields.items():
+        option = _cli_option(fname, field.annotation, field)
+        if option is None:
+            continue
+        py_type, kwargs = option
+        fields[fname] = py_type
+        flag = "--" + fname.replace("_", "-")
+        decls = [f"{flag}/--no-{fname.replace('_', '-')}"] if py_type is bool else [flag]
+        shown = _shown_default(field)
+        params.append(
+            inspect.Parameter(
+                fname,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=None,
+                annotation=Annotated[
+                    py_type | None, typer.Option(*decls, show_default=shown if shown else False, **kwargs)
+                ],
+            )
+        )
+
+    @handle_user_errors
+    def command(ctx: typer.Context, config_file: Path | None = None, **values: Any) -> Any:
+        raw: dict[str, Any] = {}
+        if config_file is not None:
+            try:
+                payload = json.loads(Path(config_file).read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                raise UserError(f"{config_file}: cannot read config ({exc})") from exc
+            raw = payload.get("config", payload) if isinstance(payload, dict) else payload
+        for fname, value in values.items():
+            source = ctx.get_parameter_source(fname)
+            if value is None or getattr(source, "name", "") not in ("COMMANDLINE", "ENVIRONMENT"):
+                continue
+            if fields.get(fname) is str and _is_list_field(config_cls, fname):
+                value = [v.strip() for v in str(value).split(",") if v.strip()]
+            raw[fname] = value
+        config = config_cls.model_validate(raw)
+        return run(config)
+
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__name__ = name.replace("-", "_")
+    command.__doc__ = help
+    app.command(name, help=help)(command)
+
+
+def _is_list_field(config_cls: type[BaseModel], fname: str) -> bool:
+    inner = _strip_optional(config_cls.model_fields[fname].annotation)
+    return get_origin(inner) in (list, tuple)
+
+
+def echo(message: str = "") -> None:
+    """Human-readable progress goes to stderr so stdout stays parseable."""
+    print(message, file=sys.stderr, flush=True)

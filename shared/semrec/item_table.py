@@ -1,0 +1,102 @@
+"""`ItemTable`: the one artifact every embedding method produces and every backbone consumes.
+
+A table is item ids + a float32 matrix (one row per id) + metadata (method, language model, dims,
+dataset fingerprint, created_at, and whatever the method measured, e.g. generation accuracy).
+Stored as one `.npz` file that loads without pickle.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semrec.errors import UserError
+
+REQUIRED_METADATA = ("method", "dim", "created_at")
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class ItemTable:
+    ids: list[str]
+    vectors: np.ndarray
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.ids = [str(i) for i in self.ids]
+        self.vectors = np.ascontiguousarray(self.vectors, dtype=np.float32)
+        if self.vectors.ndim != 2 or self.vectors.shape[0] != len(self.ids):
+            raise UserError(
+                f"item table: {len(self.ids)} ids but vectors of shape {tuple(self.vectors.shape)}"
+            )
+        if len(set(self.ids)) != len(self.ids):
+            raise UserError("item table: item ids are not unique")
+        if not np.isfinite(self.vectors).all():
+            raise UserError("item table: vectors contain NaN or inf")
+        self.metadata = {"created_at": utc_now(), **self.metadata, "dim": self.dim}
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def index(self) -> dict[str, int]:
+        return {item_id: row for row, item_id in enumerate(self.ids)}
+
+    def normalized(self) -> ItemTable:
+        """Rows scaled to unit L2 norm (zero rows stay zero), so a dot product is a cosine."""
+        norms = np.linalg.norm(self.vectors, axis=1, keepdims=True)
+        return ItemTable(self.ids, self.vectors / np.maximum(norms, 1e-12), dict(self.metadata))
+
+    def aligned(self, ids: list[str]) -> tuple[np.ndarray, list[str]]:
+        """Rows for `ids` in that order; ids missing from the table get zero rows and are returned."""
+        position = self.index()
+        out = np.zeros((len(ids), self.dim), dtype=np.float32)
+        missing = []
+        for row, item_id in enumerate(ids):
+            source = position.get(item_id)
+            if source is None:
+                missing.append(item_id)
+            else:
+                out[row] = self.vectors[source]
+        return out, missing
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_suffix(".npz")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as fh:
+            np.savez(
+                fh,
+                ids=np.array(self.ids, dtype=str),
+                vectors=self.vectors,
+                metadata=np.array(json.dumps(self.metadata, sort_keys=True)),
+            )
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> ItemTable:
+        path = Path(path)
+        if path.is_dir():
+            path = path / "item_table.npz"
+        if not path.exists():
+            raise UserError(f"{path}: no item table there")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                ids = data["ids"].tolist()
+                vectors = data["vectors"]
+                metadata = json.loads(str(data["metadata"]))
+        except (OSError, ValueError, KeyError) as exc:
+            raise UserError(f"{path}: not a semrec item table ({exc})") from exc
+        return cls(ids, vectors, metadata)
