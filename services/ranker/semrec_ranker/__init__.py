@@ -1,0 +1,1 @@
+"""semrec online ranker: FastAPI + ONNX Runtime, cosine top-k over the in-memory item table."""
