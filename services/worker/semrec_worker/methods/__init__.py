@@ -1,0 +1,1 @@
+"""Item-embedding methods: each turns (items, interactions) into an `ItemTable`. One module per paper."""
