@@ -63,6 +63,7 @@ def train_tslrec(config: TSLRecJobConfig):
     run_dir = Path(config.out)
     stage1 = run_dir / "tslrec"
     stage1.mkdir(parents=True, exist_ok=True)
+    config.save(stage1)
     sft.lm.save_pretrained(stage1 / "lora")
     torch.save({"project_items": sft.project_items.state_dict(), "group_head": sft.group_head.state_dict()},
                stage1 / "heads.pt")  # fmt: skip
