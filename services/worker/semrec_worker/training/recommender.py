@@ -17,9 +17,20 @@ class SeqRecRecommender:
         self.similarity = similarity
         self.device = device or next(encoder.parameters()).device
 
-    def encode(self, histories: list[np.ndarray]) -> torch.Tensor:
-        width = input_width(max((len(h) for h in histories), default=1), self.encoder.max_len)
-        return self.encoder(left_pad(histories, width).to(self.device))
+    def encode(self, histories: list[np.ndarray], chunk: int = 128) -> torch.Tensor:
+        """h_s for each history; histories are encoded in chunks of similar length (less padding)."""
+        lengths = np.array([len(h) for h in histories])
+        order = np.argsort(lengths, kind="stable")
+        out: torch.Tensor | None = None
+        for lo in range(0, len(order), chunk):
+            rows = order[lo : lo + chunk]
+            width = input_width(int(lengths[rows].max(initial=1)), self.encoder.max_len)
+            hidden = self.encoder(left_pad([histories[r] for r in rows], width).to(self.device))
+            if out is None:
+                out = hidden.new_empty(len(histories), hidden.shape[1])
+            out[torch.as_tensor(rows, device=self.device)] = hidden
+        assert out is not None, "no histories to encode"
+        return out
 
     @torch.inference_mode()
     def score(self, histories: list[np.ndarray]) -> torch.Tensor:
