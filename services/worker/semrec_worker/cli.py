@@ -11,6 +11,7 @@ COMMAND_MODULES = (
     "semrec_worker.commands.evaluate",
     "semrec_worker.commands.demo",
     "semrec_worker.commands.train_seqrec",
+    "semrec_worker.commands.export",
 )
 
 
