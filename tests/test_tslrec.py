@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-
 from semrec_worker.lm import load_language_model
 from semrec_worker.methods.tslrec import (
     GatedFusionEmbedding,
@@ -84,3 +83,26 @@ def test_gated_fusion_embedding():
     layer(torch.tensor([[0, 1, 5]])).sum().backward()
     assert layer.id_embedding.grad is not None and layer.project.weight.grad is not None
     assert layer.gate.weight.grad is not None and not layer.features.requires_grad
+
+
+def test_train_tslrec_job_end_to_end_and_exports(tmp_path):
+    from semrec.bundle import Bundle
+    from semrec_worker.commands.train_tslrec import TSLRecJobConfig, train_tslrec
+    from semrec_worker.export import export_run
+    from semrec_worker.training import SeqRecConfig, train_seqrec
+
+    data = "synthetic:users=120,items=80,avg_len=8,seed=3"
+    common = {"data": data, "backbone": "sasrec", "dim": 16, "epochs": 2, "batch_size": 64}
+    train_seqrec(SeqRecConfig(**common, out=tmp_path / "sasrec", loss="full_ce"))
+    result = train_tslrec(
+        TSLRecJobConfig(**common, out=tmp_path / "tslrec", pretrained=tmp_path / "sasrec", llm="tiny",
+                        n_groups=3, sft_max_steps=2, sft_batch_size=16, bf16=False, instruction="items:")
+    )  # fmt: skip
+    assert result.runs and all(run.method == "tslrec" for run in result.runs)
+    stage1 = tmp_path / "tslrec" / "tslrec"
+    knowledge = np.load(stage1 / "knowledge.npz")
+    assert knowledge["distributions"].shape[1] == 3 and (stage1 / "lora" / "adapter_config.json").exists()
+    assert TSLRecJobConfig.load(stage1).pretrained == tmp_path / "sasrec"
+    export_run(tmp_path / "tslrec")
+    bundle = Bundle.load(tmp_path / "tslrec")
+    assert bundle.item_vectors.shape[1] == 16

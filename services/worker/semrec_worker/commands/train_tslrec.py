@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field
-
 from semrec.cli_builder import CommandGroups, config_command, echo
+
 from semrec_worker.methods.tslrec import TSLRecSettings
 from semrec_worker.training.config import SeqRecConfig
 
@@ -21,8 +21,8 @@ class TSLRecJobConfig(SeqRecConfig, TSLRecSettings):
 def train_tslrec(config: TSLRecJobConfig):
     import numpy as np
     import torch
-
     from semrec.item_table import ItemTable
+
     from semrec_worker.data.dataset import load_dataset
     from semrec_worker.lm import load_language_model
     from semrec_worker.methods.tslrec import (

@@ -35,9 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from pydantic import Field
-from torch import nn
-
 from semrec.config import StrictModel
+from torch import nn
 
 INSTRUCTION = (
     "Here are the items a user bought, in order. Predict how the user's interest is spread over item groups."
