@@ -76,7 +76,7 @@ def recommend_by_history(history: list[str]) -> dict:
 
 
 def events_body(user_id: str, item_ids: list[str]) -> dict:
-    return {"user_id": user_id, "item_ids": item_ids}
+    return {"user_id": user_id, "items": item_ids}
 
 
 def item_ids_in(payload: dict) -> list[str]:

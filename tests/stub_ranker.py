@@ -46,14 +46,15 @@ class Handler(BaseHTTPRequestHandler):
 
     def _items(self, k: int, offset: int = 0) -> dict:
         chosen = CATALOGUE[offset : offset + k]
-        return {"items": [{"item_id": i, "score": 1.0 / (1 + n)} for n, i in enumerate(chosen)], "version": "stub"}
+        return {"items": [{"item_id": i, "score": 1.0 / (1 + n)} for n, i in enumerate(chosen)], "version": "1"}
 
     def do_GET(self) -> None:
         path, _, query = self.path.partition("?")
         if path == "/healthz":
             return self._send(200, {"status": "ok"})
         if path == "/readyz":
-            return self._send(200, {"ready": True, "bundle_version": "stub", "redis": "ok"})
+            return self._send(200, {"status": "ready", "bundle": {"version": "1", "backbone": "stub"}, "redis": "ok",
+                                    "catalog": "stub"})  # fmt: skip
         if path == "/metrics":
             return self._send(200, f"process_resident_memory_bytes {float(resident_bytes())}\n", "text/plain")
         match = SIMILAR.match(path)
@@ -71,13 +72,17 @@ class Handler(BaseHTTPRequestHandler):
             k = int(body.get("k", 10))
             if "user_id" in body:
                 seen = self.histories.get(body["user_id"], [])
-                return self._send(200, {**self._items(k, len(seen) % 50), "fallback": not seen, "unknown_items": []})
+                items = self._items(k, len(seen) % 50)
+                return self._send(200, {**items, "fallback": not seen, "unknown_items": [], "history_used": len(seen)})
             history = body.get("history", [])
             unknown = [i for i in history if i not in CATALOGUE]
-            return self._send(200, {**self._items(k), "fallback": not history, "unknown_items": unknown})
+            known = len(history) - len(unknown)
+            return self._send(200, {**self._items(k), "fallback": not known, "unknown_items": unknown, "history_used": known})
         if self.path == "/events":
-            self.histories.setdefault(body["user_id"], []).extend(body["item_ids"])
-            return self._send(200, {"user_id": body["user_id"], "history_length": len(self.histories[body["user_id"]])})
+            self.histories.setdefault(body["user_id"], []).extend(body["items"])
+            length = len(self.histories[body["user_id"]])
+            return self._send(200, {"user_id": body["user_id"], "stored": len(body["items"]), "history_length": length,
+                                    "unknown_items": []})  # fmt: skip
         return self._send(404, {"detail": "not found"})
 
 

@@ -69,6 +69,7 @@ def bench_load(config: LoadTestConfig) -> dict:
     from semrec_worker.loadgen.samples import ALL, per_endpoint, per_second, read_samples
 
     readiness = check_ranker(config.url)
+    bundle = readiness.get("bundle") or {}
     duration = config.soak_duration_s if config.soak else config.duration_s
     out_dir = config.out_dir or Path("runs/load") / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     config.save(out_dir)
@@ -121,8 +122,7 @@ def bench_load(config: LoadTestConfig) -> dict:
     write_results(
         results_path,
         [RunResult(
-            dataset=str(readiness.get("catalog") or readiness.get("bundle_version") or "") or None,
-            method="http-load", backbone=readiness.get("backbone"), protocol="locust",
+            dataset=readiness.get("catalog"), method="http-load", backbone=bundle.get("backbone"), protocol="locust",
             metrics=metrics, wall_s=round(wall_s, 2),
             config={**config.to_dict(), "ranker": readiness, "duration_s": duration, "out_dir": str(out_dir)},
         )],
