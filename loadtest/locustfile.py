@@ -104,7 +104,12 @@ def discover_catalogue(host: str, size: int) -> list[str]:
         if len(known) >= size or not frontier:
             break
         item = urllib.parse.quote(frontier.popleft(), safe="")
-        for found in item_ids_in(_get_json(f"{host}/items/{item}/similar?k=100")):
+        try:
+            similar = item_ids_in(_get_json(f"{host}/items/{item}/similar?k=100"))
+        except (OSError, urllib.error.URLError, ValueError) as exc:
+            log.warning("catalogue discovery: /items/%s/similar failed (%s); using %d ids", item, exc, len(known))
+            break
+        for found in similar:
             if found not in known:
                 known[found] = None
                 frontier.append(found)

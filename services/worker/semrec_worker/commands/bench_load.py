@@ -12,6 +12,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -62,7 +63,20 @@ def check_ranker(url: str) -> dict:
         return {}
 
 
-def bench_load(config: LoadTestConfig) -> dict:
+@dataclass(frozen=True)
+class LoadTestOutcome:
+    metrics: dict[str, float]  # overall (p50_ms, p99_ms, rps, ...), "<endpoint> <metric>", rss_* on a soak
+    problems: list[str]  # why the run failed its objectives; empty when it passed
+    results_path: Path
+    out_dir: Path
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+
+def run_load_test(config: LoadTestConfig) -> LoadTestOutcome:
+    """Run the load test, print the summary, write the results; the verdict is in the outcome."""
     from semrec_worker.loadgen.memory import MemorySampler, memory_growth
     from semrec_worker.loadgen.plot import plot_load
     from semrec_worker.loadgen.runner import run_locust
@@ -140,9 +154,16 @@ def bench_load(config: LoadTestConfig) -> dict:
     echo(f"report: {outputs.html}  plot: {plot}  stats: {outputs.stats_csv}  results: {results_path}")
     if problems:
         echo("FAILED: " + "; ".join(problems))
+    else:
+        echo(f"passed: p99 {overall['p99_ms']:.2f} ms <= {config.slo_p99_ms:g} ms, no failed requests")
+    return LoadTestOutcome(metrics, problems, results_path, out_dir)
+
+
+def bench_load(config: LoadTestConfig) -> LoadTestOutcome:
+    outcome = run_load_test(config)
+    if not outcome.passed:
         raise typer.Exit(1)
-    echo(f"passed: p99 {overall['p99_ms']:.2f} ms <= {config.slo_p99_ms:g} ms, no failed requests")
-    return metrics
+    return outcome
 
 
 def register(groups: CommandGroups) -> None:
