@@ -191,6 +191,31 @@ def test_kustomization_lists_every_manifest() -> None:
             assert obj["metadata"]["namespace"] == "semrec", obj["metadata"]["name"]
 
 
+KUBERNETES_VERSION = "1.30.0"  # the oldest minor version the manifests must work on
+
+
+@pytest.mark.parametrize("path", sorted(K8S.glob("*.yaml")), ids=lambda p: p.name)
+def test_kubernetes_objects_match_the_api_schema(path: Path) -> None:
+    """Strict: an unknown or misspelt field (e.g. `readinesProbe`) fails, as `kubectl apply` would."""
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    for obj in load_all(path):
+        if isinstance(obj, dict) and obj.get("kind") not in (None, "Kustomization"):
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+
+
+def test_kustomize_renders_the_manifests() -> None:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed (kustomize rendering not checked)")
+    result = subprocess.run([kubectl, "kustomize", str(K8S)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    rendered = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    listed = [o for o in k8s_objects() if o["kind"] != "Kustomization"]
+    example_only = {("Secret", "semrec-redis"), ("Secret", "semrec-admin")}
+    expected = {(o["kind"], o["metadata"]["name"]) for o in listed} - example_only
+    assert {(o["kind"], o["metadata"]["name"]) for o in rendered} == expected
+
+
 def test_ranker_deployment_probes_resources_and_settings() -> None:
     (deployment,) = k8s("Deployment", "semrec-ranker")
     pod = deployment["spec"]["template"]
