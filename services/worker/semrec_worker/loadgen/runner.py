@@ -71,7 +71,7 @@ def run_locust(
     with (out_dir / "locust.stdout").open("wb") as stdout:
         process = subprocess.Popen(command, stdout=stdout, stderr=subprocess.STDOUT, env=env)
         try:
-            with tqdm(total=round(duration_s), unit="s", desc="locust", disable=quiet, leave=False) as bar:
+            with tqdm(total=round(duration_s), unit="s", desc="locust", disable=True if quiet else None, leave=False) as bar:
                 t0 = time.monotonic()
                 while process.poll() is None:
                     time.sleep(0.5)
