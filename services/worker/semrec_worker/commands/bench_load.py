@@ -9,6 +9,7 @@ ranker's memory grew by more than `--max-memory-growth-mib`.
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -90,6 +91,7 @@ def run_load_test(config: LoadTestConfig) -> LoadTestOutcome:
     echo(f"load test: {config.users} users x {config.user_rps or 'max'} req/s for {duration:g} s against "
          f"{config.url} (SLO p99 {config.slo_p99_ms:g} ms){', soak' if config.soak else ''}")  # fmt: skip
 
+    load_before = os.getloadavg()  # other work on the machine shows up in the latencies: record it
     sampler = MemorySampler(config.url, config.ranker_pid, interval_s=max(0.5, duration / 300)) if config.soak else None
     if sampler:
         sampler.start()
@@ -102,6 +104,7 @@ def run_load_test(config: LoadTestConfig) -> LoadTestOutcome:
     finally:
         memory = sampler.stop() if sampler else []
     wall_s = time.monotonic() - t0
+    machine_load = {"loadavg_1m_before": round(load_before[0], 2), "loadavg_1m_after": round(os.getloadavg()[0], 2)}
     if not outputs.samples.exists():
         raise UserError(f"Locust made no requests (exit {outputs.returncode}): see {outputs.log}")
     samples = read_samples(outputs.samples)
@@ -138,7 +141,8 @@ def run_load_test(config: LoadTestConfig) -> LoadTestOutcome:
         [RunResult(
             dataset=readiness.get("catalog"), method="http-load", backbone=bundle.get("backbone"), protocol="locust",
             metrics=metrics, wall_s=round(wall_s, 2),
-            config={**config.to_dict(), "ranker": readiness, "duration_s": duration, "out_dir": str(out_dir)},
+            config={**config.to_dict(), "ranker": readiness, "duration_s": duration, "out_dir": str(out_dir),
+                    **machine_load},
         )],
         append=config.append,
     )  # fmt: skip
