@@ -10,6 +10,7 @@ import importlib
 import pkgutil
 
 from semrec.cli_builder import CommandGroups
+
 from semrec_worker import commands
 
 

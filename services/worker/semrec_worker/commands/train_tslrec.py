@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from semrec.cli_builder import CommandGroups, config_command, echo
 
-from semrec_worker.methods.tslrec import TSLRecSettings
+from semrec_worker.methods.tslrec_config import TSLRecSettings
 from semrec_worker.training.config import SeqRecConfig
 
 
