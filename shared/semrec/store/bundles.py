@@ -39,7 +39,7 @@ FORMAT_VERSION = 1
 DEFAULT_CHUNK_BYTES = 8 * 2**20
 VectorDtype = Literal["float32", "float16"]
 
-# Fault injection for the crash tests: pause (so a test can SIGKILL the process) at a named step.
+# Fault injection for the crash tests: pause at a named step so a test can SIGKILL the process there.
 PAUSE_AT_ENV = "SEMREC_PUBLISH_PAUSE_AT"
 PAUSE_FILE_ENV = "SEMREC_PUBLISH_PAUSE_FILE"
 PUBLISH_STEPS = ("writing", "written", "verified", "switched")
@@ -100,9 +100,14 @@ def checksum(data: bytes | memoryview) -> str:
 
 
 def _pause_point(step: str) -> None:
-    if os.environ.get(PAUSE_AT_ENV) == step:
-        Path(os.environ[PAUSE_FILE_ENV]).write_text(step)
-        time.sleep(3600)
+    """Test hook: at `step`, write the pause file and wait until someone deletes it (or kills us)."""
+    if os.environ.get(PAUSE_AT_ENV) != step:
+        return
+    marker = Path(os.environ[PAUSE_FILE_ENV])
+    marker.write_text(step)
+    deadline = time.monotonic() + 3600
+    while marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def _chunks(data: bytes, size: int) -> Iterator[memoryview]:

@@ -76,14 +76,18 @@ def build_encoder_module(backbone: Backbone, n_items: int, dim: int, max_len: in
 
 
 def export_onnx(module, max_len: int) -> bytes:
+    import warnings
+
     import torch
 
     example = torch.ones((2, max_len), dtype=torch.int64)
     buffer = io.BytesIO()
-    torch.onnx.export(
-        module, (example,), buffer, input_names=[ENCODER_INPUT], output_names=[ENCODER_OUTPUT],
-        dynamic_axes={ENCODER_INPUT: {0: "batch"}, ENCODER_OUTPUT: {0: "batch"}}, opset_version=17, dynamo=False,
-    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter (dynamo=False) is deprecated but exact here
+        torch.onnx.export(
+            module, (example,), buffer, input_names=[ENCODER_INPUT], output_names=[ENCODER_OUTPUT],
+            dynamic_axes={ENCODER_INPUT: {0: "batch"}, ENCODER_OUTPUT: {0: "batch"}}, opset_version=17, dynamo=False,
+        )  # fmt: skip
     return buffer.getvalue()
 
 
