@@ -58,7 +58,7 @@ class HashingTextEncoder:
         for row, text in enumerate(texts):
             padded = f"  {text.lower()}  "
             for i in range(len(padded) - 2):
-                h = xxhash.xxh32_intdigest(padded[i : i + 3])
+                h = xxhash.xxh32_intdigest(padded[i : i + 3].encode())
                 out[row, h % self.dim] += 1.0 if (h >> 31) & 1 else -1.0
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)
