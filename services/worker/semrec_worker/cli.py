@@ -12,6 +12,7 @@ COMMAND_MODULES = (
     "semrec_worker.commands.demo",
     "semrec_worker.commands.publish",
     "semrec_worker.commands.refresh",
+    "semrec_worker.commands.bench_store",
 )
 
 
