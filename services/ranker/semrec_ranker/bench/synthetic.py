@@ -91,9 +91,17 @@ def export_onnx(module, max_len: int) -> bytes:
     return buffer.getvalue()
 
 
-def random_unit_vectors(n: int, dim: int, seed: int = 0) -> np.ndarray:
+def random_unit_vectors(n: int, dim: int, seed: int = 0, items_per_cluster: int | None = 100) -> np.ndarray:
+    """Unit item vectors. Learned item embeddings are clustered (categories, brands), so by default items
+    scatter around n / items_per_cluster random centres (cosine to their centre about 0.7); with
+    `items_per_cluster=None` they are i.i.d. Gaussian, the worst case for ANN recall."""
     rng = np.random.default_rng(seed)
     vectors = rng.standard_normal((n, dim), dtype=np.float32)
+    if items_per_cluster:
+        centres = rng.standard_normal((max(n // items_per_cluster, 1), dim), dtype=np.float32)
+        centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+        vectors /= np.sqrt(dim)  # noise of norm ~1 around a unit centre
+        vectors += centres[rng.integers(0, len(centres), n)]
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors
 

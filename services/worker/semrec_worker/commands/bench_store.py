@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from semrec.cli_builder import CommandGroups, config_command, echo
 from semrec.config import JobConfig
 
@@ -13,11 +12,18 @@ from semrec.config import JobConfig
 class StoreBenchConfig(JobConfig):
     sizes: list[int] = Field([10_000, 100_000, 1_000_000], description="catalogue sizes")
     dim: int = Field(256, ge=1, description="vector width")
-    dtypes: list[Literal["float32", "float16"]] = Field(["float32", "float16"], description="vector dtypes")
+    dtypes: list[str] = Field(["float32", "float16"], description="vector dtypes: float32, float16")
     repeats: int = Field(2, ge=1, description="publish+load repetitions per setting (the best is reported too)")
     chunk_mib: float = Field(8.0, gt=0, description="chunk size in MiB")
     redis: str | None = Field(None, description="Redis URL (default: start a throwaway redis-server on loopback)")
     out: Path = Field(Path("results/store-publish.json"), description="results JSON")
+
+    @field_validator("dtypes")
+    @classmethod
+    def _known_dtypes(cls, value: list[str]) -> list[str]:
+        if set(value) - {"float32", "float16"}:
+            raise ValueError("dtypes must be float32 and/or float16")
+        return value
 
 
 def bench_store(config: StoreBenchConfig) -> Path:
