@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import httpx
 import numpy as np
 import pytest
+from conftest import free_port
 from pydantic import SecretStr
 from semrec.settings import redis_settings
 from semrec.store import keys, publish_bundle
@@ -29,8 +34,17 @@ def published(redis_server):
     return client, bundle
 
 
-def test_starts_without_a_bundle_and_picks_up_the_first_publish(redis_server):
-    with running_ranker(_settings(redis_server)) as (base, _):
+def test_semrec_serve_starts_without_a_bundle_and_picks_up_the_first_publish(redis_server):
+    """The deploy contract: `semrec serve --host --port`, settings from SEMREC_* variables."""
+    port = free_port()
+    env = {**os.environ, "SEMREC_REDIS_URL": redis_server.url, "SEMREC_CATALOG": "shop",
+           "SEMREC_POLL_INTERVAL_S": "0.5", "SEMREC_ADMIN_TOKEN": TOKEN, "SEMREC_HISTORY_CAP": "20",
+           "SEMREC_ORT_THREADS": "1", "SEMREC_ANN_THRESHOLD": "100000"}  # fmt: skip
+    cmd = [sys.executable, "-m", "semrec.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    process = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_until(lambda: _answers(base), timeout=90), "semrec serve did not come up"
         assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
         r = httpx.get(f"{base}/readyz")
         assert r.status_code == 503 and r.json()["status"] == "not_ready"
@@ -39,6 +53,17 @@ def test_starts_without_a_bundle_and_picks_up_the_first_publish(redis_server):
         assert wait_until(lambda: ready_version(base) == "1")
         metrics = httpx.get(f"{base}/metrics").text
         assert "semrec_bundle_version 1.0" in metrics and 'semrec_reloads_total{outcome="loaded"}' in metrics
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=20)[0].decode()
+    assert TOKEN not in output and "no bundle at start-up" in output
+
+
+def _answers(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def test_recommend_similar_events_and_validation(redis_server, published):

@@ -34,7 +34,7 @@ def test_no_input_gives_a_server_error(ranker_url):
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+        @settings(max_examples=15, deadline=None, database=None, suppress_health_check=list(HealthCheck))
         def run(case):
             case.call_and_validate(checks=[not_a_server_error])
 

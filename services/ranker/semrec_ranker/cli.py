@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from pydantic import Field
 from semrec.cli_builder import CommandGroups, config_command
 from semrec.config import JobConfig
@@ -26,7 +24,6 @@ def serve(config: ServeConfig) -> None:
 
     settings = get_settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("OMP_NUM_THREADS", str(settings.ort_threads))
     uvicorn.run(
         "semrec_ranker.main:create_app",
         factory=True,
