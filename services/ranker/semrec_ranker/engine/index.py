@@ -6,23 +6,31 @@ import numpy as np
 
 
 class ExactIndex:
-    """Cosine top-k by one matrix-vector product; the only item-sized allocation per query is the scores."""
+    """Cosine top-k by matrix-vector products over blocks of rows, each block reduced to its own top-k
+    with `argpartition` and the candidates merged: the per-query allocations stay bounded by the block
+    size (not the catalogue) and each block's scores are still in cache when they are partitioned."""
 
-    def __init__(self, vectors: np.ndarray) -> None:
+    def __init__(self, vectors: np.ndarray, block_rows: int = 65_536) -> None:
         self.vectors = vectors
+        self.block_rows = block_rows
 
     def search(self, query: np.ndarray, k: int, excluded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        scores = self.vectors @ query
-        if excluded.size:
-            scores[excluded] = -np.inf
-        n_valid = scores.shape[0] - excluded.size
-        k = min(k, max(n_valid, 0))
-        if k == 0:
-            return np.empty(0, np.int64), np.empty(0, np.float32)
-        top = np.argpartition(scores, -k)[-k:] if k < scores.shape[0] else np.arange(scores.shape[0])
-        top = top[np.argsort(-scores[top], kind="stable")]
-        top = top[np.isfinite(scores[top])][:k]
-        return top, scores[top]
+        """Rows and scores of the k best rows not in `excluded` (sorted unique row numbers)."""
+        n = self.vectors.shape[0]
+        rows, scores = [], []
+        for start in range(0, n, self.block_rows):
+            block = self.vectors[start : start + self.block_rows] @ query
+            lo, hi = np.searchsorted(excluded, (start, start + block.shape[0]))
+            if hi > lo:
+                block[excluded[lo:hi] - start] = -np.inf
+            kk = min(k, block.shape[0])
+            top = np.argpartition(block, -kk)[-kk:] if kk < block.shape[0] else np.arange(block.shape[0])
+            rows.append(top + start)
+            scores.append(block[top])
+        all_rows, all_scores = np.concatenate(rows), np.concatenate(scores)
+        order = np.argsort(-all_scores, kind="stable")[:k]
+        order = order[np.isfinite(all_scores[order])]
+        return all_rows[order], all_scores[order]
 
 
 class HnswIndex:
