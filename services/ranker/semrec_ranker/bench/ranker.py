@@ -256,6 +256,33 @@ def bench_http(config: RankerBenchConfig, bundle) -> list:
     return runs
 
 
+def plot_http(runs: list, slo_ms: float, path: Path) -> Path | None:
+    """p50/p99 against the offered rate, one line pair per server (PNG); skipped without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for run in runs:
+        steps = run.config.get("steps")
+        if not steps:
+            continue
+        rates = [s["rate"] for s in steps]
+        ax.plot(rates, [s["p50_ms"] for s in steps], "o--", label=f"{run.method} p50")
+        ax.plot(rates, [s["p99_ms"] for s in steps], "o-", label=f"{run.method} p99")
+    ax.axhline(slo_ms, color="red", linewidth=0.8, label=f"SLO {slo_ms:g} ms")
+    ax.set(xlabel="offered load (req/s, open loop)", ylabel="latency (ms)", yscale="log",
+           title="POST /recommend, open-loop load on loopback, 2 shared cores")  # fmt: skip
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def bench_ranker(config: RankerBenchConfig) -> list[Path]:
     from semrec.results import write_results
     from threadpoolctl import threadpool_limits
@@ -271,4 +298,7 @@ def bench_ranker(config: RankerBenchConfig) -> list[Path]:
         runs = bench_http(config, bundles.get("http"))
         paths.append(write_results(config.out_dir / f"ranker-http{config.tag}.json", runs))
         echo(f"results written to {paths[-1]}")
+        plot = plot_http(runs, config.slo_ms, config.out_dir / f"ranker-http{config.tag}.png")
+        if plot is not None:
+            echo(f"plot written to {plot}")
     return paths
