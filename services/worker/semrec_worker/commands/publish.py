@@ -91,7 +91,7 @@ def publish(config: PublishConfig):
     from semrec.bundle import Bundle
 
     bundle = Bundle.load(config.run)
-    run_dir = _run_dir(config.run if not (config.run / "bundle").is_dir() else config.run)
+    run_dir = _run_dir(config.run)
     bundle.metadata = {**bundle.metadata, "source_run": str(run_dir.resolve())}
     extras: dict[str, bytes] = {}
     source = _items_source(config)
