@@ -19,7 +19,7 @@ class RankerSettings(RedisSettings):
     ann_threshold: int = Field(
         50_000, ge=0, description="use the bundle's ANN index when the catalogue has at least this many items"
     )
-    ann_expansion: int = Field(128, ge=8, le=4096, description="HNSW search breadth (higher: better recall, slower)")
+    ann_expansion: int = Field(256, ge=8, le=4096, description="HNSW search breadth (higher: better recall, slower)")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when onnxruntime-gpu sees a GPU")
     max_body_bytes: int = Field(64 * 1024, ge=1024, description="request bodies above this get 413")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
