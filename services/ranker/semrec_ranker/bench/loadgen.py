@@ -25,6 +25,7 @@ class StepResult:
     p99_ms: float
     max_ms: float
     achieved_rps: float
+    server_cpu_ms_per_request: float | None = None  # filled in by the caller that owns the server process
 
     def passes(self, slo_ms: float) -> bool:
         return self.errors == 0 and self.p99_ms < slo_ms and self.achieved_rps >= 0.95 * self.rate

@@ -170,6 +170,12 @@ def _wait_ready(url: str, process: subprocess.Popen, timeout: float = 300) -> No
     raise RuntimeError("ranker not ready")
 
 
+def _process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc), all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _http_series(config: RankerBenchConfig, redis_url: str, encoder: str) -> list:
     import orjson
     from semrec.store.local import _free_port
@@ -191,9 +197,12 @@ def _http_series(config: RankerBenchConfig, redis_url: str, encoder: str) -> lis
                   for h in _histories(config.http_items, config.max_len, 2000, config.seed)]  # fmt: skip
         run_step(url, "/recommend", bodies, 20, 3.0, config.http_connections)  # warm-up
         for rate in config.http_rates:
+            cpu_before = _process_cpu_s(process.pid)
             step = run_step(url, "/recommend", bodies, rate, config.http_step_s, config.http_connections)
+            step.server_cpu_ms_per_request = round((_process_cpu_s(process.pid) - cpu_before) * 1000 / step.sent, 3)
             steps.append(step)
             echo(f"http {encoder:12s} {rate:>5} req/s: p50 {step.p50_ms} ms, p99 {step.p99_ms} ms, "
+                 f"server CPU {step.server_cpu_ms_per_request} ms/req, "
                  f"errors {step.errors}, achieved {step.achieved_rps} req/s -> {'ok' if step.passes(config.slo_ms) else 'FAIL'}")  # fmt: skip
             if not step.passes(config.slo_ms):
                 break
@@ -236,6 +245,9 @@ def bench_http(config: RankerBenchConfig, bundle) -> list:
         metrics = {"max_sustained_rps": top.rate if top else 0.0}
         if top:
             metrics.update(p50_ms_at_max=top.p50_ms, p99_ms_at_max=top.p99_ms)
+        cpu = [s.server_cpu_ms_per_request for s in steps if s.server_cpu_ms_per_request is not None]
+        if cpu:
+            metrics["server_cpu_ms_per_request_median"] = round(float(np.median(cpu)), 3)
         if shared_rates:
             at = next(s for s in steps if s.rate == shared_rates[-1])
             metrics.update(common_rate_rps=at.rate, p50_ms_at_common_rate=at.p50_ms, p99_ms_at_common_rate=at.p99_ms)
