@@ -40,7 +40,7 @@ class RankerBenchConfig(JobConfig):
     http: bool = Field(True, description="run the HTTP load test")
     http_items: int = Field(100_000, ge=100, description="catalogue size of the HTTP test")
     http_backbone: Literal["sasrec", "gru4rec"] = Field("sasrec", description="encoder of the HTTP test")
-    http_rates: list[int] = Field([25, 50, 100, 150, 200, 300, 400, 600, 800], description="request rates (req/s)")
+    http_rates: list[int] = Field([5, 10, 15, 20, 25, 35, 50, 75, 100, 150, 200, 300, 400], description="request rates (req/s)")
     http_step_s: float = Field(8.0, gt=0, description="seconds per rate step")
     http_connections: int = Field(32, ge=1, description="keep-alive connections of the load generator")
     ann_threshold: int = Field(50_000, ge=0, description="SEMREC_ANN_THRESHOLD of the served ranker")

@@ -17,7 +17,7 @@ router = APIRouter(tags=["items"])
     response_model=SimilarResponse,
     responses={404: {"description": "unknown item"}, 503: {"description": "no bundle loaded"}},
 )
-def similar_items(
+async def similar_items(
     item_id: str = Path(min_length=1, max_length=256),
     k: int = Query(10, ge=1, le=MAX_K),
     engine: Engine = Depends(get_engine),
