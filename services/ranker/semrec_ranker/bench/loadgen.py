@@ -26,6 +26,7 @@ class StepResult:
     max_ms: float
     achieved_rps: float
     server_cpu_ms_per_request: float | None = None  # filled in by the caller that owns the server process
+    error_kinds: dict[str, int] | None = None
 
     def passes(self, slo_ms: float) -> bool:
         return self.errors == 0 and self.p99_ms < slo_ms and self.achieved_rps >= 0.95 * self.rate
@@ -74,6 +75,7 @@ async def _run_step(url: str, path: str, bodies: list[bytes], rate: float, durat
         pool.put_nowait(_Connection(parts.hostname, parts.port or 80))
     latencies: list[float] = []
     errors = 0
+    kinds: dict[str, int] = {}
     n = int(rate * duration_s)
 
     async def one(i: int, scheduled: float) -> None:
@@ -83,8 +85,10 @@ async def _run_step(url: str, path: str, bodies: list[bytes], rate: float, durat
             status = await conn.post(path, bodies[i % len(bodies)])
             if status != 200:
                 errors += 1
-        except (OSError, ConnectionError, ValueError, asyncio.IncompleteReadError):
+                kinds[f"http {status}"] = kinds.get(f"http {status}", 0) + 1
+        except (OSError, ConnectionError, ValueError, asyncio.IncompleteReadError) as exc:
             errors += 1
+            kinds[type(exc).__name__] = kinds.get(type(exc).__name__, 0) + 1
             conn.close()
         finally:
             latencies.append(time.perf_counter() - scheduled)
@@ -107,7 +111,7 @@ async def _run_step(url: str, path: str, bodies: list[bytes], rate: float, durat
         rate=rate, sent=n, ok=n - errors, errors=errors,
         p50_ms=round(float(np.percentile(ms, 50)), 2), p95_ms=round(float(np.percentile(ms, 95)), 2),
         p99_ms=round(float(np.percentile(ms, 99)), 2), max_ms=round(float(ms.max()), 2),
-        achieved_rps=round(n / elapsed, 1),
+        achieved_rps=round(n / elapsed, 1), error_kinds=kinds or None,
     )  # fmt: skip
 
 

@@ -203,7 +203,7 @@ def _http_series(config: RankerBenchConfig, redis_url: str, encoder: str) -> lis
             steps.append(step)
             echo(f"http {encoder:12s} {rate:>5} req/s: p50 {step.p50_ms} ms, p99 {step.p99_ms} ms, "
                  f"server CPU {step.server_cpu_ms_per_request} ms/req, "
-                 f"errors {step.errors}, achieved {step.achieved_rps} req/s -> {'ok' if step.passes(config.slo_ms) else 'FAIL'}")  # fmt: skip
+                 f"errors {step.errors} {step.error_kinds or ''}, achieved {step.achieved_rps} req/s -> {'ok' if step.passes(config.slo_ms) else 'FAIL'}")  # fmt: skip
             if not step.passes(config.slo_ms):
                 break
     finally:
@@ -216,18 +216,25 @@ def _http_series(config: RankerBenchConfig, redis_url: str, encoder: str) -> lis
 
 
 def bench_http(config: RankerBenchConfig, bundle) -> list:
+    from semrec.bundle import Bundle
     from semrec.results import RunResult
     from semrec.settings import redis_settings
     from semrec.store import publish_bundle
     from semrec.store.ann import build_hnsw
     from semrec.store.local import local_redis
 
+    cache = Path(os.environ.get("SEMREC_CACHE", Path.home() / ".cache" / "semrec")) / "bench" / (
+        f"http-{config.http_backbone}-{config.http_items}x{config.dim}-len{config.max_len}-seed{config.seed}"
+    )
+    if bundle is None and (cache / "metadata.json").exists():
+        bundle = Bundle.load(cache)  # deterministic from the seed: reuse it (and its HNSW index)
     if bundle is None:
         from semrec_ranker.bench.synthetic import synthetic_bundle
 
         bundle = synthetic_bundle(config.http_items, config.dim, config.max_len, config.http_backbone, config.seed)
     if config.http_items >= config.ann_threshold and bundle.ann_index is None:
         bundle.ann_index = build_hnsw(bundle.item_vectors, progress=True)
+    bundle.save(cache)
     series = {}
     with local_redis() as redis_url:
         publish_bundle(redis_settings(redis_url).client(), "bench", bundle)
