@@ -32,13 +32,19 @@ class StepResult:
         return self.errors == 0 and self.p99_ms < slo_ms and self.achieved_rps >= 0.95 * self.rate
 
 
+IDLE_RECONNECT_S = 4.0  # below uvicorn's 5 s keep-alive timeout: never reuse a connection it may close
+
+
 class _Connection:
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.last_used = 0.0
 
     async def post(self, path: str, body: bytes) -> int:
+        if self.writer is not None and time.perf_counter() - self.last_used > IDLE_RECONNECT_S:
+            self.close()
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
@@ -57,6 +63,7 @@ class _Connection:
             if name.strip().lower() == b"content-length":
                 length = int(value)
         await self.reader.readexactly(length)
+        self.last_used = time.perf_counter()
         return status
 
     def close(self) -> None:
@@ -70,7 +77,7 @@ async def _run_step(url: str, path: str, bodies: list[bytes], rate: float, durat
     parts = urlsplit(url)
     if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
         raise ValueError("the load generator only targets loopback")
-    pool: asyncio.Queue[_Connection] = asyncio.Queue()
+    pool: asyncio.LifoQueue[_Connection] = asyncio.LifoQueue()  # reuse the warmest connection
     for _ in range(connections):
         pool.put_nowait(_Connection(parts.hostname, parts.port or 80))
     latencies: list[float] = []
