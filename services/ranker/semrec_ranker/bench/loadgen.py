@@ -7,6 +7,7 @@ from the scheduled send time, so a server that falls behind shows it in the tail
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -27,6 +28,7 @@ class StepResult:
     achieved_rps: float
     server_cpu_ms_per_request: float | None = None  # filled in by the caller that owns the server process
     error_kinds: dict[str, int] | None = None
+    load_average_1m: float | None = None  # of the whole machine at the end of the step (it is shared)
 
     def passes(self, slo_ms: float) -> bool:
         return self.errors == 0 and self.p99_ms < slo_ms and self.achieved_rps >= 0.95 * self.rate
@@ -118,7 +120,7 @@ async def _run_step(url: str, path: str, bodies: list[bytes], rate: float, durat
         rate=rate, sent=n, ok=n - errors, errors=errors,
         p50_ms=round(float(np.percentile(ms, 50)), 2), p95_ms=round(float(np.percentile(ms, 95)), 2),
         p99_ms=round(float(np.percentile(ms, 99)), 2), max_ms=round(float(ms.max()), 2),
-        achieved_rps=round(n / elapsed, 1), error_kinds=kinds or None,
+        achieved_rps=round(n / elapsed, 1), error_kinds=kinds or None, load_average_1m=round(os.getloadavg()[0], 1),
     )  # fmt: skip
 
 

@@ -126,6 +126,7 @@ def bench_in_process(config: RankerBenchConfig, bundles: dict) -> list:
             metrics, exact_rows = _time_engine(engine, histories, config.k)
             echo(f"{backbone:8s} {n:>9} items exact: {metrics}")
             common = {**config.to_dict(), "n_items": n, "blas_threads": 1,
+                      "load_average_1m": round(os.getloadavg()[0], 1), "nice": os.nice(0),
                       "provider": engine.encoder.provider, "machine_shared": SHARED_NOTE,
                       "bundle_build_s": round(build_s, 1)}  # fmt: skip
             runs.append(RunResult(dataset=f"synthetic-{n}x{config.dim}", method="onnxruntime", backbone=backbone,
@@ -273,7 +274,7 @@ def bench_http(config: RankerBenchConfig, bundle) -> list:
                                       "server": "1 uvicorn worker (httptools, uvloop), threadpool endpoints",
                                       "index": "hnsw" if config.http_items >= config.ann_threshold else "exact",
                                       "load_generator": "open-loop raw asyncio HTTP/1.1 keep-alive, same machine, loopback",
-                                      "machine_shared": SHARED_NOTE}))  # fmt: skip
+                                      "machine_shared": SHARED_NOTE, "nice": os.nice(0)}))  # fmt: skip
     onnx, peer = runs[0].metrics, runs[1].metrics
     ratio: dict[str, float] = {}
     if peer["max_sustained_rps"]:
