@@ -1,9 +1,44 @@
-"""Registers the ranker's commands on the `semrec` CLI."""
+"""Registers the ranker's commands on the `semrec` CLI: `semrec serve`, `semrec bench ranker`."""
 
 from __future__ import annotations
 
-from semrec.cli_builder import CommandGroups
+from pydantic import Field
+from semrec.cli_builder import CommandGroups, config_command
+from semrec.config import JobConfig
+
+
+class ServeConfig(JobConfig):
+    host: str = Field("127.0.0.1", description="interface to bind (0.0.0.0 in containers)")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port")
+    workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes (each loads the bundle)")
+    access_log: bool = Field(False, description="log every request (costs latency)")
+
+
+def serve(config: ServeConfig) -> None:
+    """Run the ranker. Everything else (Redis, catalogue, threads, ...) comes from SEMREC_* variables."""
+    import logging
+
+    import uvicorn
+
+    from semrec_ranker.core.config import get_settings
+
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        "semrec_ranker.main:create_app",
+        factory=True,
+        host=config.host,
+        port=config.port,
+        workers=config.workers,
+        access_log=config.access_log,
+        log_level=settings.log_level,
+        http="httptools",
+        loop="uvloop",
+    )
 
 
 def register(groups: CommandGroups) -> None:
-    del groups  # `semrec serve` and `semrec bench ranker` arrive with the ranker (issue 8)
+    config_command(groups.root, "serve", ServeConfig, serve, "Run the online ranker (settings: SEMREC_* env vars).")
+    from semrec_ranker.bench.cli import register as register_bench
+
+    register_bench(groups)

@@ -1,0 +1,50 @@
+"""Dependencies shared by the routes: the app state, the served engine, the admin check."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from semrec_ranker.core.config import RankerSettings
+from semrec_ranker.core.metrics import Metrics
+from semrec_ranker.engine import BundleHolder, Engine, Reloader
+
+
+@dataclass
+class RankerState:
+    settings: RankerSettings
+    metrics: Metrics
+    holder: BundleHolder
+    redis: object
+    reloader: Reloader
+
+
+async def get_state(request: Request) -> RankerState:
+    return request.app.state.ranker
+
+
+async def get_engine(state: RankerState = Depends(get_state)) -> Engine:
+    engine = state.holder.engine  # one read: the request keeps this engine even if a reload swaps it
+    if engine is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no bundle loaded yet (see GET /readyz)")
+    return engine
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+async def require_admin(
+    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+    state: RankerState = Depends(get_state),
+) -> None:
+    token = state.settings.admin_token
+    if credentials is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "bearer token required",
+                            headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+    if token is None or not token.get_secret_value():
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "admin endpoints are disabled (SEMREC_ADMIN_TOKEN unset)")
+    if not hmac.compare_digest(credentials.credentials.encode(), token.get_secret_value().encode()):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "invalid token")

@@ -1,0 +1,43 @@
+"""GET /healthz (the process answers), GET /readyz (a bundle is loaded; Redis reachability), GET /metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import RedisError
+
+from semrec_ranker.api.deps import RankerState, get_state
+from semrec_ranker.api.models import Health, Readiness
+from semrec_ranker.api.responses import OrjsonResponse
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health)
+async def healthz() -> OrjsonResponse:
+    return OrjsonResponse({"status": "ok"})
+
+
+@router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness, "description": "no bundle"}})
+def readyz(state: RankerState = Depends(get_state)) -> OrjsonResponse:
+    try:
+        redis_status = "ok" if state.redis.ping() else "unreachable"
+    except RedisError:
+        redis_status = "unreachable"
+    engine = state.holder.engine
+    if engine is None:
+        status, code = "not_ready", 503
+    else:
+        status, code = ("ready" if redis_status == "ok" else "degraded"), 200
+    body = {
+        "status": status,
+        "bundle": engine.describe() if engine else None,
+        "redis": redis_status,
+        "catalog": state.settings.catalog,
+    }
+    return OrjsonResponse(body, status_code=code)
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+def metrics(state: RankerState = Depends(get_state)) -> Response:
+    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,17 @@
+"""`semrec bench ranker` registration (the benchmark lives in bench/ranker.py, imported when it runs)."""
+
+from __future__ import annotations
+
+from semrec.cli_builder import CommandGroups, config_command
+
+
+def register(groups: CommandGroups) -> None:
+    from semrec_ranker.bench.ranker import RankerBenchConfig
+
+    def run(config: RankerBenchConfig):
+        from semrec_ranker.bench.ranker import bench_ranker
+
+        return bench_ranker(config)
+
+    config_command(groups.bench, "ranker", RankerBenchConfig, run,
+                   "Ranker latency: in-process encode+top-k (10k..1M items, SASRec/GRU4Rec), ANN recall, HTTP load.")  # fmt: skip

@@ -1,0 +1,37 @@
+"""Prometheus metrics (one registry per app, so several apps can live in one process, e.g. in tests)."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.request_seconds = Histogram(
+            "semrec_request_seconds", "HTTP request latency", ["endpoint", "method", "status"],
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )  # fmt: skip
+        self.model_seconds = Histogram(
+            "semrec_model_seconds", "in-model latency by stage (encode, topk)", ["stage"],
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )  # fmt: skip
+        self.bundle_version = Gauge("semrec_bundle_version", "served bundle version (0: none)", registry=self.registry)
+        self.bundle_items = Gauge("semrec_bundle_items", "items in the served catalogue", registry=self.registry)
+        self.bundle_loaded_at = Gauge("semrec_bundle_loaded_timestamp_seconds", "when the served bundle was loaded",
+                                      registry=self.registry)  # fmt: skip
+        self.reloads = Counter("semrec_reloads_total", "bundle reload attempts by outcome", ["outcome"],
+                               registry=self.registry)  # fmt: skip
+        self.errors = Counter("semrec_errors_total", "errors by endpoint and kind", ["endpoint", "kind"],
+                              registry=self.registry)  # fmt: skip
+        self.fallbacks = Counter("semrec_popularity_fallback_total", "recommendations served by popularity",
+                                 registry=self.registry)  # fmt: skip
+
+    def bundle_loaded(self, version: str, n_items: int) -> None:
+        self.bundle_version.set(float(version) if version.isdigit() else 0)
+        self.bundle_items.set(n_items)
+        self.bundle_loaded_at.set(time.time())

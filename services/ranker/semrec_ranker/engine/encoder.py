@@ -1,0 +1,73 @@
+"""Sequence encoders: ONNX Runtime (the served path) and a plain PyTorch eager one (the benchmark's peer)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+import numpy as np
+from semrec.bundle import ENCODER_INPUT, ENCODER_OUTPUT
+
+log = logging.getLogger("semrec.ranker")
+
+
+class SequenceEncoder(Protocol):
+    provider: str
+
+    def encode(self, item_ids: np.ndarray) -> np.ndarray:
+        """int64 [batch, max_len] left-padded item indices -> float32 [batch, dim] L2-normalised."""
+        ...
+
+
+def choose_providers(device: str) -> list[str]:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if device in ("auto", "cuda") and "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if device == "cuda":
+        log.warning("SEMREC_DEVICE=cuda but onnxruntime has no CUDAExecutionProvider; using CPU")
+    return ["CPUExecutionProvider"]
+
+
+class OnnxEncoder:
+    """One InferenceSession shared by all request threads (`run` is thread-safe).
+
+    Threads are set deliberately: requests already run in parallel on the server's thread pool, so each
+    inference gets `threads` intra-op threads (default 1) and no inter-op pool, instead of every request
+    spinning up one thread per core and fighting over the same cores.
+    """
+
+    def __init__(self, model: bytes, threads: int = 1, device: str = "auto") -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(model, sess_options=options, providers=choose_providers(device))
+        self.provider = self.session.get_providers()[0]
+        names = [i.name for i in self.session.get_inputs()]
+        if ENCODER_INPUT not in names:
+            raise ValueError(f"encoder has inputs {names}, expected '{ENCODER_INPUT}'")
+
+    def encode(self, item_ids: np.ndarray) -> np.ndarray:
+        return self.session.run([ENCODER_OUTPUT], {ENCODER_INPUT: item_ids})[0]
+
+
+class TorchEagerEncoder:
+    """A torch module run eagerly under `inference_mode`: the naive peer the benchmark compares against."""
+
+    provider = "torch-eager"
+
+    def __init__(self, module) -> None:
+        import torch
+
+        self.torch = torch
+        self.module = module.eval()
+
+    def encode(self, item_ids: np.ndarray) -> np.ndarray:
+        with self.torch.inference_mode():
+            return self.module(self.torch.from_numpy(item_ids)).numpy()

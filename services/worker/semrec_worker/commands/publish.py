@@ -1,0 +1,126 @@
+"""`semrec publish`: a run's bundle into Redis as the catalogue's new current version (see semrec.store)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+from semrec.cli_builder import CommandGroups, config_command, echo
+from semrec.config import JobConfig
+from semrec.errors import UserError
+
+TEXT_HASHES = "text_hashes"  # extra blob: uint64 content hash of each item's text, for `semrec refresh`
+
+
+class StoreJobConfig(JobConfig):
+    redis: str | None = Field(
+        None, description="Redis URL (default $SEMREC_REDIS_URL or redis://127.0.0.1:6379/0; prefer "
+        "$SEMREC_REDIS_PASSWORD to a password in the URL)",
+    )  # fmt: skip
+    catalog: str = Field("demo", description="catalogue name (namespace semrec:<catalog>:...)")
+    dtype: Literal["float32", "float16"] = Field("float32", description="how item vectors are stored")
+    keep: int = Field(3, ge=1, description="versions kept after the switch (older ones are deleted)")
+    chunk_mib: float = Field(8.0, gt=0, le=256, description="blob chunk size in MiB")
+    ann_threshold: int = Field(
+        50_000, ge=0, description="build an HNSW index when the catalogue has at least this many items"
+    )
+    pending_ttl_s: int = Field(6 * 3600, ge=60, description="TTL of a version's keys until it is switched in")
+
+
+class PublishConfig(StoreJobConfig):
+    run: Path = Field(..., description="run directory with bundle/ (from `semrec export onnx`) or a bundle dir")
+    items: str | None = Field(
+        None, description="the run's items (items.jsonl[.gz], dataset folder or synthetic spec) for refresh "
+        "content hashes (default: the run's config.json `data`)",
+    )  # fmt: skip
+    refresh_encoder: Literal["none", "minilm", "hashing"] = Field(
+        "none", description="fit a text -> item-vector map for `semrec refresh` and save it in the run"
+    )
+
+
+def _run_dir(path: Path) -> Path:
+    return path.parent if path.name == "bundle" else path
+
+
+def _items_source(config: PublishConfig) -> str | None:
+    if config.items:
+        return config.items
+    import json
+
+    for candidate in (_run_dir(config.run) / "config.json", config.run / "config.json"):
+        if candidate.exists():
+            payload = json.loads(candidate.read_text())
+            payload = payload.get("config", payload) if isinstance(payload, dict) else {}
+            data = payload.get("data") if isinstance(payload, dict) else None
+            if isinstance(data, str):
+                return data
+    return None
+
+
+def publish_with_index(bundle, config: StoreJobConfig, extras: dict[str, bytes], label: str):
+    """Build the ANN index if the catalogue needs one, then publish. Returns the PublishReport."""
+    from semrec.store import publish_bundle
+
+    if bundle.ann_index is None and len(bundle.item_ids) >= config.ann_threshold:
+        from semrec.store.ann import build_hnsw
+
+        echo(f"building the HNSW index over {len(bundle.item_ids)} items (usearch)")
+        start = time.perf_counter()
+        bundle.ann_index = build_hnsw(bundle.item_vectors, progress=True)
+        bundle.metadata = {**bundle.metadata, "ann": {"kind": "usearch-hnsw", "build_s": round(time.perf_counter() - start, 1)}}
+    from semrec.settings import redis_settings
+
+    settings = redis_settings(config.redis)
+    client = settings.client()
+    echo(f"publishing {label} to {settings.redacted_url()} catalogue {config.catalog}")
+    report = publish_bundle(
+        client, config.catalog, bundle, dtype=config.dtype, keep=config.keep,
+        chunk_bytes=int(config.chunk_mib * 2**20), pending_ttl_s=config.pending_ttl_s, extras=extras, progress=True,
+    )  # fmt: skip
+    echo(f"catalogue {report.catalog}: version {report.version} is current (was {report.previous}); "
+         f"{report.n_items} items x {report.dim} {report.dtype}, {report.bytes_written / 2**20:.1f} MiB, "
+         f"{report.seconds['total_s']:.2f}s; deleted versions {report.deleted_versions or 'none'}")  # fmt: skip
+    return report
+
+
+def publish(config: PublishConfig):
+    from redis.exceptions import RedisError
+    from semrec.bundle import Bundle
+
+    bundle = Bundle.load(config.run)
+    run_dir = _run_dir(config.run)
+    bundle.metadata = {**bundle.metadata, "source_run": str(run_dir.resolve())}
+    extras: dict[str, bytes] = {}
+    source = _items_source(config)
+    if source is not None:
+        from semrec_worker.refresh.text import content_hashes, load_items
+
+        items = load_items(source)
+        hashes = content_hashes(bundle.item_ids, items)
+        extras[TEXT_HASHES] = hashes.astype("<u8").tobytes()
+        bundle.metadata["items_source"] = source
+        if config.refresh_encoder != "none":
+            from semrec_worker.refresh.encoders import ENCODER_DIRNAME, LinearTextMapEncoder
+
+            known = [(row, items[i]) for row, i in enumerate(bundle.item_ids) if i in items]
+            rows = np.array([r for r, _ in known])
+            encoder = LinearTextMapEncoder.fit([it for _, it in known], bundle.item_vectors[rows], config.refresh_encoder)
+            path = encoder.save(run_dir / ENCODER_DIRNAME)
+            echo(f"refresh encoder ({encoder.kind}, {config.refresh_encoder}) saved to {path}; "
+                 f"in-sample cosine to the trained vectors {encoder.fit_cosine:.3f}")  # fmt: skip
+    else:
+        echo("no items source found (give --items): `semrec refresh` will not be able to diff this version")
+        if config.refresh_encoder != "none":
+            raise UserError("--refresh-encoder needs the items' text: give --items")
+    try:
+        return publish_with_index(bundle, config, extras, str(config.run))
+    except RedisError as exc:
+        raise UserError(f"redis: {type(exc).__name__}: {exc}") from None
+
+
+def register(groups: CommandGroups) -> None:
+    config_command(groups.root, "publish", PublishConfig, publish,
+                   "Publish a run's bundle to Redis: write, verify, atomically switch, announce, keep the last N.")  # fmt: skip

@@ -1,0 +1,66 @@
+"""`semrec refresh`: the batch embedding refresh of a served catalogue (see semrec_worker.refresh)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from pydantic import Field
+from semrec.cli_builder import CommandGroups, config_command, echo
+from semrec.errors import UserError
+
+from semrec_worker.commands.publish import TEXT_HASHES, StoreJobConfig, publish_with_index
+
+
+class RefreshConfig(StoreJobConfig):
+    items: str = Field(..., description="the catalogue now: items.jsonl[.gz], a dataset folder or a synthetic spec")
+    run: Path | None = Field(
+        None, description="run whose refresh encoder to use (default: the served bundle's source_run)"
+    )
+
+
+def refresh(config: RefreshConfig) -> dict:
+    from redis.exceptions import RedisError
+    from semrec.settings import redis_settings
+    from semrec.store import load_bundle
+
+    from semrec_worker.refresh.encoders import load_item_encoder
+    from semrec_worker.refresh.job import refresh_bundle
+    from semrec_worker.refresh.text import load_items
+
+    start = time.perf_counter()
+    try:
+        loaded = load_bundle(redis_settings(config.redis).client(), config.catalog, extras=(TEXT_HASHES,))
+    except RedisError as exc:
+        raise UserError(f"redis: {type(exc).__name__}: {exc}") from None
+    if TEXT_HASHES not in loaded.extras:
+        raise UserError(f"catalogue {config.catalog} v{loaded.version} has no item text hashes: publish it with "
+                        "--items so refresh can tell changed items from unchanged ones")  # fmt: skip
+    hashes = np.frombuffer(loaded.extras[TEXT_HASHES], dtype="<u8")
+    run = config.run or loaded.bundle.metadata.get("source_run")
+    if run is None:
+        raise UserError("the served bundle does not name its run: give --run RUN_DIR")
+    echo(f"catalogue {config.catalog} v{loaded.version}: {len(loaded.bundle.item_ids)} items; reading {config.items}")
+    items = load_items(config.items)
+    encoder = load_item_encoder(run)
+    bundle, new_hashes, diff = refresh_bundle(loaded.bundle, hashes, items, encoder, str(config.items))
+    summary = {**diff.summary(), "version": loaded.version, "published": False}
+    if diff.empty:
+        summary["seconds"] = round(time.perf_counter() - start, 2)
+        echo(f"nothing to publish: version {loaded.version} already matches {config.items} ({summary})")
+        return summary
+    try:
+        report = publish_with_index(bundle, config, {TEXT_HASHES: new_hashes.astype("<u8").tobytes()},
+                                    f"refresh of v{loaded.version}")  # fmt: skip
+    except RedisError as exc:
+        raise UserError(f"redis: {type(exc).__name__}: {exc}") from None
+    summary.update(version=report.version, published=True, seconds=round(time.perf_counter() - start, 2))
+    echo("refresh: added {added}, changed {changed}, removed {removed}, unchanged {unchanged}; "
+         "published version {version} in {seconds}s".format(**summary))  # fmt: skip
+    return summary
+
+
+def register(groups: CommandGroups) -> None:
+    config_command(groups.root, "refresh", RefreshConfig, refresh,
+                   "Embed new/changed items without retraining and publish a new version (idempotent).")  # fmt: skip

@@ -1,0 +1,7 @@
+"""The batch embedding refresh: new and changed items get vectors without retraining the backbone.
+
+- `text`: item captions, their content hashes, and reading an items source;
+- `encoders`: the `ItemEncoder` protocol (items -> vectors in the bundle's item space), its registry, and
+  the generic implementation `LinearTextMapEncoder`;
+- `job`: the add/change/remove/unchanged diff and the refreshed bundle.
+"""
