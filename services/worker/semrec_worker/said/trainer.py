@@ -209,7 +209,7 @@ class SAIDTrainer:
     def fit(self) -> ItemTable:
         """Train until the epochs are done, accuracy plateaus or the time budget is spent; export the table."""
         config, progress = self.config, self.progress
-        if progress.stopped is None and not progress.metrics and self.dist.main:
+        if not any(m["phase"] == progress.phase for m in progress.metrics) and self.dist.main:
             self._record(self.evaluate(), epoch=0.0, loss=None, token_acc=None, items_per_s=None, steps=0)
         budget_s = config.time_budget_min * 60 if config.time_budget_min else math.inf
         last_checkpoint = last_eval = time.monotonic()
@@ -347,7 +347,7 @@ class SAIDTrainer:
         self.row_optimizer.load_state_dict(state["row_optimizer"])
         if self.shared_optimizer and state["shared_optimizer"]:
             self.shared_optimizer.load_state_dict(state["shared_optimizer"])
-        self.progress = Progress(**state["progress"])
+        self.progress = Progress(**{**state["progress"], "stopped": None})  # resuming means: go on
         self.trainable = np.asarray(state["trainable"], dtype=np.int64)
 
     def start_only_new(self, state: dict, old_table: ItemTable) -> int:
