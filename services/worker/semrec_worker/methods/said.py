@@ -41,7 +41,7 @@ from torch.nn import functional as F  # noqa: N812
 
 from semrec_worker.said.settings import ProjectorKind, SAIDSettings
 
-__all__ = ["SAIDSettings", "PrefixTable", "AmortisedPrefix", "caption_loss", "build_projector"]
+__all__ = ["SAID", "SAIDSettings", "PrefixTable", "AmortisedPrefix", "caption_loss", "build_projector"]
 
 
 def resolve_projector(kind: ProjectorKind, device: torch.device) -> Literal["table", "amortised"]:
@@ -183,3 +183,17 @@ def prefixes_for_table(projector: nn.Module, n_items: int, how: str, chunk: int 
 
 def projector_device(projector: nn.Module) -> torch.device:
     return next(projector.parameters()).device
+
+
+class SAID:
+    """`EmbeddingMethod`: `SAID(TrainSAIDConfig(...)).fit(dataset)` runs stage 1 and returns the `ItemTable`."""
+
+    name = "said"
+
+    def __init__(self, config) -> None:
+        self.config = config
+
+    def fit(self, dataset):
+        from semrec_worker.said.trainer import train_said
+
+        return train_said(self.config, dataset=dataset)
