@@ -10,6 +10,8 @@ COMMAND_MODULES = (
     "semrec_worker.commands.data",
     "semrec_worker.commands.evaluate",
     "semrec_worker.commands.demo",
+    "semrec_worker.commands.train_seqrec",
+    "semrec_worker.commands.export",
     "semrec_worker.commands.train_said",
 )
 
