@@ -89,7 +89,7 @@ def run_bench(config) -> list[RunResult]:
     runs = [
         RunResult(dataset=dataset.name, method="said-trainer", protocol="stage1-throughput",
                   metrics={"items_per_s": round(rates["said"], 3), "speedup_vs_plain": round(speedup, 3)},
-                  wall_s=round(times["said"], 2), config={**settings, "precision": config.precision}),
+                  wall_s=round(times["said"], 2), config={**settings, "precision": trainer.precision}),
         RunResult(dataset=dataset.name, method="hf-fp32-loop", protocol="stage1-throughput",
                   metrics={"items_per_s": round(rates["plain"], 3)}, wall_s=round(times["plain"], 2),
                   config={**settings, "precision": "fp32"}),

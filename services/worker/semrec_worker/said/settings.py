@@ -46,7 +46,10 @@ class TrainSAIDConfig(DataConfig, SAIDSettings):
     batch_size: int | None = Field(None, ge=1, description="items per step (default 16 on CPU, 64 on GPU)")
     lr_rows: float = Field(1e-2, gt=0, description="SparseAdam learning rate of the per-item rows")
     lr_projector: float = Field(1e-3, gt=0, description="Adam learning rate of the amortised projector's MLP")
-    precision: Literal["bf16", "fp32"] = Field("bf16", description="bf16 autocast (CPU and GPU) or plain fp32")
+    precision: Literal["auto", "bf16", "fp32"] = Field(
+        "auto", description="bf16 autocast or fp32; auto = bf16 on CUDA, fp32 on CPU (CPUs without native bf16 "
+        "run bf16 matmuls several times slower, see docs/said.md)",
+    )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where to train")
     threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice)")
     max_items: int | None = Field(None, ge=1, description="train only the first N items (probes; others keep init)")

@@ -82,6 +82,12 @@ def init_distributed() -> Distributed:
     return Distributed(tdist.get_rank(), tdist.get_world_size())
 
 
+def resolve_precision(choice: str, device: torch.device) -> str:
+    if choice != "auto":
+        return choice
+    return "bf16" if device.type == "cuda" else "fp32"
+
+
 def autocast(device: torch.device, precision: str):
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
@@ -103,8 +109,9 @@ class SAIDTrainer:
         self.device = select_device(config.device, self.dist)
         if config.threads:
             torch.set_num_threads(config.threads)
+        self.precision = resolve_precision(config.precision, self.device)
         self.lm = lm or load_language_model(
-            config.llm, "bfloat16" if self.device.type == "cuda" and config.precision == "bf16" else "float32"
+            config.llm, "bfloat16" if self.device.type == "cuda" and self.precision == "bf16" else "float32"
         )
         self.model = said.freeze(self.lm.model).to(self.device)
         tokenizer = self.lm.tokenizer
@@ -136,7 +143,7 @@ class SAIDTrainer:
         """One optimisation step on a batch of item rows: (loss, correct tokens, caption tokens)."""
         captions, mask = self.captions.batch(rows.tolist(), self.device)
         row_index = torch.as_tensor(rows, device=self.device)
-        with autocast(self.device, self.config.precision):
+        with autocast(self.device, self.precision):
             prefix = self.projector(row_index)
             loss, correct = said.caption_loss(self.model, prefix, self.instruction, captions, mask)
         self.row_optimizer.zero_grad(set_to_none=True)
@@ -195,7 +202,7 @@ class SAIDTrainer:
 
     def evaluate(self) -> dict:
         rows = self.eval_rows()
-        with torch.no_grad(), autocast(self.device, self.config.precision):
+        with torch.no_grad(), autocast(self.device, self.precision):
             return generation_report(
                 self.model,
                 self.lm.tokenizer,
@@ -461,7 +468,7 @@ def train_said(config: TrainSAIDConfig, dataset: SequenceDataset | None = None, 
         config.save(run_dir)
     echo(
         f"[said] {dataset.name}: {dataset.n_items} items, {len(trainer.trainable)} trained, LM {trainer.lm.name}, "
-        f"projector {trainer.kind}, K={config.virtual_tokens}, batch {trainer.batch_size}, {config.precision}, "
+        f"projector {trainer.kind}, K={config.virtual_tokens}, batch {trainer.batch_size}, {trainer.precision}, "
         f"device {trainer.device}, world {trainer.dist.world}, threads {torch.get_num_threads()}"
     )
     table = trainer.fit()
