@@ -145,3 +145,17 @@ def test_cli_train_said_on_tiny_lm(tmp_path):
         capture_output=True, text=True,
     )  # fmt: skip
     assert bad.returncode == 2 and "--resume" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_stage2_summary_compares_against_random_init():
+    from semrec.results import RunResult
+    from semrec_worker.said.stage2 import summarise
+
+    def run(init, freeze, seed, ndcg):
+        return RunResult(backbone="gru4rec", protocol="full", seed=seed, metrics={"ndcg@10": ndcg, "recall@10": 0.1,
+                         "mrr": 0.05}, config={"init": init, "freeze_items": freeze})  # fmt: skip
+
+    table = summarise([run("random", False, 0, 0.10), run("random", False, 1, 0.10), run("t.npz", False, 0, 0.11),
+                       run("t.npz", True, 0, 0.09)])  # fmt: skip
+    assert "| gru4rec | SAID fine-tuned | 0 |" in table and "+10.0%" in table and "-10.0%" in table
+    assert "| gru4rec | random | 0,1 |" in table
