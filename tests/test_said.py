@@ -87,7 +87,8 @@ def test_train_writes_table_metrics_and_reports(tmp_path, tiny_synthetic, tiny_l
     assert len(table) == tiny_synthetic.n_items and table.dim == config.virtual_tokens * tiny_lm.hidden_size
     meta = ItemTable.load(run).metadata
     assert meta["method"] == "said" and meta["lm"] == "tiny"
-    assert meta["dataset_fingerprint"] == tiny_synthetic.fingerprint and meta["accuracy"] is not None
+    assert meta["dataset"] == meta["dataset_fingerprint"] == tiny_synthetic.fingerprint
+    assert meta["accuracy"] is not None
     metrics = json.loads((run / "metrics.json").read_text())
     assert [m["epoch"] for m in metrics["epochs"]] == [0.0, 1.0, 2.0]
     assert (run / "accuracy.png").stat().st_size > 0

@@ -394,8 +394,9 @@ class SAIDTrainer:
         metadata = {
             "method": "said",
             "lm": self.lm.name,
-            "dataset": self.dataset.name,
+            "dataset": self.dataset.fingerprint,  # the key seqrec checks, as in every semrec item table
             "dataset_fingerprint": self.dataset.fingerprint,
+            "dataset_name": self.dataset.name,
             "created_at": utc_now(),
             "accuracy": last.get("word_accuracy"),
             "exact_match": last.get("exact_match"),
