@@ -156,7 +156,7 @@ def test_stage2_summary_compares_against_random_init():
         return RunResult(backbone="gru4rec", protocol="full", seed=seed, metrics={"ndcg@10": ndcg, "recall@10": 0.1,
                          "mrr": 0.05}, config={"init": init, "freeze_items": freeze})  # fmt: skip
 
-    table = summarise([run("random", False, 0, 0.10), run("random", False, 1, 0.10), run("t.npz", False, 0, 0.11),
-                       run("t.npz", True, 0, 0.09)])  # fmt: skip
-    assert "| gru4rec | SAID fine-tuned | 0 |" in table and "+10.0%" in table and "-10.0%" in table
+    table = summarise([run("random", False, 0, 0.10), run("random", False, 1, 0.10), run("runs/s1/item_table.npz", False, 0, 0.11),
+                       run("runs/s1", True, 0, 0.09)])  # fmt: skip
+    assert "| gru4rec | s1 fine-tuned | 0 |" in table and "| gru4rec | s1 frozen | 0 |" in table and "+10.0%" in table and "-10.0%" in table
     assert "| gru4rec | random | 0,1 |" in table

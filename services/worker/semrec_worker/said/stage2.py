@@ -18,10 +18,13 @@ METRICS = ("ndcg@10", "recall@10", "mrr")
 
 
 def init_label(run: RunResult) -> str:
+    """'random', or '<table run dir> frozen|fine-tuned' (e.g. 'said-scientific fine-tuned')."""
     init = str(run.config.get("init", "random"))
     if init == "random":
         return "random"
-    return "SAID frozen" if run.config.get("freeze_items") else "SAID fine-tuned"
+    path = Path(init)
+    source = (path.parent.name if path.suffix == ".npz" else path.name) or path.stem
+    return f"{source} {'frozen' if run.config.get('freeze_items') else 'fine-tuned'}"
 
 
 def summarise(runs: list[RunResult]) -> str:
@@ -29,7 +32,7 @@ def summarise(runs: list[RunResult]) -> str:
     for run in runs:
         if run.protocol == "full":
             groups[(run.backbone or "?", init_label(run))].append(run)
-    lines = ["| backbone | init | seeds | " + " | ".join(METRICS) + " | NDCG@10 vs random |", "|---" * 6 + "|"]
+    lines = ["| backbone | init | seeds | " + " | ".join(METRICS) + " | NDCG@10 vs random |", "|---" * (4 + len(METRICS)) + "|"]
     for (backbone, label), group in sorted(groups.items()):
         cells = []
         for metric in METRICS:
