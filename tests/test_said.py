@@ -160,3 +160,16 @@ def test_stage2_summary_compares_against_random_init():
                        run("runs/s1", True, 0, 0.09)])  # fmt: skip
     assert "| gru4rec | s1 fine-tuned | 0 |" in table and "| gru4rec | s1 frozen | 0 |" in table and "+10.0%" in table and "-10.0%" in table
     assert "| gru4rec | random | 0,1 |" in table
+
+
+def test_length_buckets_cover_every_row_once_with_little_padding():
+    from semrec_worker.said.batches import length_buckets
+
+    lengths = np.random.default_rng(0).integers(3, 40, size=100)
+    rows = np.arange(100)
+    batches = length_buckets(lengths, rows, 8, seed=1)
+    assert sorted(np.concatenate(batches).tolist()) == rows.tolist()
+    padding = sum(int(lengths[b].max() * len(b) - lengths[b].sum()) for b in batches)
+    naive = sum(int(lengths[b].max() * len(b) - lengths[b].sum()) for b in np.array_split(rows, len(batches)))
+    assert padding < naive / 3
+    assert [b.tolist() for b in batches] != [b.tolist() for b in length_buckets(lengths, rows, 8, seed=2)]
