@@ -1,0 +1,47 @@
+"""`semrec train said`: SAID stage 1 (item embeddings aligned through a frozen causal LM), and
+`semrec bench said`: its trainer vs a plain fp32 Hugging Face loop on the same items."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from semrec.cli_builder import CommandGroups, config_command
+
+from semrec_worker.said.settings import TrainSAIDConfig
+
+
+class BenchSAIDConfig(TrainSAIDConfig):
+    bench_items: int = Field(128, ge=1, description="items timed per loop (the same items for both loops)")
+    warmup_steps: int = Field(2, ge=0, description="untimed steps before each loop")
+    results: Path = Field(Path("results/said-throughput.json"), description="results JSON to write")
+
+
+def train_said(config: TrainSAIDConfig):
+    from semrec_worker.said.trainer import train_said as run
+
+    run(config)
+
+
+def bench_said(config: BenchSAIDConfig):
+    from semrec_worker.said.bench import run_bench
+
+    run_bench(config)
+
+
+def register(groups: CommandGroups) -> None:
+    config_command(
+        groups.train,
+        "said",
+        TrainSAIDConfig,
+        train_said,
+        "SAID stage 1: learn item embeddings that make a frozen LM reproduce each item's caption "
+        "(progress bar, checkpoints, --resume RUN_DIR [--only-new], early stop on generation accuracy).",
+    )
+    config_command(
+        groups.bench,
+        "said",
+        BenchSAIDConfig,
+        bench_said,
+        "Stage-1 throughput: the SAID trainer vs a plain fp32 Hugging Face forward/backward loop (items/s).",
+    )

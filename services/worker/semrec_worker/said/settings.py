@@ -1,0 +1,71 @@
+"""SAID's settings, importable without torch (the CLI builds its flags from them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from semrec.config import StrictModel
+
+from semrec_worker.data.dataset import DataConfig
+
+ProjectorKind = Literal["auto", "table", "amortised"]
+
+
+class SAIDSettings(StrictModel):
+    """The method's settings (recorded in the item table's metadata)."""
+
+    projector: ProjectorKind = Field(
+        "auto", description="f_theta: 'table' (the paper's lookup table), 'amortised' (MLP from caption text + "
+        "per-item residual), 'auto' = table on GPU, amortised on CPU",
+    )
+    virtual_tokens: int = Field(4, ge=1, le=64, description="K prefix vectors (virtual tokens) per item")
+    instruction: str = Field("Item:", description="fixed text before the prefix ('' for none)")
+    init: Literal["mean", "random"] = Field(
+        "mean", description="prefix init: the caption's mean token embedding, or random"
+    )
+    caption_fields: list[str] = Field(["title", "brand"], description="item attributes in the caption")
+    max_caption_tokens: int = Field(32, ge=2, description="caption length cap in LM tokens (EOS added)")
+    projector_hidden: int = Field(1024, ge=8, description="hidden width of the amortised projector's MLP")
+    table_vectors: Literal["concat", "mean"] = Field(
+        "concat", description="item table rows: the K prefix vectors concatenated (K x width) or averaged"
+    )
+
+
+class TrainSAIDConfig(DataConfig, SAIDSettings):
+    """`semrec train said`: stage 1 on a dataset's item captions, written to a run directory."""
+
+    llm: str = Field("default", description="causal LM: 'default' (SmolLM2-135M), 'tiny' (tests) or a local HF dir")
+    out: Path | None = Field(None, description="run directory (checkpoint, metrics, plot, item_table.npz)")
+    resume: Path | None = Field(None, description="continue the run in this directory from its checkpoint")
+    only_new: bool = Field(
+        False, description="with --resume: train rows only for items absent from the run's table (others fixed)"
+    )
+    epochs: int = Field(10, ge=0, description="passes over the items (early stop may end sooner)")
+    batch_size: int | None = Field(None, ge=1, description="items per step (default 16 on CPU, 64 on GPU)")
+    lr_rows: float = Field(1e-2, gt=0, description="SparseAdam learning rate of the per-item rows")
+    lr_projector: float = Field(1e-3, gt=0, description="Adam learning rate of the amortised projector's MLP")
+    precision: Literal["auto", "bf16", "fp32"] = Field(
+        "auto", description="bf16 autocast or fp32; auto = bf16 on CUDA, fp32 on CPU (CPUs without native bf16 "
+        "run bf16 matmuls several times slower, see docs/said.md)",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where to train")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice)")
+    max_items: int | None = Field(None, ge=1, description="train only the first N items (probes; others keep init)")
+    eval_items: int = Field(64, ge=1, description="items whose captions are decoded for generation accuracy")
+    patience: int = Field(2, ge=1, description="early stop after this many epochs without accuracy gain")
+    min_delta: float = Field(0.005, ge=0, description="the smallest word-accuracy gain that counts")
+    time_budget_min: float | None = Field(None, gt=0, description="stop training after this many minutes")
+    checkpoint_every_min: float = Field(5.0, gt=0, description="checkpoint this often within an epoch")
+    eval_every_min: float | None = Field(
+        None, gt=0, description="also measure generation accuracy this often within an epoch (long epochs)"
+    )
+    seed: int = Field(0, description="batch order, eval sample and random init")
+
+
+# settings that a resumed run may change; everything else must match the checkpoint
+RESUMABLE = {
+    "resume", "only_new", "out", "epochs", "time_budget_min", "patience", "min_delta", "checkpoint_every_min", "eval_every_min",
+    "threads", "device", "data", "format", "kcore", "max_seq_len", "drop_unknown_items", "eval_items",
+}  # fmt: skip
