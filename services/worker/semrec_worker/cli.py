@@ -12,6 +12,7 @@ COMMAND_MODULES = (
     "semrec_worker.commands.demo",
     "semrec_worker.commands.train_seqrec",
     "semrec_worker.commands.export",
+    "semrec_worker.commands.bench_seqrec",
 )
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import io
 import json
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,7 +118,9 @@ def export_run(
     serving = ServingEncoder(encoder, similarity).eval()
     example = sample_histories(len(table), config.max_len, n=2)
     buffer = io.BytesIO()
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # shapes are fixed at max_len by design, so the tracer's constant-folding warnings are expected
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(
             serving, (example,), buffer, input_names=[ENCODER_INPUT], output_names=[ENCODER_OUTPUT],
             dynamic_axes={ENCODER_INPUT: {0: "batch"}, ENCODER_OUTPUT: {0: "batch"}},
