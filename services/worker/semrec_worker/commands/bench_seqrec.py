@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field
 from semrec.cli_builder import CommandGroups, config_command, echo
@@ -50,13 +50,20 @@ class TrainingOverrides(JobConfig):
 
 class BenchSeqRecConfig(TrainingOverrides):
     data: str = Field(..., description="dataset folder")
-    backbones: list[Backbone] = Field(["gru4rec", "sasrec"], description="backbones")
-    losses: list[Loss] = Field(["said_cosine", "full_ce"], description="losses")
+    backbones: list[str] = Field(["gru4rec", "sasrec"], description="backbones (gru4rec, sasrec, bert4rec)")
+    losses: list[str] = Field(["said_cosine", "full_ce"], description="losses (said_cosine, full_ce, ...)")
     seeds: list[int] = Field([0, 1, 2], description="seeds")
     init: str = Field("random", description="'random' or an ItemTable for every run")
     runs_dir: Path = Field(Path("runs/bench-seqrec"), description="where the run directories go")
     results: Path | None = Field(None, description="results JSON (default results/seqrec-<dataset>.json)")
     parallel: int = Field(1, ge=1, description="training processes at once")
+    retries: int = Field(2, ge=0, description="resume a run killed by a signal this many times")
+
+
+def _check(values: list[str], allowed: type, what: str) -> None:
+    bad = [v for v in values if v not in get_args(allowed)]
+    if bad:
+        raise UserError(f"unknown {what} {', '.join(bad)} (choose from {', '.join(get_args(allowed))})")
 
 
 def _semrec() -> list[str]:
@@ -71,6 +78,8 @@ def _done(results: Path) -> set[tuple]:
 
 
 def bench_seqrec(config: BenchSeqRecConfig) -> Path:
+    _check(config.backbones, Backbone, "backbone")
+    _check(config.losses, Loss, "loss")
     dataset = Path(config.data).name
     results = config.results or Path("results") / f"seqrec-{dataset}.json"
     method = "random" if config.init == "random" else None
@@ -88,6 +97,7 @@ def bench_seqrec(config: BenchSeqRecConfig) -> Path:
     config.runs_dir.mkdir(parents=True, exist_ok=True)
     config.save(config.runs_dir / f"bench-{dataset}.json")
     running: list[tuple[subprocess.Popen, Path, float]] = []
+    grid, attempts = list(pending), {}
     while pending or running:
         while pending and len(running) < config.parallel:
             backbone, loss, seed, run_dir = pending.pop(0)
@@ -107,6 +117,10 @@ def bench_seqrec(config: BenchSeqRecConfig) -> Path:
                 running.remove(entry)
                 status = "done" if process.returncode == 0 else f"FAILED (exit {process.returncode})"
                 echo(f"{status} {run_dir.name} in {time.time() - started:.0f} s")
+                retries = attempts.get(run_dir, 0)
+                if process.returncode < 0 and retries < config.retries:  # killed by a signal: resume it
+                    attempts[run_dir] = retries + 1
+                    pending.insert(0, next(p for p in grid if p[3] == run_dir))
     print_summary(results)
     return results
 
@@ -130,7 +144,7 @@ def print_summary(results: Path) -> None:
 
 class BenchSeqRecSpeedConfig(TrainingOverrides):
     data: str = Field(..., description="dataset folder")
-    backbones: list[Backbone] = Field(["gru4rec", "sasrec", "bert4rec"], description="backbones")
+    backbones: list[str] = Field(["gru4rec", "sasrec", "bert4rec"], description="backbones")
     loss: Loss = Field("full_ce", description="loss")
     runs_dir: Path = Field(Path("runs/bench-seqrec-speed"), description="where the run directories go")
     results: Path = Field(Path("results/seqrec-speed.json"), description="results JSON (appended)")
@@ -138,6 +152,8 @@ class BenchSeqRecSpeedConfig(TrainingOverrides):
 
 def bench_seqrec_speed(config: BenchSeqRecSpeedConfig) -> Path:
     from semrec.results import RunResult, write_results
+
+    _check(config.backbones, Backbone, "backbone")
 
     if config.epochs is None:
         config.epochs = 2
