@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from semrec.item_table import ItemTable
-
 from conftest import free_port
+from semrec.item_table import ItemTable
 
 DATA = "synthetic:users=200,items=120,avg_len=8,seed=2"
 COMMON = ["--data", DATA, "--backbone", "sasrec", "--loss", "full_ce", "--dim", "16", "--max-len", "10",

@@ -174,6 +174,8 @@ def bench_seqrec_speed(config: BenchSeqRecSpeedConfig) -> Path:
         numbers = {
             "s_per_epoch": round(statistics.mean(train_s), 2),
             "s_per_epoch_min": round(min(train_s), 2),
+            "cpu_s_per_epoch": round(statistics.mean(e["train_cpu_s"] for e in epochs), 2),
+            "targets_per_s": round(metrics["train_targets"] / statistics.mean(train_s), 1),
             "valid_eval_s": round(statistics.mean(e["valid_s"] for e in epochs), 2),
             "peak_rss_mib": metrics["peak_rss_mib"],
             "parameters": metrics["model"]["parameters"],
