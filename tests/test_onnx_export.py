@@ -62,6 +62,15 @@ def test_onnx_matches_torch_and_bundle_ranks_like_the_model(runs, backbone, tiny
     assert bundle.dim == meta["dim"] == expected_dim
 
 
+def test_bundle_reproduces_the_runs_test_metrics(runs):
+    import json
+
+    result = export_run(runs["sasrec"], evaluate_test=True)
+    torch_metrics = json.loads((runs["sasrec"] / "metrics.json").read_text())["test"][0]["metrics"]
+    for name in ("ndcg@10", "recall@10", "mrr"):
+        assert abs(result.bundle_test[name] - torch_metrics[name]) < 1e-3
+
+
 def test_export_of_an_unfinished_run_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="not a finished seqrec run"):
         export_run(tmp_path)
