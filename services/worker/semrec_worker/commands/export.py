@@ -14,17 +14,23 @@ class ExportOnnxConfig(JobConfig):
     out: Path | None = Field(None, description="bundle directory (default RUN_DIR/bundle)")
     opset: int = Field(17, ge=13, description="ONNX opset")
     tolerance: float = Field(1e-4, gt=0, description="max abs difference ONNX Runtime vs torch on sample inputs")
+    evaluate: bool = Field(
+        False, description="also rank the test split through the saved bundle (needs the run's dataset)"
+    )
 
 
 def export_onnx(config: ExportOnnxConfig) -> Path:
     from semrec_worker.export import export_run
 
-    result = export_run(config.run, config.out, config.opset, config.tolerance)
+    result = export_run(config.run, config.out, config.opset, config.tolerance, config.evaluate)
     config.save(result.bundle_dir / "export_config.json")
     echo(
         f"bundle written to {result.bundle_dir} (ONNX vs torch max abs diff {result.max_abs_diff:.2e}, "
         f"{result.export_s:.1f} s)"
     )
+    if result.bundle_test is not None:
+        echo("bundle test metrics (ONNX Runtime + cosine top-k): "
+             + " ".join(f"{k}={v:.4f}" for k, v in result.bundle_test.items()))  # fmt: skip
     return result.bundle_dir
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import io
 import json
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,6 +97,39 @@ class ExportResult:
     bundle_dir: Path
     max_abs_diff: float
     export_s: float
+    bundle_test: dict[str, float] | None = None
+
+
+class BundleRecommender:
+    """A saved bundle as an evaluation `Recommender`: ONNX Runtime encoder + cosine against the item vectors,
+    exactly what the ranker computes."""
+
+    def __init__(self, bundle: Bundle, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        self.bundle = bundle
+        self.session = ort.InferenceSession(bundle.encoder_onnx, options, providers=["CPUExecutionProvider"])
+
+    def score(self, histories: list[np.ndarray]) -> torch.Tensor:
+        ids = left_pad(histories, self.bundle.max_len).numpy()
+        embedding = self.session.run([ENCODER_OUTPUT], {ENCODER_INPUT: ids})[0]
+        scores = embedding @ self.bundle.item_vectors.T
+        padding = np.full((len(scores), 1), -np.inf, dtype=np.float32)
+        return torch.from_numpy(np.concatenate([padding, scores], axis=1))
+
+
+def evaluate_bundle(bundle_dir: str | Path, data: str) -> dict[str, float]:
+    """Full-ranking test metrics of the bundle itself (ONNX Runtime + cosine top-k) on `data`."""
+    from semrec_worker.data import DataConfig, load_dataset
+    from semrec_worker.evaluation import EvalSettings, evaluate
+
+    bundle = Bundle.load(bundle_dir)
+    dataset = load_dataset(DataConfig(data=data))
+    if dataset.fingerprint != bundle.metadata.get("dataset_fingerprint"):
+        raise UserError(f"{data}: not the dataset this bundle was trained on (fingerprint differs)")
+    return evaluate(BundleRecommender(bundle), dataset, "test", EvalSettings(protocol="full")).metrics
 
 
 def sample_histories(n_items: int, max_len: int, n: int = 16, seed: int = 0) -> torch.Tensor:
@@ -106,8 +140,14 @@ def sample_histories(n_items: int, max_len: int, n: int = 16, seed: int = 0) -> 
 
 
 def export_run(
-    run_dir: str | Path, out: str | Path | None = None, opset: int = 17, tolerance: float = 1e-4
+    run_dir: str | Path,
+    out: str | Path | None = None,
+    opset: int = 17,
+    tolerance: float = 1e-4,
+    evaluate_test: bool = False,
 ) -> ExportResult:
+    """Write RUN_DIR/bundle (or `out`). With `evaluate_test`, also rank the run's test split through the saved
+    bundle (ONNX Runtime + cosine, as the ranker does) and record the metrics beside the run's torch ones."""
     import onnxruntime as ort
 
     start = time.perf_counter()
@@ -117,7 +157,13 @@ def export_run(
     serving = ServingEncoder(encoder, similarity).eval()
     example = sample_histories(len(table), config.max_len, n=2)
     buffer = io.BytesIO()
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # shapes are fixed at max_len by design, so the tracer's constant-folding warnings are expected
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+        warnings.filterwarnings("ignore", message=".*feature will be removed.*")
+        # the GRU warning is about h0 shapes; batch 1 and batch N through one file are tested
+        warnings.filterwarnings("ignore", message=".*variable length with GRU.*")
         torch.onnx.export(
             serving, (example,), buffer, input_names=[ENCODER_INPUT], output_names=[ENCODER_OUTPUT],
             dynamic_axes={ENCODER_INPUT: {0: "batch"}, ENCODER_OUTPUT: {0: "batch"}},
@@ -165,4 +211,9 @@ def export_run(
     )
     bundle_dir = Path(out) if out is not None else run_dir / BUNDLE_DIRNAME
     bundle.save(bundle_dir)
-    return ExportResult(bundle_dir, max_abs_diff, time.perf_counter() - start)
+    bundle_test = None
+    if evaluate_test:
+        bundle_test = evaluate_bundle(bundle_dir, config.data)
+        bundle.metadata["bundle_test_metrics"] = bundle_test
+        bundle.save(bundle_dir)
+    return ExportResult(bundle_dir, max_abs_diff, time.perf_counter() - start, bundle_test)

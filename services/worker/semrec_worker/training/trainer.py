@@ -200,7 +200,7 @@ def _train(
         if stopped_early:
             break
         train_model.train()
-        epoch_start = time.perf_counter()
+        epoch_start, epoch_cpu = time.perf_counter(), time.process_time()
         loss_generator = torch.Generator(device=ctx.device).manual_seed(
             config.seed * 7919 + epoch * 104_729 + ctx.rank
         )
@@ -229,7 +229,7 @@ def _train(
             total += float(loss.detach()) / ctx.world_size * float(n_global)
             count += len(targets)
             progress.set_postfix(loss=f"{float(loss.detach()) / ctx.world_size:.4f}", refresh=False)
-        train_s = time.perf_counter() - epoch_start
+        train_s, train_cpu_s = time.perf_counter() - epoch_start, time.process_time() - epoch_cpu
         epoch_loss = float(distributed.all_sum(torch.tensor(total, device=ctx.device), ctx)) / max(
             float(distributed.all_sum(torch.tensor(float(count), device=ctx.device), ctx)), 1.0
         )
@@ -250,7 +250,7 @@ def _train(
         stopped_early = bad_epochs >= config.patience
         if ctx.is_main:
             record = {"epoch": epoch, "loss": round(epoch_loss, 5), "train_s": round(train_s, 2),
-                      "valid_s": round(eval_s, 2), "valid": valid, "peak_rss_mib": peak_rss_mib()}  # fmt: skip
+                      "train_cpu_s": round(train_cpu_s, 2), "valid_s": round(eval_s, 2), "valid": valid, "peak_rss_mib": peak_rss_mib()}  # fmt: skip
             history.append(record)
             echo(
                 f"epoch {epoch}: loss {epoch_loss:.4f} | valid {config.valid_metric} {score:.4f}"
@@ -285,7 +285,7 @@ def _train(
             extra_config={"best_epoch": best_epoch, "epochs_run": len(history), "world_size": ctx.world_size},
         )
         _write_run(run_dir, config, model, item_table, dataset, history, runs, init_report, best_epoch, best_valid,
-                   ctx, loss_fn.similarity)  # fmt: skip
+                   ctx, loss_fn.similarity, batches)  # fmt: skip
     distributed.barrier(ctx)
     return TrainResult(model, runs, history, best_epoch, best_valid, item_table, run_dir, asdict(init_report))
 
@@ -333,6 +333,7 @@ def _write_run(
     best_valid: float,
     ctx: distributed.Context,
     similarity: str,
+    batches: WindowBatches,
 ) -> None:
     torch.save(model.state_dict(), run_dir / "model.pt")
     item_table.save(run_dir / "item_table.npz")
@@ -350,9 +351,16 @@ def _write_run(
         "best_epoch": best_epoch,
         "best_valid": {config.valid_metric: best_valid},
         "seconds_per_epoch": round(float(np.mean(train_seconds)), 3) if train_seconds else None,
+        "cpu_seconds_per_epoch": round(float(np.mean([h.get("train_cpu_s", np.nan) for h in history])), 3)
+        if history
+        else None,
         "peak_rss_mib": peak_rss_mib(),
         "world_size": ctx.world_size,
         "device": str(ctx.device),
+        "threads": torch.get_num_threads(),
+        "train_windows": len(batches.padded),
+        "train_targets": batches.n_targets,
+        "steps_per_epoch": len(batches),
         "test": [r.model_dump(mode="json") for r in runs],
     }
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

@@ -1,0 +1,76 @@
+"""ONNX export: parity with torch through ONNX Runtime for every backbone, and the bundle reproduces the
+trained model's ranking with a plain cosine top-k."""
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from semrec.bundle import Bundle
+from semrec.errors import UserError
+from semrec_worker.backbones import left_pad
+from semrec_worker.export import export_run, load_run_encoder
+from semrec_worker.losses import scores
+from semrec_worker.training import SeqRecConfig, train_seqrec
+
+DATA = "synthetic:users=300,items=200,avg_len=10,seed=1"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, tiny_synthetic):
+    """One tiny trained run per (backbone, loss) pair the parity test needs (one epoch each)."""
+    base = tmp_path_factory.mktemp("runs")
+    out = {}
+    for backbone, loss in (("gru4rec", "full_ce"), ("sasrec", "said_cosine"), ("bert4rec", "bce")):
+        config = SeqRecConfig(data=DATA, out=base / backbone, backbone=backbone, loss=loss, dim=16, max_len=12,
+                              epochs=1, threads=1, batch_size=64, lr=5e-3)  # fmt: skip
+        train_seqrec(config, dataset=tiny_synthetic)
+        out[backbone] = base / backbone
+    return out
+
+
+@pytest.mark.parametrize("backbone", ["gru4rec", "sasrec", "bert4rec"])
+def test_onnx_matches_torch_and_bundle_ranks_like_the_model(runs, backbone, tiny_synthetic):
+    run = runs[backbone]
+    result = export_run(run)
+    assert result.bundle_dir == run / "bundle" and result.max_abs_diff <= 1e-4
+    assert not list(run.glob("bundle/*.data")), "the encoder must be one self-contained file"
+    bundle = Bundle.load(run)
+    meta = bundle.metadata
+    assert meta["backbone"] == backbone and meta["max_len"] == 12
+    assert meta["dataset_fingerprint"] == tiny_synthetic.fingerprint and meta["source_run"]
+    assert bundle.item_ids == tiny_synthetic.item_ids
+    assert np.allclose(np.linalg.norm(bundle.item_vectors, axis=1), 1.0, atol=1e-5)
+    assert np.array_equal(bundle.popularity, tiny_synthetic.item_counts("train")[1:])
+
+    encoder, config, table, metrics = load_run_encoder(run)
+    histories, _ = tiny_synthetic.split("test")
+    batch = left_pad(histories[:7], config.max_len)
+    session = ort.InferenceSession(bundle.encoder_onnx, providers=["CPUExecutionProvider"])
+    for rows in (batch[:1], batch):  # dynamic batch axis
+        onnx_out = session.run(["embedding"], {"item_ids": rows.numpy()})[0]
+        assert onnx_out.shape == (len(rows), bundle.dim)
+        assert np.allclose(np.linalg.norm(onnx_out, axis=1), 1.0, atol=1e-5)
+    with torch.no_grad():
+        hidden = encoder(batch)
+        model_scores = scores(hidden, encoder.item_embedding.weight, metrics["model"]["similarity"])[:, 1:].numpy()
+    hidden_norm = torch.nn.functional.normalize(hidden, dim=-1).numpy()
+    assert np.abs(onnx_out[:, : hidden_norm.shape[1]] - hidden_norm).max() <= 1e-4
+    served = onnx_out @ bundle.item_vectors.T  # the ranker's cosine top-k
+    for row in range(len(batch)):
+        assert np.array_equal(np.argsort(-served[row])[:10], np.argsort(-model_scores[row])[:10])
+    expected_dim = 16 + (1 if metrics["model"]["similarity"] == "dot" else 0)
+    assert bundle.dim == meta["dim"] == expected_dim
+
+
+def test_bundle_reproduces_the_runs_test_metrics(runs):
+    import json
+
+    result = export_run(runs["sasrec"], evaluate_test=True)
+    torch_metrics = json.loads((runs["sasrec"] / "metrics.json").read_text())["test"][0]["metrics"]
+    for name in ("ndcg@10", "recall@10", "mrr"):
+        assert abs(result.bundle_test[name] - torch_metrics[name]) < 1e-3
+
+
+def test_export_of_an_unfinished_run_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="not a finished seqrec run"):
+        export_run(tmp_path)
