@@ -10,6 +10,7 @@ COMMAND_MODULES = (
     "semrec_worker.commands.data",
     "semrec_worker.commands.evaluate",
     "semrec_worker.commands.demo",
+    "semrec_worker.commands.llm_embeddings",
 )
 
 
