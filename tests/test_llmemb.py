@@ -37,8 +37,8 @@ def small():
 
 
 def tiny_settings(**kw) -> SCFTSettings:
-    return SCFTSettings(**{"llm": "tiny", "batch_size": 8, "max_steps": 3, "bf16": False, "checkpoint_every": 2,
-                           "max_prompt_tokens": 96, **kw})  # fmt: skip
+    return SCFTSettings(**{"llm": "tiny", "batch_size": 6, "max_steps": 3, "bf16": False, "checkpoint_every": 2,
+                           "max_prompt_tokens": 40, **kw})  # fmt: skip
 
 
 def test_prompt_format_and_value_cut():

@@ -75,9 +75,14 @@ def test_eval_command_writes_results(tmp_path, tiny_synthetic):
     table.save(tmp_path / "t.npz")
     out = tmp_path / "r.json"
     args = ["eval", "llmseqsim", "--data", data, "--table", str(tmp_path / "t.npz"), "--combine", "mean,last",
-            "--protocols", "full", "--out", str(out)]  # fmt: skip
+            "--out", str(out)]  # fmt: skip
     result = CliRunner().invoke(build_app(), args)
     assert result.exit_code == 0, result.output
     runs = json.loads(out.read_text())["runs"]
-    assert [r["method"] for r in runs] == ["llmseqsim-mean[random]", "llmseqsim-last[random]"]
-    assert all(r["protocol"] == "full" and "ndcg@10" in r["metrics"] for r in runs)
+    assert [(r["method"], r["protocol"]) for r in runs] == [
+        ("llmseqsim-mean[random]", "full"), ("llmseqsim-mean[random]", "sampled100"),
+        ("llmseqsim-last[random]", "full"), ("llmseqsim-last[random]", "sampled100"),
+    ]  # fmt: skip
+    assert all("ndcg@10" in r["metrics"] and r["tail"] for r in runs)
+    bad = CliRunner().invoke(build_app(), ["eval", "llmseqsim", "--data", data, "--combine", "median"])
+    assert bad.exit_code == 2 and "combine" in bad.output
