@@ -44,6 +44,7 @@ class EvalLLMSeqSimConfig(EvalJobConfig, LLMSeqSimSettings):
         None, description="item table (.npz or run dir) to use; default: embed captions with --text-encoder"
     )
     text_encoder: str = Field(MINILM, description="'minilm' (packaged all-MiniLM-L6-v2), 'tiny' or a local ST dir")
+    save_table: Path | None = Field(None, description="also save the computed text embeddings as an item table")
 
 
 BackendName = Literal["transformers-mean", "transformers-last", "sentence-transformers", "vllm-mean", "vllm-last"]
@@ -109,9 +110,15 @@ def train_llmemb(config: TrainLLMEmbConfig):
     config.save(out)
     method = LLMEmbSCFT(SCFTSettings(**_subset(config, SCFTSettings)), run_dir=out, adapter=config.adapter)
     table = method.fit(dataset)
-    m = table.metadata
-    echo(f"SCFT: {m['scft_steps']} steps ({m['scft_passes']} passes, stopped: {m['scft_stopped']}), "
-         f"loss {m['scft_first_loss']} -> {m['scft_final_loss']}, temperature {m['scft_temperature']}")  # fmt: skip
+    if method.result is not None:
+        r = method.result
+        first = r.history[0]["loss"] if r.history else None
+        last = r.history[-1]["loss"] if r.history else None
+        echo(f"SCFT: {r.steps} steps (stopped: {r.stopped}), loss {first} -> {last}, "
+             f"view retrieval on held-out items {r.probe.get('before')} -> {r.probe.get('after')}")  # fmt: skip
+    if table is None:
+        echo(f"adapter and metrics in {out} (no item table: --no-embed-catalogue)")
+        return out
     return _save_table(table, config, out)
 
 
@@ -140,8 +147,11 @@ def eval_llmseqsim(config: EvalLLMSeqSimConfig):
     else:
         encoder = text_encoder(config.text_encoder)
         vectors = encoder.embed([caption(item) for item in dataset.items])
-        table = ItemTable(dataset.item_ids, vectors, {"method": "text", "lm": encoder.name})
+        table = ItemTable(dataset.item_ids, vectors, {"method": "text", "lm": encoder.name, "dataset": dataset.name,
+                                                     "dataset_fingerprint": dataset.fingerprint})  # fmt: skip
         source = config.text_encoder
+        if config.save_table is not None:
+            echo(f"text embeddings saved to {table.save(config.save_table)}")
     embed_s = time.perf_counter() - start
     runs = []
     for combine in config.combine:

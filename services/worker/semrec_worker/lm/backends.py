@@ -206,7 +206,7 @@ class VLLMBackend:
             model=str(model_dir),
             runner="pooling",
             convert="embed",
-            pooler_config=PoolerConfig(pooling_type=pooling.upper(), normalize=False),
+            pooler_config=_pooler_config(PoolerConfig, pooling),
             dtype=dtype,
             max_model_len=max(max_length, 32),
             gpu_memory_utilization=gpu_memory_utilization,
@@ -229,6 +229,16 @@ class VLLMBackend:
         ]
         outputs = self.llm.embed(prompts, use_tqdm=self.progress)
         return np.asarray([o.outputs.embedding for o in outputs], dtype=np.float32).reshape(len(texts), -1)
+
+
+def _pooler_config(pooler_config_cls, pooling: Pooling):
+    """Pooling without L2 normalisation: `use_activation=False` in vllm 0.2x-0.33, `normalize=False` before."""
+    for no_norm in ({"use_activation": False}, {"normalize": False}):
+        try:
+            return pooler_config_cls(pooling_type=pooling.upper(), **no_norm)
+        except (TypeError, ValueError):  # the field does not exist in this vllm version
+            continue
+    return pooler_config_cls(pooling_type=pooling.upper())
 
 
 def language_model_backend(

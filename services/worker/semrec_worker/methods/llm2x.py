@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 
+from semrec.errors import UserError
 from semrec.item_table import ItemTable
 
 from semrec_worker.data.captions import caption
@@ -30,10 +31,17 @@ class LLM2X:
 
     def fit(self, dataset: SequenceDataset) -> ItemTable:
         s = self.settings
-        encoder = self.encoder or text_encoder(s.text_encoder, s.batch_size)
-        texts = [caption(item, max_tokens=s.max_caption_tokens) for item in dataset.items]
         start = time.perf_counter()
-        text_vectors = encoder.embed(texts)
+        if s.text_table is not None:
+            saved = ItemTable.load(s.text_table)
+            text_vectors, missing = saved.aligned(dataset.item_ids)
+            if missing:
+                raise UserError(f"{s.text_table}: lacks {len(missing)} of the dataset's items (e.g. {missing[0]})")
+            encoder_name = str(saved.metadata.get("lm", "saved text table"))
+        else:
+            encoder = self.encoder or text_encoder(s.text_encoder, s.batch_size)
+            text_vectors = encoder.embed([caption(item, max_tokens=s.max_caption_tokens) for item in dataset.items])
+            encoder_name = encoder.name
         embed_s = time.perf_counter() - start
         vectors, kept = pca_reduce(text_vectors, s.dim)
         return ItemTable(
@@ -41,7 +49,7 @@ class LLM2X:
             vectors,
             {
                 "method": self.name,
-                "lm": encoder.name,
+                "lm": encoder_name,
                 "text_dim": int(text_vectors.shape[1]),
                 "pca_variance_kept": round(kept, 4),
                 "dataset": dataset.name,

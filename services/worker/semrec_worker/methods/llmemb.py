@@ -72,7 +72,9 @@ def item_prompt(attributes: dict[str, str], domain: str, max_value_chars: int = 
     return PROMPT_PREFIX.format(domain=domain) + body + ";"
 
 
-def attribute_view(attributes: dict[str, str], drop_fraction: float, rng: np.random.Generator) -> dict[str, str]:
+def attribute_view(
+    attributes: dict[str, str], drop_fraction: float, rng: np.random.Generator
+) -> dict[str, str]:
     """The attributes minus round(drop_fraction * n) of them chosen at random (never all), order kept."""
     keys = list(attributes)
     n_drop = min(round(drop_fraction * len(keys)), len(keys) - 1)
@@ -89,6 +91,46 @@ def domain_of(dataset: SequenceDataset, domain: str | None) -> str:
 # ---------------------------------------------------------------------------------------------------- SCFT
 
 
+def probe_rows(n_items: int, settings: SCFTSettings) -> np.ndarray:
+    """Items held out of SCFT batches to measure view retrieval (a fixed random subset)."""
+    k = min(settings.probe_items, n_items // 2)
+    return np.sort(np.random.default_rng([settings.seed, 7]).permutation(n_items)[:k])
+
+
+def view_retrieval(
+    model,
+    tokenizer,
+    dataset: SequenceDataset,
+    rows: np.ndarray,
+    settings: SCFTSettings,
+    device: str | None = None,
+) -> dict[str, float]:
+    """What SCFT optimises, measured on held-out items: each item's two attribute-dropped views (fixed seed)
+    are embedded; accuracy@1 of finding an item's other view among all probed items' views by cosine
+    (both directions averaged), and the mean rank of the right view (1 = best)."""
+    if len(rows) < 2:
+        return {}
+    rng = np.random.default_rng([settings.seed, 11])
+    domain = domain_of(dataset, settings.domain)
+    attributes = [item_attributes(dataset.items[r]) for r in rows]
+    views = [
+        [
+            item_prompt(attribute_view(a, settings.drop_fraction, rng), domain, settings.max_value_chars)
+            for a in attributes
+        ]
+        for _ in range(2)
+    ]
+    backend = TransformersBackend(
+        LanguageModel(model, tokenizer, "probe"), "mean", settings.embed_batch_size, settings.max_prompt_tokens,
+        settings.bf16, device, progress=False,
+    )  # fmt: skip
+    a, b = (torch.nn.functional.normalize(torch.as_tensor(backend.embed(v)), dim=1) for v in views)
+    sim = a @ b.T
+    diagonal = sim.diag().unsqueeze(1)
+    ranks = torch.cat([(sim > diagonal).sum(1), (sim.T > diagonal).sum(1)]).float() + 1
+    return {"view_acc@1": round(float((ranks == 1).float().mean()), 4), "view_mean_rank": round(float(ranks.mean()), 2),
+            "probe_items": len(rows)}  # fmt: skip
+
 
 def lora_model(model, settings: SCFTSettings):
     from peft import LoraConfig, get_peft_model
@@ -96,7 +138,9 @@ def lora_model(model, settings: SCFTSettings):
     present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
     targets = [t for t in settings.lora_targets if t in present]
     if not targets:
-        raise UserError(f"none of the LoRA targets {settings.lora_targets} exist in this model; set --lora-targets")
+        raise UserError(
+            f"none of the LoRA targets {settings.lora_targets} exist in this model; set --lora-targets"
+        )
     config = LoraConfig(
         r=settings.lora_r,
         lora_alpha=settings.lora_alpha,
@@ -107,20 +151,21 @@ def lora_model(model, settings: SCFTSettings):
     return get_peft_model(model, config)
 
 
-def _batches_for(step: int, n_items: int, batch_size: int, seed: int) -> np.ndarray:
+def _batches_for(step: int, train_rows: np.ndarray, batch_size: int, seed: int) -> np.ndarray:
     """Item rows of training step `step`: epoch-wise permutations, deterministic, so a resume continues exactly."""
-    per_epoch = max(1, math.ceil(n_items / batch_size))
+    per_epoch = max(1, math.ceil(len(train_rows) / batch_size))
     epoch, k = divmod(step, per_epoch)
-    order = np.random.default_rng([seed, epoch]).permutation(n_items)
+    order = train_rows[np.random.default_rng([seed, epoch]).permutation(len(train_rows))]
     return order[k * batch_size : (k + 1) * batch_size]
 
 
 class SCFTResult:
-    def __init__(self, model, history: list[dict], steps: int, stopped: str) -> None:
+    def __init__(self, model, history: list[dict], steps: int, stopped: str, probe: dict) -> None:
         self.model = model
         self.history = history
         self.steps = steps
         self.stopped = stopped
+        self.probe = probe  # {"before": {...}, "after": {...}} view retrieval on held-out items
 
 
 def train_scft(
@@ -149,18 +194,22 @@ def train_scft(
     n = dataset.n_items
     attributes = [item_attributes(item) for item in dataset.items]
     domain = domain_of(dataset, settings.domain)
-    per_epoch = max(1, math.ceil(n / settings.batch_size))
+    held_out = probe_rows(n, settings)
+    train_rows = np.setdiff1d(np.arange(n), held_out)
+    per_epoch = max(1, math.ceil(len(train_rows) / settings.batch_size))
     total = settings.max_steps if settings.max_steps is not None else math.ceil(settings.epochs * per_epoch)
 
-    step, history = 0, []
+    step, history, probe = 0, [], {}
     checkpoint = run_dir / CHECKPOINT if run_dir is not None else None
     if checkpoint is not None and checkpoint.exists():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
         set_peft_model_state_dict(model, state["lora"])
         optimizer.load_state_dict(state["optimizer"])
         loss_fn.load_state_dict(state["loss"])
-        step, history = state["step"], state["history"]
+        step, history, probe = state["step"], state["history"], state.get("probe", {})
         log.info("resumed SCFT from %s at step %d", checkpoint, step)
+    if "before" not in probe:  # LoRA starts as the identity (B = 0): this is the untuned LM
+        probe["before"] = view_retrieval(model, lm.tokenizer, dataset, held_out, settings, device)
 
     def save_checkpoint() -> None:
         if checkpoint is None:
@@ -168,7 +217,7 @@ def train_scft(
         tmp = checkpoint.with_suffix(".tmp")
         torch.save(
             {"step": step, "lora": get_peft_model_state_dict(model), "optimizer": optimizer.state_dict(),
-             "loss": loss_fn.state_dict(), "history": history},
+             "loss": loss_fn.state_dict(), "history": history, "probe": probe},
             tmp,
         )  # fmt: skip
         tmp.replace(checkpoint)
@@ -178,16 +227,21 @@ def train_scft(
     model.train()
     bar = tqdm(total=total, initial=step, desc="SCFT", unit="step", disable=not progress)
     while step < total:
-        if settings.time_budget_min is not None and time.perf_counter() - start > settings.time_budget_min * 60:
+        if (
+            settings.time_budget_min is not None
+            and time.perf_counter() - start > settings.time_budget_min * 60
+        ):
             stopped = "time budget"
             break
-        rows = _batches_for(step, n, settings.batch_size, settings.seed)
+        rows = _batches_for(step, train_rows, settings.batch_size, settings.seed)
         if len(rows) < 2:  # a one-item tail batch has no negatives
             step += 1
             continue
         rng = np.random.default_rng([settings.seed, step, 1])
         views = [
-            item_prompt(attribute_view(attributes[r], settings.drop_fraction, rng), domain, settings.max_value_chars)
+            item_prompt(
+                attribute_view(attributes[r], settings.drop_fraction, rng), domain, settings.max_value_chars
+            )
             for _ in range(2)
             for r in rows
         ]
@@ -205,9 +259,10 @@ def train_scft(
         if step % settings.checkpoint_every == 0:
             save_checkpoint()
     bar.close()
-    save_checkpoint()
     model.eval()
-    return SCFTResult(model, history, step, stopped)
+    probe["after"] = view_retrieval(model, lm.tokenizer, dataset, held_out, settings, device)
+    save_checkpoint()
+    return SCFTResult(model, history, step, stopped, probe)
 
 
 def embed_items(
@@ -244,6 +299,14 @@ def plot_history(history: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def save_run(result: SCFTResult, run_dir: Path) -> None:
+    result.model.save_pretrained(str(run_dir / ADAPTER_DIR))
+    (run_dir / "history.json").write_text(json.dumps(result.history, indent=1) + "\n")
+    summary = {"steps": result.steps, "stopped": result.stopped, "view_retrieval": result.probe}
+    (run_dir / "scft_metrics.json").write_text(json.dumps(summary, indent=1) + "\n")
+    plot_history(result.history, run_dir / "scft_loss.png")
+
+
 class LLMEmbSCFT:
     """EmbeddingMethod: SCFT (or a saved adapter) -> item table of fine-tuned mean-pooled embeddings."""
 
@@ -264,7 +327,8 @@ class LLMEmbSCFT:
         self.progress = progress
         self.result: SCFTResult | None = None
 
-    def fit(self, dataset: SequenceDataset) -> ItemTable:
+    def fit(self, dataset: SequenceDataset) -> ItemTable | None:
+        """The item table (None with `embed_catalogue=False`: only the adapter and metrics are written)."""
         s = self.settings
         device = default_device()
         lm = self.lm or load_language_model(s.llm)
@@ -275,16 +339,17 @@ class LLMEmbSCFT:
             if not (Path(self.adapter) / "adapter_config.json").exists():
                 raise UserError(f"{self.adapter}: no LoRA adapter there (adapter_config.json missing)")
             model = PeftModel.from_pretrained(lm.model, str(self.adapter)).to(device).eval()
-            history, steps, stopped = [], None, "loaded adapter"
+            history, steps, stopped, probe = [], None, "loaded adapter", {}
         else:
             start = time.perf_counter()
             self.result = train_scft(lm, dataset, s, self.run_dir, device, self.progress)
             train_s = time.perf_counter() - start
-            model, history, steps, stopped = self.result.model, self.result.history, self.result.steps, self.result.stopped
+            r = self.result
+            model, history, steps, stopped, probe = r.model, r.history, r.steps, r.stopped, r.probe
             if self.run_dir is not None:
-                model.save_pretrained(str(self.run_dir / ADAPTER_DIR))
-                (self.run_dir / "history.json").write_text(json.dumps(history, indent=1) + "\n")
-                plot_history(history, self.run_dir / "scft_loss.png")
+                save_run(r, self.run_dir)
+        if not s.embed_catalogue:
+            return None
         start = time.perf_counter()
         vectors = embed_items(model, lm.tokenizer, dataset, s, device, self.progress, lm.name)
         embed_s = time.perf_counter() - start
@@ -305,6 +370,7 @@ class LLMEmbSCFT:
             "scft_final_loss": round(float(np.mean([h["loss"] for h in recent])), 4) if recent else None,
             "scft_first_loss": history[0]["loss"] if history else None,
             "scft_temperature": history[-1]["temperature"] if history else None,
+            "scft_view_retrieval": probe,
             "train_s": round(train_s, 1),
             "embed_s": round(embed_s, 1),
         }
@@ -346,7 +412,9 @@ class LLMEmbAdapter(nn.Module):
         return int(self.semantic.shape[0] - 1)
 
     @classmethod
-    def from_table(cls, table: ItemTable, dataset: SequenceDataset, width: int, d_m: int = 128) -> LLMEmbAdapter:
+    def from_table(
+        cls, table: ItemTable, dataset: SequenceDataset, width: int, d_m: int = 128
+    ) -> LLMEmbAdapter:
         rows = _padded_rows(table, dataset)
         reduced, _ = pca_reduce(rows[1:], d_m)
         return cls(np.vstack([np.zeros((1, d_m), np.float32), reduced]), width)
@@ -369,7 +437,9 @@ class CollaborativeAlignment(nn.Module):
     padding ignored); it returns the weighted term alpha * L_align to add to the recommendation loss.
     """
 
-    def __init__(self, collaborative: np.ndarray | torch.Tensor, alpha: float = 0.01, temperature: float = 2.0) -> None:
+    def __init__(
+        self, collaborative: np.ndarray | torch.Tensor, alpha: float = 0.01, temperature: float = 2.0
+    ) -> None:
         super().__init__()
         self.register_buffer("collaborative", torch.as_tensor(np.asarray(collaborative, dtype=np.float32)))
         self.alpha = alpha

@@ -25,6 +25,9 @@ class LLM2XSettings(StrictModel):
     dim: int = Field(64, ge=1, description="PCA width = the backbone's embedding width")
     max_caption_tokens: int = Field(64, ge=4, description="caption length cap (words)")
     batch_size: int = Field(64, ge=1, description="texts per forward pass")
+    text_table: str | None = Field(
+        None, description="reuse saved text embeddings (ItemTable .npz or dir) instead of running the encoder"
+    )
 
 
 class SCFTSettings(StrictModel):
@@ -47,6 +50,10 @@ class SCFTSettings(StrictModel):
     bf16: bool = Field(True, description="bf16 autocast (CPU and CUDA)")
     embed_batch_size: int = Field(32, ge=1, description="items per forward pass when embedding the catalogue")
     dim: int | None = Field(None, ge=1, description="PCA the output table to this width (None: LM width)")
+    probe_items: int = Field(
+        128, ge=0, description="items whose two attribute-dropped views must retrieve each other (before/after)"
+    )
+    embed_catalogue: bool = Field(True, description="embed every item into the item table after SCFT")
     seed: int = Field(0, description="batch order, attribute dropout and LoRA init")
 
 
