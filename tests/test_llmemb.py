@@ -84,6 +84,7 @@ def test_scft_trains_only_lora_and_resumes(small, tmp_path):
     assert frozen and all(torch.equal(base_before[k], base_after[k.replace(".weight", ".base_layer.weight")])
                           for k in frozen)  # fmt: skip
     assert (tmp_path / CHECKPOINT).exists()
+    assert set(result.probe) == {"before", "after"} and 0 <= result.probe["after"]["view_acc@1"] <= 1
     resumed = train_scft(load_language_model("tiny"), small, tiny_settings(max_steps=5), tmp_path, progress=False)
     assert resumed.steps == 5 and [h["step"] for h in resumed.history] == [1, 2, 3, 4, 5]
 
@@ -108,11 +109,10 @@ def test_rat_adapter_gives_the_full_item_matrix(small):
     rng = np.random.default_rng(0)
     table = ItemTable(small.item_ids, rng.normal(size=(small.n_items, 40)))
     adapter = LLMEmbAdapter.from_table(table, small, width=12, d_m=16)
-    matrix = adapter()
+    matrix = adapter.weight
     assert matrix.shape == (small.n_items + 1, 12) and torch.all(matrix[0] == 0)
     assert adapter.semantic.shape == (small.n_items + 1, 16) and "semantic" not in dict(adapter.named_parameters())
-    idx = torch.tensor([[0, 3, 5]])
-    rows = adapter(idx)
+    rows = adapter(torch.tensor([[0, 3, 5]]))
     assert torch.all(rows[0, 0] == 0) and torch.allclose(rows[0, 1:], matrix[[3, 5]], atol=1e-6)
     matrix.sum().backward()
     assert all(p.grad is not None for p in adapter.parameters())
@@ -124,17 +124,18 @@ def test_collaborative_alignment_pulls_the_adapter_towards_sasrec(small):
     collaborative = torch.cat([torch.zeros(1, width), torch.randn(n, width)])
     adapter = LLMEmbAdapter(torch.cat([torch.zeros(1, 16), torch.randn(n, 16)]), width)
     align = CollaborativeAlignment(collaborative, alpha=1.0, temperature=2.0)
-    batch = torch.tensor([[0, 1, 2, 2, 3, 4, 5, 6, 7]])  # padding and a repeated item are ignored
+    targets = torch.tensor([0, 1, 2, 2, 3, 4, 5, 6, 7])  # padding and a repeated item are ignored
     optimizer = torch.optim.Adam(adapter.parameters(), lr=1e-2)
-    first = align(adapter(), batch).item()
-    for _ in range(60):
-        loss = align(adapter(), batch)
+    first = align(items=adapter.weight, targets=targets).item()
+    for _ in range(30):
+        loss = align(model=None, items=adapter.weight, hidden=None, targets=targets)  # the trainer's call
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     assert loss.item() < first
-    weighted = CollaborativeAlignment(collaborative, alpha=0.01)(adapter(), batch)
-    assert weighted.item() == pytest.approx(0.01 * CollaborativeAlignment(collaborative, 1.0)(adapter(), batch).item())
-    assert align(adapter(), torch.tensor([0, 4, 4])).item() == 0.0  # one distinct item: no negatives, no loss
+    weighted = CollaborativeAlignment(collaborative, alpha=0.01)(items=adapter.weight, targets=targets)
+    unweighted = CollaborativeAlignment(collaborative, alpha=1.0)(items=adapter.weight, targets=targets)
+    assert weighted.item() == pytest.approx(0.01 * unweighted.item())
+    assert align(items=adapter.weight, targets=torch.tensor([0, 4, 4])).item() == 0.0  # one item: no negatives
     with pytest.raises(UserError, match="widths"):
-        align(torch.zeros(n + 1, 3), batch)
+        align(items=torch.zeros(n + 1, 3), targets=targets)

@@ -394,8 +394,8 @@ def _padded_rows(table: ItemTable, dataset: SequenceDataset) -> np.ndarray:
 class LLMEmbAdapter(nn.Module):
     """RAT eq. 6: frozen PCA'd LLM embeddings z_i [n_items + 1, d_m] -> W_2 (W_1 z_i + b_1) + b_2 in R^d.
 
-    `forward()` returns the full item matrix [n_items + 1, d] (row 0, padding, is zero); `forward(indices)`
-    only the rows asked for. This is the item-embedding module a backbone trains through.
+    The item-embedding layer a backbone trains through (the seqrec trainer's contract): `weight` is the
+    full item matrix [n_items + 1, d] (row 0, padding, is zero) and `forward(ids)` looks rows up.
     """
 
     def __init__(self, semantic: np.ndarray | torch.Tensor, width: int, hidden: int | None = None) -> None:
@@ -406,6 +406,7 @@ class LLMEmbAdapter(nn.Module):
         hidden = hidden or max(1, d_m // 2)
         self.project = nn.Sequential(nn.Linear(d_m, hidden), nn.Linear(hidden, width))
         self.width = width
+        self.method = "llmemb-rat"
 
     @property
     def n_items(self) -> int:
@@ -415,26 +416,28 @@ class LLMEmbAdapter(nn.Module):
     def from_table(
         cls, table: ItemTable, dataset: SequenceDataset, width: int, d_m: int = 128
     ) -> LLMEmbAdapter:
+        """PCA the SCFT table's rows (this dataset's items) to d_m, scaled to unit mean row norm."""
         rows = _padded_rows(table, dataset)
         reduced, _ = pca_reduce(rows[1:], d_m)
+        reduced /= max(float(np.linalg.norm(reduced, axis=1).mean()), 1e-12)
         return cls(np.vstack([np.zeros((1, d_m), np.float32), reduced]), width)
 
-    def forward(self, indices: torch.Tensor | None = None) -> torch.Tensor:
-        if indices is None:
-            out = self.project(self.semantic)
-            return torch.cat([torch.zeros_like(out[:1]), out[1:]], dim=0)
-        out = self.project(self.semantic[indices])
-        return out * (indices != 0).unsqueeze(-1).to(out.dtype)
+    @property
+    def weight(self) -> torch.Tensor:
+        out = self.project(self.semantic[1:])
+        return torch.cat([out.new_zeros(1, out.shape[1]), out], dim=0)
 
-    def item_matrix(self) -> torch.Tensor:
-        return self.forward()
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        out = self.project(self.semantic[ids])
+        return out * (ids != 0).unsqueeze(-1).to(out.dtype)
 
 
 class CollaborativeAlignment(nn.Module):
-    """RAT eqs. 7-8: alpha * InfoNCE(adapted e_i, pretrained SASRec c_i) over the distinct items of a batch.
+    """RAT eqs. 7-8: alpha * InfoNCE(adapted e_i, pretrained SASRec c_i) over the distinct target items of a step.
 
-    Call it with the current item matrix [n_items + 1, d] and the batch's item indices (any shape, 0 =
-    padding ignored); it returns the weighted term alpha * L_align to add to the recommendation loss.
+    Called by the seqrec trainer as `extra_loss(model=, items=, hidden=, targets=)`: `items` is the current
+    item matrix [n_items + 1, d] (the adapter's `weight`), `targets` the step's target indices (0 = padding,
+    ignored). Returns the weighted term alpha * L_align that the trainer adds to the recommendation loss.
     """
 
     def __init__(
@@ -446,20 +449,44 @@ class CollaborativeAlignment(nn.Module):
         self.loss = SymmetricInfoNCE(temperature, learnable=False, similarity="dot")
 
     @classmethod
-    def from_table(cls, table: ItemTable, dataset: SequenceDataset, alpha: float = 0.01,
-                   temperature: float = 2.0) -> CollaborativeAlignment:  # fmt: skip
+    def from_table(
+        cls, table: ItemTable, dataset: SequenceDataset, alpha: float = 0.01, temperature: float = 2.0
+    ) -> CollaborativeAlignment:
+        """From the item table a pretrained SASRec run saved (RUN_DIR/item_table.npz)."""
         return cls(_padded_rows(table, dataset), alpha, temperature)
 
-    def forward(self, item_matrix: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        if item_matrix.shape[1] != self.collaborative.shape[1]:
+    def forward(self, *, items: torch.Tensor, targets: torch.Tensor, **_: object) -> torch.Tensor:
+        if items.shape[1] != self.collaborative.shape[1]:
             raise UserError(
-                f"alignment needs equal widths: adapted items are {item_matrix.shape[1]}-d, "
+                f"alignment needs equal widths: adapted items are {items.shape[1]}-d, "
                 f"the pretrained SASRec's {self.collaborative.shape[1]}-d"
             )
-        unique = torch.unique(items[items != 0])
+        collaborative = self.collaborative.to(items.device)
+        unique = torch.unique(targets[targets != 0])
         if unique.numel() < 2:
-            return item_matrix.sum() * 0.0
-        return self.alpha * self.loss(item_matrix[unique], self.collaborative[unique])
+            return items.sum() * 0.0
+        return self.alpha * self.loss(items[unique], collaborative[unique])
+
+
+def train_rat(
+    config,
+    scft_table: ItemTable,
+    collaborative: ItemTable,
+    d_m: int = 128,
+    alpha: float = 0.01,
+    temperature: float = 2.0,
+    dataset: SequenceDataset | None = None,
+):
+    """RAT (eqs. 6-8): train `config.backbone` (a `SeqRecConfig`) through `LLMEmbAdapter` over the frozen,
+    PCA'd SCFT embeddings, adding alpha * L_align to a pretrained SASRec's item table (`collaborative`,
+    same width as `config.dim`). Returns the seqrec trainer's `TrainResult`."""
+    from semrec_worker.data.dataset import load_dataset
+    from semrec_worker.training import train_seqrec
+
+    dataset = dataset if dataset is not None else load_dataset(config)
+    adapter = LLMEmbAdapter.from_table(scft_table, dataset, width=config.dim, d_m=d_m)
+    align = CollaborativeAlignment.from_table(collaborative, dataset, alpha, temperature)
+    return train_seqrec(config, dataset=dataset, item_embedding=adapter, extra_loss=align)
 
 
 def scft_texts(dataset: SequenceDataset, settings: SCFTSettings) -> Sequence[str]:
