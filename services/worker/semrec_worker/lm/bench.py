@@ -6,6 +6,7 @@ batches, and reports items/s and the total seconds. vllm backends run only where
 
 from __future__ import annotations
 
+import os
 import time
 
 from semrec.cli_builder import echo
@@ -72,7 +73,8 @@ def run_embed_bench(config) -> list[RunResult]:
                 label = f"{name} (all-MiniLM-L6-v2) fp32"
             seconds = _time_embed(backend, texts, warmup)
             rate = len(texts) / seconds
-            echo(f"{label}: {rate:.1f} items/s ({seconds:.1f} s for {len(texts)})")
+            load = os.getloadavg()[0]
+            echo(f"{label}: {rate:.1f} items/s ({seconds:.1f} s for {len(texts)}; load average {load:.1f})")
             runs.append(
                 RunResult(
                     dataset=dataset.name,
@@ -82,7 +84,8 @@ def run_embed_bench(config) -> list[RunResult]:
                     metrics={"items_per_s": round(rate, 2), "seconds": round(seconds, 2), "items": len(texts)},
                     wall_s=round(seconds, 2),
                     config={**config.to_dict(), "backend": name, "bf16": bf16, "device": device,
-                            "torch_threads": torch.get_num_threads()},
+                            "torch_threads": torch.get_num_threads(), "load_average_1m": round(load, 2),
+                            "cpu_count": os.cpu_count()},
                 )  # fmt: skip
             )
             if kind == "vllm":
