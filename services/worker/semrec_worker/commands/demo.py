@@ -1,7 +1,15 @@
-"""`semrec demo`: the main job end to end on the embedded synthetic catalogue."""
+"""`semrec demo`: the main job end to end on the embedded synthetic catalogue.
+
+dataset stats -> popularity baseline -> SAID stage 1 (a few epochs) -> SASRec initialised from the SAID
+table -> ONNX bundle -> publish to a local redis-server -> ranker -> one /recommend printed -> a short
+Locust run (p50/p99) -> everything it started is stopped. Each step is the same `semrec` command a user
+would run, so the demo doubles as a walkthrough (the commands are printed).
+"""
 
 from __future__ import annotations
 
+import shutil
+import time
 from pathlib import Path
 
 from pydantic import Field
@@ -11,17 +19,52 @@ from semrec.config import JobConfig
 
 class DemoConfig(JobConfig):
     data: str = Field("synthetic", description="dataset (default: the embedded synthetic catalogue)")
-    workdir: Path = Field(Path("runs/demo"), description="where the demo writes its runs")
+    workdir: Path = Field(Path("runs/demo"), description="where the demo writes its runs (wiped at start)")
+    llm: str = Field("default", description="language model for SAID: 'default' (SmolLM2-135M), 'tiny', or a dir")
+    said_epochs: int = Field(3, ge=1, description="SAID stage-1 epochs")
+    said_minutes: float = Field(3.0, gt=0, description="time budget of SAID stage 1 (minutes)")
+    seqrec_epochs: int = Field(30, ge=1, description="maximum SASRec epochs (early stopping on validation)")
+    dim: int = Field(64, ge=2, description="SASRec width (the SAID table is reduced to it by PCA)")
+    load_seconds: float = Field(20.0, gt=0, description="length of the Locust run")
+    serve: bool = Field(True, description="publish, serve and load-test (needs redis-server)")
 
 
 def demo(config: DemoConfig) -> None:
     from semrec_worker.commands.data import DataStatsConfig, data_stats
     from semrec_worker.commands.evaluate import EvalJobConfig, eval_popularity
+    from semrec_worker.serving_demo import semrec_cli, serve_and_load
 
-    echo("== 1/2 dataset")
+    start = time.perf_counter()
+    work = config.workdir
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    config.save(work / "demo_config.json")
+    steps = 6 if config.serve else 5
+
+    echo(f"== 1/{steps} dataset: {config.data}")
     data_stats(DataStatsConfig(data=config.data))
-    echo("== 2/2 popularity baseline (full ranking and sampled-100)")
-    eval_popularity(EvalJobConfig(data=config.data, out=config.workdir / "popularity.json"))
+    echo(f"== 2/{steps} popularity baseline (full ranking and sampled-100)")
+    eval_popularity(EvalJobConfig(data=config.data, out=work / "popularity.json"))
+
+    said, sasrec = work / "said", work / "sasrec"
+    commands = [
+        ("SAID stage 1: item prefixes through the frozen LM",
+         ["train", "said", "--data", config.data, "--llm", config.llm, "--epochs", str(config.said_epochs),
+          "--time-budget-min", str(config.said_minutes), "--out", str(said)]),
+        ("SASRec initialised from the SAID table (SAID eq. 9 loss)",
+         ["train", "seqrec", "--data", config.data, "--backbone", "sasrec", "--init", str(said / "item_table.npz"),
+          "--loss", "said_cosine", "--dim", str(config.dim), "--epochs", str(config.seqrec_epochs),
+          "--out", str(sasrec)]),
+        ("ONNX export of the sequence encoder + normalised item table", ["export", "onnx", "--run", str(sasrec)]),
+    ]  # fmt: skip
+    for number, (title, args) in enumerate(commands, start=3):
+        echo(f"== {number}/{steps} {title}\n   $ semrec {' '.join(args)}")
+        semrec_cli(*args)
+    if config.serve:
+        echo(f"== 6/{steps} publish -> serve -> /recommend -> Locust")
+        serve_and_load(sasrec, work / "serving", load_seconds=config.load_seconds)
+    echo(f"demo finished in {time.perf_counter() - start:.0f} s; runs in {work}")
 
 
 def register(groups: CommandGroups) -> None:

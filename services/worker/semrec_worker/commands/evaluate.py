@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 from semrec.cli_builder import CommandGroups, config_command, echo
 from semrec.results import RunResult, write_results
 
 from semrec_worker.data.dataset import DataConfig, SequenceDataset, load_dataset
-from semrec_worker.evaluation import EvalSettings, Recommender, evaluate
+
+if TYPE_CHECKING:  # torch loads only when something is evaluated, not for `semrec --help`
+    from semrec_worker.evaluation import Recommender
 
 Protocol = Literal["full", "sampled100"]
 
@@ -35,6 +37,8 @@ def evaluate_runs(
     extra_config: dict | None = None,
 ) -> list[RunResult]:
     """Test-split results of one trained model under each configured protocol, printed as they come."""
+    from semrec_worker.evaluation import EvalSettings, evaluate
+
     runs = []
     for protocol in config.protocols:
         settings = EvalSettings(protocol=protocol, exclude_history=config.exclude_history, eval_seed=config.eval_seed)

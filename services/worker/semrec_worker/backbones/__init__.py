@@ -1,0 +1,41 @@
+"""Sequential recommender backbones: item-index histories -> one vector per history.
+
+Registry (name -> class), used by `semrec train seqrec --backbone NAME`:
+`gru4rec` (Hidasi et al. 2016), `sasrec` (Kang & McAuley 2018), `bert4rec` (Sun et al. 2019).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from torch import nn
+
+from semrec_worker.backbones.base import SequenceEncoder, left_pad
+from semrec_worker.backbones.bert4rec import BERT4Rec
+from semrec_worker.backbones.gru4rec import GRU4Rec
+from semrec_worker.backbones.item_embedding import TableProjection, build_item_embedding
+from semrec_worker.backbones.sasrec import SASRec
+
+BackboneName = Literal["gru4rec", "sasrec", "bert4rec"]
+BACKBONES: dict[str, type[SequenceEncoder]] = {"gru4rec": GRU4Rec, "sasrec": SASRec, "bert4rec": BERT4Rec}
+
+
+def build_backbone(name: str, item_embedding: nn.Module, **settings: object) -> SequenceEncoder:
+    """`settings`: max_len, num_layers, num_heads, dropout, mask_prob (each backbone takes what it uses)."""
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r} (choose from {', '.join(BACKBONES)})")
+    return BACKBONES[name](item_embedding, **settings)
+
+
+__all__ = [
+    "BACKBONES",
+    "BERT4Rec",
+    "BackboneName",
+    "GRU4Rec",
+    "SASRec",
+    "SequenceEncoder",
+    "TableProjection",
+    "build_backbone",
+    "build_item_embedding",
+    "left_pad",
+]

@@ -1,0 +1,68 @@
+"""BERT4Rec (Sun et al., CIKM 2019, "BERT4Rec: Sequential Recommendation with Bidirectional Encoder
+Representations from Transformer").
+
+Bidirectional self-attention over item embeddings + learned positions (sec. 3.3-3.4). Training is the cloze
+task (sec. 3.6): a random share rho (`mask_prob`) of the items of each training sequence is replaced by a
+[mask] token and predicted from both sides; a sequence with no item drawn gets its last item masked.
+Inference (sec. 3.6): append [mask] after the history and read the output at that position as h_s, so the
+input [B, W] keeps its last W - 1 items plus the mask. Output scoring uses the shared item embeddings (the
+paper's output projection + bias are folded into the loss's dot product / cosine).
+
+The [mask] token has its own learned vector (`mask_embedding`), so the item layer stays a plain
+[n_items + 1, dim] matrix that any ItemTable can initialise.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from semrec_worker.backbones.sasrec import SASRec
+
+
+class BERT4Rec(SASRec):
+    name = "bert4rec"
+    causal = False
+
+    def __init__(
+        self,
+        item_embedding: nn.Module,
+        max_len: int = 50,
+        num_layers: int = 1,
+        num_heads: int = 1,
+        dropout: float = 0.2,
+        mask_prob: float = 0.2,
+        **_: object,
+    ) -> None:
+        super().__init__(item_embedding, max_len, num_layers, num_heads, dropout)
+        if not 0 < mask_prob < 1:
+            raise ValueError("mask_prob must be in (0, 1)")
+        self.mask_prob = mask_prob
+        self.mask_embedding = nn.Parameter(torch.randn(self.dim) * self.dim**-0.5)
+
+    def masked_encode(self, item_ids: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+        visible = torch.where(masked, torch.zeros_like(item_ids), item_ids)
+        embeddings = torch.where(masked.unsqueeze(-1), self.mask_embedding / self.scale, self.embed(visible))
+        return self.encode(embeddings, (item_ids != 0) | masked, causal=False)
+
+    def forward(self, item_ids: torch.Tensor) -> torch.Tensor:
+        shifted = torch.cat([item_ids[:, 1:], torch.zeros_like(item_ids[:, :1])], dim=1)
+        columns = torch.arange(shifted.shape[1], device=shifted.device)
+        masked = (columns == shifted.shape[1] - 1).unsqueeze(0).expand_as(shifted)
+        return self.masked_encode(shifted, masked)[:, -1]
+
+    def sequence_output(self, item_ids: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError("BERT4Rec is bidirectional: use forward() (h_s) or training_pairs()")
+
+    def training_pairs(
+        self, windows: torch.Tensor, noise: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        sequence = windows[:, -self.max_len :]
+        if noise is None:
+            noise = torch.rand(windows.shape, device=windows.device)
+        real = sequence != 0
+        masked = real & (noise[:, -sequence.shape[1] :] < self.mask_prob)
+        nothing = ~masked.any(dim=1)
+        masked[nothing, -1] = real[nothing, -1]
+        hidden = self.masked_encode(sequence, masked)
+        return hidden[masked], sequence[masked]

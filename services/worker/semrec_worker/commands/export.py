@@ -1,0 +1,39 @@
+"""`semrec export onnx --run RUN_DIR`: a trained seqrec run -> RUN_DIR/bundle/ (ONNX encoder, items, metadata)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from semrec.cli_builder import CommandGroups, config_command, echo
+from semrec.config import JobConfig
+
+
+class ExportOnnxConfig(JobConfig):
+    run: Path = Field(..., description="a finished `semrec train seqrec` run directory")
+    out: Path | None = Field(None, description="bundle directory (default RUN_DIR/bundle)")
+    opset: int = Field(17, ge=13, description="ONNX opset")
+    tolerance: float = Field(1e-4, gt=0, description="max abs difference ONNX Runtime vs torch on sample inputs")
+
+
+def export_onnx(config: ExportOnnxConfig) -> Path:
+    from semrec_worker.export import export_run
+
+    result = export_run(config.run, config.out, config.opset, config.tolerance)
+    config.save(result.bundle_dir / "export_config.json")
+    echo(
+        f"bundle written to {result.bundle_dir} (ONNX vs torch max abs diff {result.max_abs_diff:.2e}, "
+        f"{result.export_s:.1f} s)"
+    )
+    return result.bundle_dir
+
+
+def register(groups: CommandGroups) -> None:
+    config_command(
+        groups.export,
+        "onnx",
+        ExportOnnxConfig,
+        export_onnx,
+        "Export a seqrec run's encoder to ONNX (checked against torch with ONNX Runtime) and write the serving "
+        "bundle: encoder.onnx, items.npz (unit-norm vectors, popularity), metadata.json.",
+    )

@@ -1,0 +1,168 @@
+"""`semrec export onnx --run RUN_DIR`: the run's encoder as ONNX plus the item table, as a `semrec.bundle.Bundle`.
+
+Serving contract: input `item_ids` int64 [batch, max_len] left-padded with 0, output `embedding` float32
+[batch, dim] with unit L2 norm; `items.npz` holds unit-norm item vectors, so the ranker's cosine top-k
+(one matrix product) reproduces the trained model's ranking exactly:
+
+- `said_cosine` runs score by cosine already: h_s and item vectors are L2-normalised.
+- dot-product runs (`full_ce`, `sampled_softmax`, `bce`) score by h_s . e_i, which a cosine of the raw
+  vectors would not reproduce (item norms carry popularity). The export appends one coordinate
+  (the maximum-inner-product to nearest-neighbour reduction of Bachrach et al., RecSys 2014):
+      e'_i = [e_i / M, sqrt(1 - |e_i|^2 / M^2)],  h' = [h_s / |h_s|, 0],  M = max_i |e_i|
+  so |e'_i| = |h'| = 1 and e'_i . h' = (e_i . h_s) / (M |h_s|): the same order as the dot product. The bundle's
+  dim is then model dim + 1 (`metadata.model_dim` keeps the model's width).
+
+Export uses the TorchScript-based exporter (`dynamo=False`): one self-contained .onnx file (the dynamo
+exporter writes weights to a separate .onnx.data file) with a dynamic batch axis. After writing, the
+export runs ONNX Runtime on sample histories and compares with torch; the max abs difference is recorded
+in the metadata and a difference above `tolerance` is an error.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from semrec.bundle import BUNDLE_DIRNAME, ENCODER_INPUT, ENCODER_OUTPUT, Bundle
+from semrec.errors import UserError
+from semrec.item_table import ItemTable, utc_now
+from torch import nn
+
+from semrec_worker.backbones import SequenceEncoder, build_backbone, left_pad
+from semrec_worker.training.config import SeqRecConfig
+
+ITEM_PREFIX = "item_embedding."
+
+
+class ServingEncoder(nn.Module):
+    """item_ids [B, max_len] -> unit-norm embedding [B, dim (+1 for dot-product models)]."""
+
+    def __init__(self, encoder: SequenceEncoder, similarity: str) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.augment = similarity == "dot"
+
+    def forward(self, item_ids: torch.Tensor) -> torch.Tensor:
+        hidden = nn.functional.normalize(self.encoder(item_ids), dim=-1)
+        if self.augment:
+            hidden = torch.cat([hidden, torch.zeros_like(hidden[:, :1])], dim=1)
+        return hidden
+
+
+def serving_item_vectors(vectors: np.ndarray, similarity: str) -> np.ndarray:
+    vectors = vectors.astype(np.float64)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    if similarity != "dot":
+        return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+    largest = max(float(norms.max()), 1e-12)
+    extra = np.sqrt(np.clip(1.0 - (norms / largest) ** 2, 0.0, None))
+    return np.concatenate([vectors / largest, extra], axis=1).astype(np.float32)
+
+
+def load_run_encoder(run_dir: str | Path) -> tuple[SequenceEncoder, SeqRecConfig, ItemTable, dict]:
+    """Rebuild a run's best encoder on CPU (eval mode) with its trained item matrix as a plain embedding."""
+    run_dir = Path(run_dir)
+    needed = [run_dir / n for n in ("config.json", "model.pt", "item_table.npz", "metrics.json")]
+    missing = [p.name for p in needed if not p.exists()]
+    if missing:
+        raise UserError(f"{run_dir}: not a finished seqrec run (missing {', '.join(missing)})")
+    config = SeqRecConfig.load(run_dir)
+    table = ItemTable.load(run_dir / "item_table.npz")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    weight = torch.zeros(len(table) + 1, table.dim)
+    weight[1:] = torch.from_numpy(table.vectors)
+    items = nn.Embedding.from_pretrained(weight, freeze=True, padding_idx=0)
+    encoder = build_backbone(
+        config.backbone, items, max_len=config.max_len, num_layers=config.num_layers,
+        num_heads=config.num_heads, dropout=config.dropout, mask_prob=config.mask_prob,
+    )  # fmt: skip
+    state = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True)
+    state = {k: v for k, v in state.items() if not k.startswith(ITEM_PREFIX)}
+    result = encoder.load_state_dict(state, strict=False)
+    unexpected = list(result.unexpected_keys)
+    missing_keys = [k for k in result.missing_keys if not k.startswith(ITEM_PREFIX)]
+    if unexpected or missing_keys:
+        raise UserError(f"{run_dir}/model.pt does not match the config: missing {missing_keys}, extra {unexpected}")
+    return encoder.eval(), config, table, metrics
+
+
+@dataclass
+class ExportResult:
+    bundle_dir: Path
+    max_abs_diff: float
+    export_s: float
+
+
+def sample_histories(n_items: int, max_len: int, n: int = 16, seed: int = 0) -> torch.Tensor:
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, max_len + 1, size=n)
+    lengths[0] = max_len
+    return left_pad([rng.integers(1, n_items + 1, size=k) for k in lengths], max_len)
+
+
+def export_run(
+    run_dir: str | Path, out: str | Path | None = None, opset: int = 17, tolerance: float = 1e-4
+) -> ExportResult:
+    import onnxruntime as ort
+
+    start = time.perf_counter()
+    run_dir = Path(run_dir)
+    encoder, config, table, metrics = load_run_encoder(run_dir)
+    similarity = metrics["model"]["similarity"]
+    serving = ServingEncoder(encoder, similarity).eval()
+    example = sample_histories(len(table), config.max_len, n=2)
+    buffer = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(
+            serving, (example,), buffer, input_names=[ENCODER_INPUT], output_names=[ENCODER_OUTPUT],
+            dynamic_axes={ENCODER_INPUT: {0: "batch"}, ENCODER_OUTPUT: {0: "batch"}},
+            opset_version=opset, dynamo=False,
+        )  # fmt: skip
+    onnx_bytes = buffer.getvalue()
+
+    check = sample_histories(len(table), config.max_len, n=16, seed=1)
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    onnx_out = session.run([ENCODER_OUTPUT], {ENCODER_INPUT: check.numpy()})[0]
+    with torch.no_grad():
+        torch_out = serving(check).numpy()
+    max_abs_diff = float(np.abs(onnx_out - torch_out).max())
+    if max_abs_diff > tolerance:
+        raise UserError(f"ONNX parity check failed: max abs diff {max_abs_diff:.2e} > {tolerance:.0e}")
+
+    popularity_path = run_dir / "popularity.npy"
+    popularity = np.load(popularity_path) if popularity_path.exists() else np.zeros(len(table), np.float32)
+    item_vectors = serving_item_vectors(table.vectors, similarity)
+    test = {r["protocol"]: r["metrics"] for r in metrics.get("test", [])}
+    bundle = Bundle(
+        encoder_onnx=onnx_bytes,
+        item_ids=table.ids,
+        item_vectors=item_vectors,
+        popularity=popularity,
+        metadata={
+            "backbone": config.backbone,
+            "max_len": config.max_len,
+            "dim": int(item_vectors.shape[1]),
+            "model_dim": table.dim,
+            "similarity": similarity,
+            "scoring": "cosine" if similarity == "cosine" else "dot product via MIPS->cosine augmentation",
+            "loss": config.loss,
+            "init_method": table.metadata.get("init_method"),
+            "dataset": metrics["dataset"]["name"],
+            "dataset_fingerprint": metrics["dataset"]["fingerprint"],
+            "n_items": len(table),
+            "source_run": str(run_dir.resolve()),
+            "created_at": utc_now(),
+            "onnx_opset": opset,
+            "parity_max_abs_diff": max_abs_diff,
+            "test_metrics": test,
+            "config": config.to_dict(),
+        },
+    )
+    bundle_dir = Path(out) if out is not None else run_dir / BUNDLE_DIRNAME
+    bundle.save(bundle_dir)
+    return ExportResult(bundle_dir, max_abs_diff, time.perf_counter() - start)

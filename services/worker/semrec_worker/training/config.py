@@ -1,0 +1,56 @@
+"""`SeqRecConfig`: every setting of `semrec train seqrec` (and of the Python API `train_seqrec`).
+
+Defaults follow the SAID paper (dim 256, one layer, one head, max length 50, batch 256, AdamW, early
+stopping on validation NDCG@10 with patience 5) except the learning rate and the number of training samples:
+see docs/seqrec.md ("Calibration") for what changed and why.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from semrec_worker.commands.evaluate import EvalJobConfig, Protocol
+
+
+class SeqRecConfig(EvalJobConfig):
+    out: Path = Field(..., description="run directory (config, metrics, checkpoints, model, item table)")
+    protocols: list[Protocol] = Field(["full"], description="test protocols evaluated after training")
+    backbone: Literal["gru4rec", "sasrec", "bert4rec"] = Field("sasrec", description="sequence encoder")
+    init: str = Field("random", description="'random' or an ItemTable (.npz file or run directory)")
+    loss: Literal["said_cosine", "full_ce", "sampled_softmax", "bce"] = Field(
+        "said_cosine", description="training loss"
+    )
+    freeze_items: bool = Field(False, description="keep the item embeddings fixed (table init)")
+    projection: Literal["pca", "linear"] = Field(
+        "pca", description="how a table wider than --dim is reduced: PCA, or a trainable linear map"
+    )
+    seed: int = Field(0, description="seed of initialisation, batching, dropout and negatives")
+
+    dim: int = Field(256, ge=2, description="embedding = hidden width")
+    num_layers: int = Field(1, ge=1, description="GRU / Transformer layers")
+    num_heads: int = Field(1, ge=1, description="attention heads (SASRec, BERT4Rec)")
+    max_len: int = Field(50, ge=2, description="history length the encoder sees (left-padded)")
+    dropout: float = Field(0.2, ge=0, lt=1, description="dropout on embeddings and inside blocks")
+    mask_prob: float = Field(0.2, gt=0, lt=1, description="BERT4Rec cloze masking probability")
+
+    batch_size: int = Field(256, ge=1, description="training windows (sequences) per optimiser step")
+    lr: float = Field(1e-3, gt=0, description="AdamW learning rate (SAID paper: 5e-4; see docs/seqrec.md)")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    grad_clip: float | None = Field(5.0, description="clip the gradient norm to this (None: no clipping)")
+    epochs: int = Field(100, ge=1, description="maximum epochs")
+    patience: int = Field(5, ge=1, description="stop after this many epochs without a better valid metric")
+    valid_metric: str = Field("ndcg@10", description="validation metric for early stopping (full ranking)")
+
+    temperature: float = Field(0.07, gt=0, description="said_cosine softmax temperature")
+    n_negatives: int = Field(256, ge=1, description="sampled_softmax negatives per batch")
+    negative_sampler: Literal["uniform", "popularity"] = Field(
+        "uniform", description="sampled_softmax proposal distribution"
+    )
+
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto': CUDA when available")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice)")
+    resume: bool = Field(False, description="continue from RUN_DIR/checkpoint.pt")
+    results: Path | None = Field(None, description="also append the test results to this results JSON")

@@ -1,0 +1,363 @@
+"""`train_seqrec`: train a sequential recommender, early-stop on validation, evaluate on test, save the run.
+
+Python API (what other methods call for their stage-2 comparisons)::
+
+    from semrec_worker.training import SeqRecConfig, train_seqrec
+
+    result = train_seqrec(
+        SeqRecConfig(data="../shared/datasets/amazon2018-scientific", backbone="sasrec",
+                     init="runs/said/item_table.npz", loss="said_cosine", out="runs/sasrec-said"),
+        dataset=None,          # or an already loaded SequenceDataset (skips loading `config.data`)
+        item_embedding=None,   # or any nn.Module with .weight [n_items + 1, dim] and forward(ids)
+        extra_loss=None,       # or a callable(model=, items=, hidden=, targets=) -> scalar tensor
+    )
+    result.runs          # test RunResults (results schema), also in RUN_DIR/results.json
+    result.model         # the encoder with the best validation weights
+    result.item_table    # trained item embeddings (ItemTable, dataset order)
+
+`item_embedding` replaces the layer that `config.init` / `config.projection` / `config.freeze_items` would
+build (e.g. LLMEmb's adapter over frozen LM embeddings); its `weight` property is read once per step as the
+candidate matrix of the loss. `extra_loss` is added to the recommendation loss at every step (already
+weighted by the caller), e.g. LLMEmb's collaborative alignment loss (eq. 7).
+
+RUN_DIR: config.json, metrics.json (per-epoch loss + validation metrics + seconds, final test results,
+initialisation report, peak memory), model.pt (best state_dict), checkpoint.pt (resumable: --resume),
+item_table.npz, popularity.npy (training counts, for the bundle), results.json.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from semrec.cli_builder import echo
+from semrec.errors import UserError
+from semrec.item_table import ItemTable, utc_now
+from semrec.results import RunResult, write_results
+from torch import nn
+from tqdm import tqdm
+
+from semrec_worker.backbones import SequenceEncoder, build_backbone, build_item_embedding
+from semrec_worker.backbones.item_embedding import InitReport
+from semrec_worker.commands.evaluate import evaluate_runs
+from semrec_worker.data.dataset import SequenceDataset, load_dataset
+from semrec_worker.evaluation import EvalSettings, evaluate
+from semrec_worker.losses import build_loss
+from semrec_worker.training import distributed
+from semrec_worker.training.config import SeqRecConfig
+from semrec_worker.training.data import WindowBatches
+from semrec_worker.training.recommender import SeqRecRecommender
+
+ExtraLoss = Callable[..., torch.Tensor]
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class TrainResult:
+    model: SequenceEncoder
+    runs: list[RunResult]
+    history: list[dict[str, Any]]
+    best_epoch: int
+    best_valid: float
+    item_table: ItemTable
+    run_dir: Path
+    init: dict[str, Any] = field(default_factory=dict)
+
+
+def load_init_table(init: str) -> ItemTable | None:
+    if init == "random":
+        return None
+    path = Path(init).expanduser()
+    if not path.exists():
+        raise UserError(f"--init {init}: no such file or run directory (or use --init random)")
+    table = ItemTable.load(path)
+    table.metadata.setdefault("path", str(path))
+    return table
+
+
+def peak_rss_mib() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def build_model(
+    config: SeqRecConfig,
+    dataset: SequenceDataset,
+    item_embedding: nn.Module | None,
+) -> tuple[SequenceEncoder, InitReport, str]:
+    generator = torch.Generator().manual_seed(config.seed)
+    torch.manual_seed(config.seed)
+    if item_embedding is None:
+        table = load_init_table(config.init)
+        if table is not None:
+            fingerprint = table.metadata.get("dataset")
+            if fingerprint and fingerprint != dataset.fingerprint:
+                echo(f"warning: table was built for dataset {fingerprint}, this is {dataset.fingerprint}; "
+                     "rows are matched by item id")  # fmt: skip
+        item_embedding, report = build_item_embedding(
+            dataset.item_ids, config.dim, table, config.projection, config.freeze_items, generator
+        )
+        method = str(table.metadata.get("method", "table")) if table is not None else "random"
+    else:
+        report = InitReport(source="custom", method=str(getattr(item_embedding, "method", "custom")))
+        method = report.method
+    rows = item_embedding.weight.shape[0]
+    if rows != dataset.n_items + 1:
+        raise UserError(f"item embedding has {rows} rows, the dataset needs n_items + 1 = {dataset.n_items + 1}")
+    model = build_backbone(
+        config.backbone,
+        item_embedding,
+        max_len=config.max_len,
+        num_layers=config.num_layers,
+        num_heads=config.num_heads,
+        dropout=config.dropout,
+        mask_prob=config.mask_prob,
+    )
+    return model, report, method
+
+
+def validation_metric(model: SequenceEncoder, dataset: SequenceDataset, similarity: str, metric: str) -> dict:
+    result = evaluate(SeqRecRecommender(model, similarity), dataset, "valid", EvalSettings(protocol="full"))
+    if metric not in result.metrics:
+        raise UserError(f"--valid-metric {metric}: choose from {', '.join(result.metrics)}")
+    return result.metrics
+
+
+def train_seqrec(
+    config: SeqRecConfig,
+    dataset: SequenceDataset | None = None,
+    item_embedding: nn.Module | None = None,
+    extra_loss: ExtraLoss | None = None,
+) -> TrainResult:
+    ctx = distributed.setup(config.device)
+    try:
+        return _train(config, ctx, dataset, item_embedding, extra_loss)
+    finally:
+        distributed.teardown(ctx)
+
+
+def _train(
+    config: SeqRecConfig,
+    ctx: distributed.Context,
+    dataset: SequenceDataset | None,
+    item_embedding: nn.Module | None,
+    extra_loss: ExtraLoss | None,
+) -> TrainResult:
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    run_dir = Path(config.out)
+    checkpoint_path = run_dir / CHECKPOINT
+    if checkpoint_path.exists() and not config.resume:
+        raise UserError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --out")
+    if config.resume and not checkpoint_path.exists():
+        raise UserError(f"--resume: {checkpoint_path} not found")
+    dataset = dataset if dataset is not None else load_dataset(config)
+    model, init_report, method = build_model(config, dataset, item_embedding)
+    model.to(ctx.device)
+    loss_fn = build_loss(
+        config.loss, config.temperature, config.n_negatives, config.negative_sampler, dataset.item_counts("train")
+    ).to(ctx.device)
+    batches = WindowBatches(dataset.train_sequences(), config.max_len, config.batch_size, config.seed)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
+    train_model: nn.Module = TrainingPairs(model)
+    if ctx.distributed:
+        ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+        train_model = nn.parallel.DistributedDataParallel(train_model, device_ids=ids)
+
+    history: list[dict[str, Any]] = []
+    best_valid, best_epoch, bad_epochs, start_epoch = -math.inf, 0, 0, 1
+    best_state = copy.deepcopy(model.state_dict())
+    if config.resume:
+        state = torch.load(checkpoint_path, map_location=ctx.device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        best_state, history = state["best_state"], state["history"]
+        best_valid, best_epoch, bad_epochs = state["best_valid"], state["best_epoch"], state["bad_epochs"]
+        start_epoch = state["epoch"] + 1
+        if ctx.is_main:
+            echo(f"resuming {run_dir} after epoch {state['epoch']} (best {config.valid_metric} {best_valid:.4f})")
+    if ctx.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config.save(run_dir)
+        echo(
+            f"{dataset.name}: {dataset.n_users} users, {dataset.n_items} items | {config.backbone} dim={config.dim} "
+            f"loss={config.loss} init={method} | {len(batches.padded)} windows, {batches.n_targets} targets, "
+            f"{len(batches)} steps/epoch, {ctx.world_size} process(es) on {ctx.device}"
+        )
+
+    stopped_early = bad_epochs >= config.patience
+    train_start = time.perf_counter()
+    for epoch in range(start_epoch, config.epochs + 1):
+        if stopped_early:
+            break
+        train_model.train()
+        epoch_start = time.perf_counter()
+        loss_generator = torch.Generator(device=ctx.device).manual_seed(
+            config.seed * 7919 + epoch * 104_729 + ctx.rank
+        )
+        total, count = 0.0, 0
+        progress = tqdm(
+            batches.epoch(epoch, ctx.rank, ctx.world_size),
+            total=len(batches),
+            desc=f"epoch {epoch}",
+            disable=not ctx.is_main,
+            mininterval=2.0,
+            leave=False,
+        )
+        for batch in progress:
+            windows, noise = batch.windows.to(ctx.device), batch.noise.to(ctx.device)
+            hidden, targets = train_model(windows, noise)
+            n_global = distributed.all_sum(torch.tensor(float(len(targets)), device=ctx.device), ctx)
+            items = model.item_embedding.weight
+            loss = loss_fn(hidden, targets, items, loss_generator, reduction="sum") / n_global * ctx.world_size
+            if extra_loss is not None:
+                loss = loss + extra_loss(model=model, items=items, hidden=hidden, targets=targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip:
+                nn.utils.clip_grad_norm_(trainable, config.grad_clip)
+            optimizer.step()
+            total += float(loss.detach()) / ctx.world_size * float(n_global)
+            count += len(targets)
+            progress.set_postfix(loss=f"{float(loss.detach()) / ctx.world_size:.4f}", refresh=False)
+        train_s = time.perf_counter() - epoch_start
+        epoch_loss = float(distributed.all_sum(torch.tensor(total, device=ctx.device), ctx)) / max(
+            float(distributed.all_sum(torch.tensor(float(count), device=ctx.device), ctx)), 1.0
+        )
+        valid: dict[str, float] = {}
+        score = 0.0
+        if ctx.is_main:
+            eval_start = time.perf_counter()
+            valid = validation_metric(model, dataset, loss_fn.similarity, config.valid_metric)
+            score = valid[config.valid_metric]
+            eval_s = time.perf_counter() - eval_start
+        score = distributed.broadcast_float(score, ctx)
+        improved = score > best_valid
+        if improved:
+            best_valid, best_epoch, bad_epochs = score, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            bad_epochs += 1
+        stopped_early = bad_epochs >= config.patience
+        if ctx.is_main:
+            record = {"epoch": epoch, "loss": round(epoch_loss, 5), "train_s": round(train_s, 2),
+                      "valid_s": round(eval_s, 2), "valid": valid, "peak_rss_mib": peak_rss_mib()}  # fmt: skip
+            history.append(record)
+            echo(
+                f"epoch {epoch}: loss {epoch_loss:.4f} | valid {config.valid_metric} {score:.4f}"
+                f"{' (best)' if improved else f' (best {best_valid:.4f} @ {best_epoch})'} | "
+                f"{train_s:.1f} s train, {eval_s:.1f} s valid"
+            )
+            torch.save(
+                {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+                 "best_state": best_state, "best_valid": best_valid, "best_epoch": best_epoch,
+                 "bad_epochs": bad_epochs, "history": history},  # fmt: skip
+                checkpoint_path,
+            )
+        distributed.barrier(ctx)
+    train_total_s = time.perf_counter() - train_start
+
+    model.load_state_dict(best_state)
+    model.eval()
+    item_table = trained_item_table(model, dataset, config, method)
+    runs: list[RunResult] = []
+    if ctx.is_main:
+        if stopped_early:
+            echo(f"early stop: no better {config.valid_metric} for {config.patience} epochs")
+        runs = evaluate_runs(
+            SeqRecRecommender(model, loss_fn.similarity),
+            dataset,
+            config,
+            method,
+            backbone=config.backbone,
+            loss=config.loss,
+            seed=config.seed,
+            train_s=train_total_s,
+            extra_config={"best_epoch": best_epoch, "epochs_run": len(history), "world_size": ctx.world_size},
+        )
+        _write_run(run_dir, config, model, item_table, dataset, history, runs, init_report, best_epoch, best_valid,
+                   ctx, loss_fn.similarity)  # fmt: skip
+    distributed.barrier(ctx)
+    return TrainResult(model, runs, history, best_epoch, best_valid, item_table, run_dir, asdict(init_report))
+
+
+class TrainingPairs(nn.Module):
+    """`encoder.training_pairs` as a forward pass, so DDP's gradient synchronisation hooks see it."""
+
+    def __init__(self, encoder: SequenceEncoder) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, windows: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.encoder.training_pairs(windows, noise)
+
+
+def trained_item_table(model: SequenceEncoder, dataset: SequenceDataset, config: SeqRecConfig, method: str) -> ItemTable:
+    with torch.no_grad():
+        vectors = model.item_embedding.weight.detach().float().cpu().numpy()[1:]
+    return ItemTable(
+        dataset.item_ids,
+        vectors,
+        {
+            "method": "seqrec",
+            "init_method": method,
+            "backbone": config.backbone,
+            "loss": config.loss,
+            "dataset": dataset.fingerprint,
+            "dataset_name": dataset.name,
+            "source_run": str(config.out),
+            "created_at": utc_now(),
+        },
+    )
+
+
+def _write_run(
+    run_dir: Path,
+    config: SeqRecConfig,
+    model: SequenceEncoder,
+    item_table: ItemTable,
+    dataset: SequenceDataset,
+    history: list[dict[str, Any]],
+    runs: list[RunResult],
+    init_report: InitReport,
+    best_epoch: int,
+    best_valid: float,
+    ctx: distributed.Context,
+    similarity: str,
+) -> None:
+    torch.save(model.state_dict(), run_dir / "model.pt")
+    item_table.save(run_dir / "item_table.npz")
+    np.save(run_dir / "popularity.npy", dataset.item_counts("train")[1:].astype(np.float32))
+    train_seconds = [h["train_s"] for h in history]
+    metrics = {
+        "dataset": {"name": dataset.name, "fingerprint": dataset.fingerprint, "n_items": dataset.n_items,
+                    "n_users": dataset.n_users},  # fmt: skip
+        "model": {"backbone": config.backbone, "dim": config.dim, "max_len": config.max_len, "loss": config.loss,
+                  "similarity": similarity,
+                  "parameters": sum(p.numel() for p in model.parameters()),
+                  "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)},  # fmt: skip
+        "init": asdict(init_report),
+        "epochs": history,
+        "best_epoch": best_epoch,
+        "best_valid": {config.valid_metric: best_valid},
+        "seconds_per_epoch": round(float(np.mean(train_seconds)), 3) if train_seconds else None,
+        "peak_rss_mib": peak_rss_mib(),
+        "world_size": ctx.world_size,
+        "device": str(ctx.device),
+        "test": [r.model_dump(mode="json") for r in runs],
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_results(run_dir / "results.json", runs)
+    if config.results is not None:
+        write_results(config.results, runs, append=True)
+        echo(f"results appended to {config.results}")
+    echo(f"run saved to {run_dir}")
