@@ -12,6 +12,7 @@ import torch
 from semrec.errors import UserError
 from semrec.item_table import ItemTable
 from semrec_worker.lm import load_language_model
+from semrec_worker.methods.llm_settings import SCFTSettings
 from semrec_worker.methods.llmemb import (
     ADAPTER_DIR,
     CHECKPOINT,
@@ -22,7 +23,6 @@ from semrec_worker.methods.llmemb import (
     item_prompt,
     train_scft,
 )
-from semrec_worker.methods.settings import SCFTSettings
 from semrec_worker.methods.symmetric_infonce import SymmetricInfoNCE
 
 SMALL = "synthetic:users=60,items=30,avg_len=6,seed=3"
@@ -139,3 +139,29 @@ def test_collaborative_alignment_pulls_the_adapter_towards_sasrec(small):
     assert align(items=adapter.weight, targets=torch.tensor([0, 4, 4])).item() == 0.0  # one item: no negatives
     with pytest.raises(UserError, match="widths"):
         align(items=torch.zeros(n + 1, 3), targets=targets)
+
+
+def test_rat_trains_a_backbone_through_the_adapter_with_alignment(tmp_path, tiny_synthetic):
+    """RAT end to end with the seqrec trainer: pretrained SASRec -> collaborative table; SCFT table -> adapter."""
+    from semrec.cli import build_app
+    from semrec.results import read_results
+    from semrec_worker.training import SeqRecConfig, train_seqrec
+    from typer.testing import CliRunner
+
+    data = "synthetic:users=300,items=200,avg_len=10,seed=1"  # = tiny_synthetic
+    small = dict(data=data, dim=16, max_len=10, batch_size=64, lr=5e-3, threads=1, dropout=0.0, epochs=1)
+    train_seqrec(SeqRecConfig(out=tmp_path / "sasrec", backbone="sasrec", **small), dataset=tiny_synthetic)
+    scft = ItemTable(tiny_synthetic.item_ids, np.random.default_rng(0).normal(size=(tiny_synthetic.n_items, 40)),
+                     {"method": "llmemb"})  # fmt: skip
+    scft.save(tmp_path / "scft" / "item_table.npz")
+    args = ["train", "llmemb-rat", "--scft", str(tmp_path / "scft"), "--collaborative", str(tmp_path / "sasrec"),
+            "--backbone", "gru4rec", "--d-m", "8", "--out", str(tmp_path / "rat")]  # fmt: skip
+    args += [f"--{k.replace('_', '-')}={v}" for k, v in small.items() if k not in ("dropout",)] + ["--dropout", "0"]
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == 0, result.output
+    runs = read_results(tmp_path / "rat" / "results.json").runs
+    assert runs[0].method == "llmemb" and runs[0].backbone == "gru4rec"
+    config = json.loads((tmp_path / "rat" / "config.json").read_text())["config"]
+    assert config["alpha"] == 0.01 and config["d_m"] == 8
+    bad = CliRunner().invoke(build_app(), [*args[:-2], "--out", str(tmp_path / "x"), "--init", str(tmp_path / "scft")])
+    assert bad.exit_code == 2 and "RAT builds its own item layer" in bad.output

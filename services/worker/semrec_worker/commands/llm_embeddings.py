@@ -18,7 +18,8 @@ from semrec.cli_builder import CommandGroups, config_command, echo
 from semrec_worker.commands.evaluate import EvalJobConfig
 from semrec_worker.data.dataset import DataConfig, SequenceDataset
 from semrec_worker.lm.backends import MINILM
-from semrec_worker.methods.settings import LHSettings, LLM2XSettings, LLMSeqSimSettings, SCFTSettings
+from semrec_worker.methods.llm_settings import LHSettings, LLM2XSettings, LLMSeqSimSettings, SCFTSettings
+from semrec_worker.training.config import SeqRecConfig
 
 
 class RunDirConfig(DataConfig):
@@ -37,6 +38,16 @@ class TrainLLMEmbConfig(RunDirConfig, SCFTSettings):
     adapter: Path | None = Field(
         None, description="skip SCFT: embed with this saved LoRA adapter (a run's adapter/ folder)"
     )
+
+
+class TrainRATConfig(SeqRecConfig):
+    scft: str = Field(..., description="SCFT item table (.npz, or the run dir of `semrec train llmemb`)")
+    collaborative: str = Field(
+        ..., description="item table of a pretrained SASRec (its run dir) that the alignment loss pulls towards"
+    )
+    d_m: int = Field(128, ge=2, description="PCA width of the frozen LLM embeddings (the adapter's input, eq. 6)")
+    alpha: float = Field(0.01, ge=0, description="weight of the collaborative alignment loss (eq. 8)")
+    align_temperature: float = Field(2.0, gt=0, description="temperature of the alignment InfoNCE (eq. 7)")
 
 
 class EvalLLMSeqSimConfig(EvalJobConfig, LLMSeqSimSettings):
@@ -122,6 +133,20 @@ def train_llmemb(config: TrainLLMEmbConfig):
     return _save_table(table, config, out)
 
 
+def train_llmemb_rat(config: TrainRATConfig):
+    from semrec.errors import UserError
+    from semrec.item_table import ItemTable
+
+    from semrec_worker.methods.llmemb import train_rat
+
+    if config.init != "random" or config.freeze_items or config.projection != "pca":
+        raise UserError("RAT builds its own item layer (adapter over --scft): leave --init/--freeze-items/--projection")
+    return train_rat(
+        config, ItemTable.load(config.scft), ItemTable.load(config.collaborative), config.d_m, config.alpha,
+        config.align_temperature,
+    )  # fmt: skip
+
+
 def _subset(config, settings_cls) -> dict:
     return {name: getattr(config, name) for name in settings_cls.model_fields}
 
@@ -198,6 +223,14 @@ def register(groups: CommandGroups) -> None:
         train_llmemb,
         "LLMEmb stage 1 (SCFT): LoRA contrastive fine-tuning of the LM on attribute-dropped item prompts, "
         "then mean-pooled item embeddings (adapter + ItemTable; resumes from the run's checkpoint).",
+    )
+    config_command(
+        groups.train,
+        "llmemb-rat",
+        TrainRATConfig,
+        train_llmemb_rat,
+        "LLMEmb stage 2 (RAT): train a backbone through a two-layer adapter over the frozen, PCA'd SCFT "
+        "embeddings, plus alpha x collaborative alignment to a pretrained SASRec's item embeddings.",
     )
     config_command(
         groups.eval,

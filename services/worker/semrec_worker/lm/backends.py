@@ -91,6 +91,22 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def native_bf16(device: str) -> bool:
+    """Whether bf16 autocast is likely to pay off: a CUDA GPU with bf16, or a CPU with avx512_bf16 / AMX.
+
+    Without native bf16 the CPU emulates it and autocast is slower than fp32 (measured: docs/llmemb.md).
+    """
+    import torch
+
+    if str(device).startswith("cuda"):
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 # ------------------------------------------------------------------------------------------------ transformers
 
 
@@ -103,7 +119,7 @@ class TransformersBackend:
         pooling: Pooling = "mean",
         batch_size: int = 32,
         max_length: int = 64,
-        bf16: bool = False,
+        bf16: bool | None = False,
         device: str | None = None,
         progress: bool = True,
     ) -> None:
@@ -111,10 +127,10 @@ class TransformersBackend:
         self.pooling = pooling
         self.batch_size = batch_size
         self.max_length = max_length
-        self.bf16 = bf16
         self.device = device or default_device()
+        self.bf16 = native_bf16(self.device) if bf16 is None else bf16
+        self.name = f"transformers:{lm.name}:{pooling}{':bf16' if self.bf16 else ''}"
         self.progress = progress
-        self.name = f"transformers:{lm.name}:{pooling}{':bf16' if bf16 else ''}"
         ensure_pad_token(lm.tokenizer)
         lm.model.to(self.device)
 
@@ -247,7 +263,7 @@ def language_model_backend(
     kind: BackendKind = "auto",
     batch_size: int = 32,
     max_length: int = 64,
-    bf16: bool = False,
+    bf16: bool | None = None,
     device: str | None = None,
     progress: bool = True,
     lm: LanguageModel | None = None,

@@ -14,8 +14,8 @@ from semrec.item_table import ItemTable
 from semrec_worker.data.captions import caption
 from semrec_worker.data.dataset import SequenceDataset
 from semrec_worker.lm.backends import EmbeddingBackend, language_model_backend
+from semrec_worker.methods.llm_settings import LHSettings
 from semrec_worker.methods.reduction import pca_reduce
-from semrec_worker.methods.settings import LHSettings
 
 
 class LastHiddenState:

@@ -18,8 +18,8 @@ from semrec.item_table import ItemTable
 from semrec_worker.data.captions import caption
 from semrec_worker.data.dataset import SequenceDataset
 from semrec_worker.lm.backends import EmbeddingBackend, text_encoder
+from semrec_worker.methods.llm_settings import LLM2XSettings
 from semrec_worker.methods.reduction import pca_reduce
-from semrec_worker.methods.settings import LLM2XSettings
 
 
 class LLM2X:

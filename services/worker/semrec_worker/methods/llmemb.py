@@ -48,8 +48,8 @@ from semrec_worker.data.dataset import SequenceDataset
 from semrec_worker.data.records import Item
 from semrec_worker.lm.backends import TransformersBackend, default_device
 from semrec_worker.lm.loader import LanguageModel, load_language_model
+from semrec_worker.methods.llm_settings import SCFTSettings
 from semrec_worker.methods.reduction import pca_reduce
-from semrec_worker.methods.settings import SCFTSettings
 from semrec_worker.methods.symmetric_infonce import SymmetricInfoNCE
 
 log = logging.getLogger(__name__)
@@ -406,7 +406,7 @@ class LLMEmbAdapter(nn.Module):
         hidden = hidden or max(1, d_m // 2)
         self.project = nn.Sequential(nn.Linear(d_m, hidden), nn.Linear(hidden, width))
         self.width = width
-        self.method = "llmemb-rat"
+        self.method = "llmemb"  # the name the seqrec trainer reports results under
 
     @property
     def n_items(self) -> int:

@@ -16,7 +16,9 @@ class LHSettings(StrictModel):
     backend: BackendKind = Field("auto", description="embedding backend (auto: vllm when CUDA+vllm exist)")
     max_caption_tokens: int = Field(64, ge=4, description="caption length cap (LM tokens)")
     batch_size: int = Field(32, ge=1, description="texts per forward pass")
-    bf16: bool = Field(True, description="bf16 autocast for the LM forward pass")
+    bf16: bool | None = Field(
+        None, description="bf16 autocast (default: on where native: CUDA, or a CPU with avx512_bf16/AMX)"
+    )
     dim: int | None = Field(None, ge=1, description="PCA the vectors to this width (None: keep the LM width)")
 
 
@@ -47,7 +49,9 @@ class SCFTSettings(StrictModel):
     max_steps: int | None = Field(None, ge=0, description="stop after this many steps (overrides epochs)")
     time_budget_min: float | None = Field(None, gt=0, description="stop training after this many minutes")
     checkpoint_every: int = Field(10, ge=1, description="checkpoint every N steps")
-    bf16: bool = Field(True, description="bf16 autocast (CPU and CUDA)")
+    bf16: bool | None = Field(
+        None, description="bf16 autocast (default: on where native: CUDA, or a CPU with avx512_bf16/AMX)"
+    )
     embed_batch_size: int = Field(32, ge=1, description="items per forward pass when embedding the catalogue")
     dim: int | None = Field(None, ge=1, description="PCA the output table to this width (None: LM width)")
     probe_items: int = Field(
