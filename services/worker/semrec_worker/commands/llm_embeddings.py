@@ -166,6 +166,8 @@ def eval_llmseqsim(config: EvalLLMSeqSimConfig):
     if config.table is not None:
         table = ItemTable.load(config.table)
         source = str(table.metadata.get("method", "table"))
+        if source == "llmemb" and table.metadata.get("scft_steps") == 0:
+            source = "llmemb-untuned"  # the LLMEmb prompt, mean-pooled, without SCFT
         fingerprint = table.metadata.get("dataset_fingerprint")
         if fingerprint not in (None, dataset.fingerprint):
             echo(f"warning: the table was made for dataset {fingerprint}, this one is {dataset.fingerprint}")
