@@ -43,3 +43,13 @@ def test_unknown_key_in_config_file_exits_2(tmp_path):
     (tmp_path / "c.json").write_text(json.dumps({"data": "synthetic", "k_core": 5}))
     out = run_cli("data", "stats", "--config", str(tmp_path / "c.json"))
     assert out.returncode == 2 and "k_core" in out.stderr
+
+
+def test_list_of_choices_is_a_comma_separated_flag(tmp_path):
+    out = run_cli("eval", "popularity", "--data", "synthetic:users=300,items=200,seed=1", "--protocols", "full",
+                  "--out", str(tmp_path / "r.json"))  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    runs = json.loads((tmp_path / "r.json").read_text())["runs"]
+    assert [r["protocol"] for r in runs] == ["full"]
+    bad = run_cli("eval", "popularity", "--protocols", "full,bogus", "--out", str(tmp_path / "x.json"))
+    assert bad.returncode == 2 and "--protocols" in bad.stderr

@@ -89,7 +89,9 @@ def _cli_option(name: str, annotation: Any, field: Any) -> tuple[Any, dict[str, 
     kwargs: dict[str, Any] = {"help": field.description or ""}
     if origin is Literal:
         return inner, kwargs
-    if origin in (list, tuple) and all(a in _SCALARS for a in get_args(inner) if a is not Ellipsis):
+    if origin in (list, tuple) and all(
+        a in _SCALARS or get_origin(a) is Literal for a in get_args(inner) if a is not Ellipsis
+    ):
         kwargs["help"] += " (comma-separated)"
         return str, kwargs
     if inspect.isclass(inner) and issubclass(inner, Enum):
