@@ -20,6 +20,8 @@ from semrec.errors import UserError
 from semrec.item_table import ItemTable
 from torch import nn
 
+from semrec_worker.methods.reduction import pca_reduce
+
 Projection = Literal["pca", "linear"]
 
 
@@ -51,14 +53,6 @@ class InitReport:
     missing_items: int = 0
     explained_variance: float | None = None
     notes: list[str] = field(default_factory=list)
-
-
-def pca_reduce(matrix: np.ndarray, dim: int) -> tuple[np.ndarray, float]:
-    """Project rows onto the top-`dim` principal components; returns (reduced, explained variance ratio)."""
-    centred = matrix - matrix.mean(axis=0, keepdims=True)
-    _, singular, vt = np.linalg.svd(centred.astype(np.float64), full_matrices=False)
-    explained = float((singular[:dim] ** 2).sum() / max((singular**2).sum(), 1e-12))
-    return (centred @ vt[:dim].T).astype(np.float32), explained
 
 
 def unit_mean_norm(matrix: np.ndarray) -> np.ndarray:
