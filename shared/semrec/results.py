@@ -86,6 +86,8 @@ def machine_info() -> dict[str, Any]:
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "memory_gib": _memory_gib(),
+        # other work on the machine inflates wall times: record how busy it was when the results were written
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
     }
     try:  # torch is a worker dependency; the ranker records results without it
         import torch

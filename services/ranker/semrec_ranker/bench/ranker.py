@@ -25,8 +25,6 @@ from pydantic import Field, field_validator
 from semrec.cli_builder import echo
 from semrec.config import JobConfig
 
-SHARED_NOTE = "2 CPU cores shared with 4 other helpers' jobs running at the same time: absolute numbers are noisy"
-
 
 class RankerBenchConfig(JobConfig):
     sizes: list[int] = Field([10_000, 100_000, 1_000_000], description="catalogue sizes (in-process)")
@@ -127,7 +125,7 @@ def bench_in_process(config: RankerBenchConfig, bundles: dict) -> list:
             echo(f"{backbone:8s} {n:>9} items exact: {metrics}")
             common = {**config.to_dict(), "n_items": n, "blas_threads": 1,
                       "load_average_1m": round(os.getloadavg()[0], 1), "nice": os.nice(0),
-                      "provider": engine.encoder.provider, "machine_shared": SHARED_NOTE,
+                      "provider": engine.encoder.provider, 
                       "bundle_build_s": round(build_s, 1)}  # fmt: skip
             runs.append(RunResult(dataset=f"synthetic-{n}x{config.dim}", method="onnxruntime", backbone=backbone,
                                   protocol="in-process-exact", metrics=metrics, config=common))  # fmt: skip
@@ -274,7 +272,7 @@ def bench_http(config: RankerBenchConfig, bundle) -> list:
                                       "server": "1 uvicorn worker (httptools, uvloop), threadpool endpoints",
                                       "index": "hnsw" if config.http_items >= config.ann_threshold else "exact",
                                       "load_generator": "open-loop raw asyncio HTTP/1.1 keep-alive, same machine, loopback",
-                                      "machine_shared": SHARED_NOTE, "nice": os.nice(0)}))  # fmt: skip
+                                      "nice": os.nice(0)}))  # fmt: skip
     onnx, peer = runs[0].metrics, runs[1].metrics
     ratio: dict[str, float] = {}
     if peer["max_sustained_rps"]:
@@ -291,7 +289,7 @@ def bench_http(config: RankerBenchConfig, bundle) -> list:
         ratio["p99_ratio_peer_over_onnx_at_common_rate"] = round(peer["p99_ms_at_common_rate"] / onnx["p99_ms_at_common_rate"], 2)
     runs.append(RunResult(dataset=f"synthetic-{config.http_items}x{config.dim}", method="onnxruntime-vs-torch-eager",
                           backbone=config.http_backbone, protocol="http-open-loop", metrics=ratio,
-                          config={"machine_shared": SHARED_NOTE}))  # fmt: skip
+                          config={"load_average_1m": round(os.getloadavg()[0], 1)}))  # fmt: skip
     echo(f"http summary: {ratio}")
     return runs
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -28,7 +29,6 @@ class StoreBenchConfig(JobConfig):
 
 def bench_store(config: StoreBenchConfig) -> Path:
     import contextlib
-    import os
     import statistics
 
     import numpy as np
@@ -80,7 +80,7 @@ def bench_store(config: StoreBenchConfig) -> Path:
                                       metrics=metrics, wall_s=round(sum(publish_s) + sum(load_s), 2),
                                       config={**config.to_dict(), "n_items": n, "dtype": dtype,
                                               "redis": "local redis-server on loopback (no persistence)",
-                                              "machine_shared": "2 cores shared with 4 other helpers' jobs"}))  # fmt: skip
+                                              "load_average_1m": round(os.getloadavg()[0], 1)}))  # fmt: skip
             client.flushdb()
     path = write_results(config.out, runs)
     echo(f"results written to {path}")
