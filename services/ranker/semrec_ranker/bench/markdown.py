@@ -1,0 +1,88 @@
+"""Markdown tables of `semrec bench ranker` results files, for docs/serving.md.
+
+    python -m semrec_ranker.bench.markdown results/ranker-inprocess.json results/ranker-http.json
+
+Prints one section per file (in-process table or HTTP table), each headed by the commit, time and
+load average the file records, so a reader can tell a quiet run from a contended one.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _header(path: Path, data: dict[str, Any]) -> str:
+    machine = data.get("machine", {})
+    load = machine.get("load_average_1_5_15")
+    load_text = f", load average {load[0]} / {load[1]} / {load[2]} when written" if load else ""
+    return (
+        f"`{path}` (commit {data.get('commit')}, {data.get('created_at')}; {machine.get('cpu_count')} x "
+        f"{machine.get('cpu')}{load_text})"
+    )
+
+
+def inprocess_table(runs: list[dict[str, Any]]) -> str:
+    lines = [
+        "| items | encoder | index | p50 / p99 ms | CPU p50 / p99 ms | encode p50 ms | top-k p50 ms "
+        "| recall@10 (encoder / near-catalogue queries) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        m = run["metrics"]
+        n_items = int(run["dataset"].split("-")[1].split("x")[0])
+        index = run["protocol"].removeprefix("in-process-")
+        recall = (
+            f"{m['recall_at_10_encoder_queries']} / {m['recall_at_10_near_catalogue_queries']}"
+            if "recall_at_10_encoder_queries" in m
+            else "1 (exact)"
+        )
+        lines.append(
+            f"| {n_items:,} | {run['backbone']} | {index} | {m['p50_ms']} / {m['p99_ms']} | "
+            f"{m['cpu_p50_ms']} / {m['cpu_p99_ms']} | {m['encode_p50_ms']} | {m['topk_p50_ms']} | {recall} |"
+        )
+    return "\n".join(lines)
+
+
+def http_table(runs: list[dict[str, Any]]) -> str:
+    lines = [
+        "| server | rate req/s | p50 ms | p99 ms | errors | achieved req/s | server CPU ms/req | load avg |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    summaries = []
+    for run in runs:
+        steps = run["config"].get("steps")
+        if not steps:
+            summaries.append(
+                f"- {run['method']}: " + ", ".join(f"{k} = {v}" for k, v in run["metrics"].items())
+            )
+            continue
+        for s in steps:
+            lines.append(
+                f"| {run['method']} | {s['rate']} | {s['p50_ms']} | {s['p99_ms']} | {s['errors']} | "
+                f"{s['achieved_rps']} | {s['server_cpu_ms_per_request']} | {s.get('load_average_1m', '-')} |"
+            )
+        summaries.append(f"- {run['method']}: " + ", ".join(f"{k} = {v}" for k, v in run["metrics"].items()))
+    return "\n".join(lines) + "\n\n" + "\n".join(summaries)
+
+
+def render(path: Path) -> str:
+    data = json.loads(path.read_text())
+    runs = data["runs"]
+    is_http = any(run["protocol"] == "http-open-loop" for run in runs)
+    table = http_table(runs) if is_http else inprocess_table(runs)
+    return f"{_header(path, data)}:\n\n{table}\n"
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
+        return 2
+    print("\n".join(render(Path(p)) for p in argv))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

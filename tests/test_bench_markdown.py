@@ -1,0 +1,33 @@
+"""The docs' ranker tables are printed from results files: every step and every cell becomes a row."""
+
+from __future__ import annotations
+
+from semrec.results import RunResult, write_results
+from semrec_ranker.bench.markdown import main, render
+
+
+def test_render_prints_a_row_per_http_step_and_per_inprocess_cell(tmp_path, capsys) -> None:
+    steps = [
+        {"rate": rate, "p50_ms": 1.0 + i, "p99_ms": 2.0 + i, "errors": 0, "achieved_rps": rate,
+         "server_cpu_ms_per_request": 3.0, "load_average_1m": 0.5}
+        for i, rate in enumerate([10, 20, 40])
+    ]  # fmt: skip
+    http = write_results(tmp_path / "http.json", [
+        RunResult(dataset="synthetic-100x8", method="onnxruntime", backbone="sasrec", protocol="http-open-loop",
+                  metrics={"max_sustained_rps": 40.0}, config={"steps": steps}),
+    ])  # fmt: skip
+    inproc = write_results(tmp_path / "inproc.json", [
+        RunResult(dataset="synthetic-100x8", method="onnxruntime", backbone="gru4rec", protocol="in-process-exact",
+                  metrics={"p50_ms": 1.5, "p99_ms": 2.5, "cpu_p50_ms": 1.4, "cpu_p99_ms": 2.4,
+                           "encode_p50_ms": 0.9, "topk_p50_ms": 0.5}),
+    ])  # fmt: skip
+    http_md = render(http)
+    assert [line for line in http_md.splitlines() if line.startswith("| onnxruntime |")] == [
+        "| onnxruntime | 10 | 1.0 | 2.0 | 0 | 10 | 3.0 | 0.5 |",
+        "| onnxruntime | 20 | 2.0 | 3.0 | 0 | 20 | 3.0 | 0.5 |",
+        "| onnxruntime | 40 | 3.0 | 4.0 | 0 | 40 | 3.0 | 0.5 |",
+    ]
+    assert "max_sustained_rps = 40.0" in http_md
+    assert "| 100 | gru4rec | exact | 1.5 / 2.5 | 1.4 / 2.4 | 0.9 | 0.5 | 1 (exact) |" in render(inproc)
+    assert "load average" in render(inproc)  # machine_info records how busy the machine was
+    assert main([]) == 2
