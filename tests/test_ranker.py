@@ -132,6 +132,8 @@ def test_recommend_similar_events_and_validation(redis_server, published):
         assert 'semrec_request_seconds_count{endpoint="/items/{item_id}/similar",method="GET",status="404"}' in metrics
         assert 'semrec_model_seconds_count{stage="encode"}' in metrics
         assert "semrec_popularity_fallback_total 1.0" in metrics
+        rss = [line for line in metrics.splitlines() if line.startswith("process_resident_memory_bytes ")]
+        assert rss and float(rss[0].split()[1]) > 10e6  # the process memory is exported (a real, loaded process)
 
 
 def test_hot_reload_on_publish_and_redis_down(redis_server, published):

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0)
 
@@ -12,6 +19,10 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # process_resident_memory_bytes / process_cpu_seconds_total: a loaded 1M-item bundle is ~1 GB, so
+        # memory per pod is what capacity planning (and the soak test) watches
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
         self.request_seconds = Histogram(
             "semrec_request_seconds", "HTTP request latency", ["endpoint", "method", "status"],
             buckets=LATENCY_BUCKETS, registry=self.registry,
