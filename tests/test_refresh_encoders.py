@@ -1,0 +1,99 @@
+"""The method refresh encoders on the tiny LM: `llmemb` (RAT runs) reproduces the bundle's trained item vectors
+and embeds new items; `said` (stage-2 runs from a SAID table) gives new items vectors through the frozen LM;
+`semrec refresh --encoder` picks them, and a run without the asked-for encoder exits 2."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from semrec.bundle import Bundle
+from semrec.cli import build_app
+from semrec.item_table import ItemTable
+from semrec_worker.data import DataConfig, load_dataset
+from semrec_worker.data.records import Item
+from semrec_worker.export.onnx import export_run, serving_item_vectors
+from semrec_worker.lm import load_language_model
+from semrec_worker.methods.llm_settings import SCFTSettings
+from semrec_worker.methods.llmemb import LLMEmbSCFT, train_rat
+from semrec_worker.refresh.encoders import load_item_encoder, to_serving_space
+from semrec_worker.training import SeqRecConfig, train_seqrec
+from typer.testing import CliRunner
+
+torch.set_num_threads(1)
+
+SMALL = "synthetic:users=60,items=30,avg_len=6,seed=3"
+SEQREC = dict(data=SMALL, dim=8, max_len=8, batch_size=32, lr=5e-3, threads=1, dropout=0.0, epochs=1)
+
+
+@pytest.fixture(scope="module")
+def small():
+    return load_dataset(DataConfig(data=SMALL))
+
+
+def new_items() -> list[Item]:
+    return [Item("fresh-0", title="cordless pipette rack", brand="Acme", categories=["Lab", "Racks"]),
+            Item("fresh-1", title="amber glass bottle 250 ml", brand="Vitro", extra={"color": "amber"})]  # fmt: skip
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def test_serving_space_is_the_exports_transform():
+    vectors = np.random.default_rng(0).normal(size=(20, 6)) * np.linspace(0.5, 3, 20)[:, None]
+    for similarity in ("cosine", "dot"):
+        max_norm = float(np.linalg.norm(vectors, axis=1).max())
+        np.testing.assert_allclose(to_serving_space(vectors, similarity, max_norm),
+                                   serving_item_vectors(vectors, similarity), atol=1e-6)  # fmt: skip
+    longer = to_serving_space(vectors[:1] * 100, "dot", 1.0)  # beyond the trained norms: capped, still unit
+    np.testing.assert_allclose(np.linalg.norm(longer, axis=1), 1.0, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def rat_run(tmp_path_factory, small):
+    """SCFT (2 LoRA steps, SCFT --dim PCA) -> SASRec -> RAT on the tiny LM, exported as a bundle."""
+    root = tmp_path_factory.mktemp("llmemb")
+    (root / "scft").mkdir()
+    # the tiny LM's tokens are characters: a short domain and a long cap keep the prompts' attributes
+    settings = SCFTSettings(llm="tiny", batch_size=6, max_steps=2, bf16=False, max_prompt_tokens=160, dim=24,
+                            probe_items=4, domain="lab", embed_batch_size=8)  # fmt: skip
+    scft = LLMEmbSCFT(settings, run_dir=root / "scft", lm=load_language_model("tiny"), progress=False).fit(small)
+    scft.save(root / "scft" / "item_table.npz")
+    train_seqrec(SeqRecConfig(out=root / "sasrec", backbone="sasrec", **SEQREC), dataset=small)
+    config = SeqRecConfig(out=root / "rat", backbone="sasrec", **SEQREC)
+    train_rat(config, scft, ItemTable.load(root / "sasrec"), d_m=6, dataset=small, scft_source=root / "scft")
+    export_run(root / "rat")
+    return root
+
+
+def test_llmemb_encoder_reproduces_the_rat_bundle_and_embeds_new_items(rat_run, small):
+    spec = json.loads((rat_run / "rat" / "refresh_encoder" / "encoder.json").read_text())
+    assert spec["kind"] == "llmemb" and spec["lm"] == "tiny" and (rat_run / "rat" / "refresh_encoder" / "lora").is_dir()
+    bundle = Bundle.load(rat_run / "rat")
+    encoder = load_item_encoder(rat_run / "rat", "llmemb")
+    encoder.progress = False
+    existing = encoder.encode(small.items)
+    assert existing.shape == bundle.item_vectors.shape
+    assert cosines(existing, bundle.item_vectors).min() >= 0.999  # the item vector is purely adapter-derived
+    assert np.ptp(bundle.item_vectors, axis=0).max() > 0.05  # not trivially equal rows
+    fresh = encoder.encode(new_items())
+    np.testing.assert_allclose(np.linalg.norm(fresh, axis=1), 1.0, atol=1e-5)
+    assert not np.allclose(fresh[0], fresh[1])
+    assert load_item_encoder(rat_run / "rat").kind == "llmemb"  # auto = the run's own
+
+
+def test_rat_without_an_llmemb_table_saves_no_encoder(tmp_path, small):
+    table = ItemTable(small.item_ids, np.random.default_rng(0).normal(size=(small.n_items, 12)), {"method": "x"})
+    train_seqrec(SeqRecConfig(out=tmp_path / "sasrec", backbone="sasrec", **SEQREC), dataset=small)
+    config = SeqRecConfig(out=tmp_path / "rat", backbone="sasrec", **SEQREC)
+    train_rat(config, table, ItemTable.load(tmp_path / "sasrec"), d_m=6, dataset=small, scft_source=tmp_path)
+    assert not (tmp_path / "rat" / "refresh_encoder").exists()
+    result = CliRunner().invoke(build_app(), ["refresh", "--items", SMALL, "--run", str(tmp_path / "rat"),
+                                              "--redis", "redis://127.0.0.1:1/0"])  # fmt: skip
+    assert result.exit_code == 2 and "no refresh encoder" in result.output
+    result = CliRunner().invoke(build_app(), ["refresh", "--items", SMALL, "--run", str(tmp_path / "rat"),
+                                              "--encoder", "said"])  # fmt: skip
+    assert result.exit_code == 2 and "said" in result.output
