@@ -97,3 +97,69 @@ def test_rat_without_an_llmemb_table_saves_no_encoder(tmp_path, small):
     result = CliRunner().invoke(build_app(), ["refresh", "--items", SMALL, "--run", str(tmp_path / "rat"),
                                               "--encoder", "said"])  # fmt: skip
     assert result.exit_code == 2 and "said" in result.output
+
+
+@pytest.fixture(scope="module")
+def said_stage2(tmp_path_factory, small):
+    """SAID stage 1 (amortised projector, 1 epoch, tiny LM) -> SASRec initialised from it (PCA 128 -> 8)."""
+    from semrec_worker.said.settings import TrainSAIDConfig
+    from semrec_worker.said.trainer import train_said
+
+    root = tmp_path_factory.mktemp("said")
+    train_said(TrainSAIDConfig(data=SMALL, llm="tiny", out=root / "said", epochs=1, max_caption_tokens=12,
+                               eval_items=2, batch_size=8, threads=1, projector="amortised", projector_hidden=16,
+                               virtual_tokens=2), dataset=small)  # fmt: skip
+    train_seqrec(SeqRecConfig(out=root / "run", backbone="sasrec", init=str(root / "said"), **SEQREC), dataset=small)
+    export_run(root / "run")
+    return root
+
+
+def _write_items(path, items):
+    path.write_text("".join(json.dumps(item.to_json()) + "\n" for item in items))
+    return str(path)
+
+
+def test_said_encoder_refreshes_new_items_only_and_is_idempotent(said_stage2, small, redis_server, tmp_path):
+    from semrec.settings import redis_settings
+    from semrec.store import load_bundle
+    from semrec_worker.commands.publish import PublishConfig, publish
+    from semrec_worker.commands.refresh import RefreshConfig, refresh
+
+    run = said_stage2 / "run"
+    spec = json.loads((run / "refresh_encoder" / "encoder.json").read_text())
+    assert spec["kind"] == "said" and spec["projector"] == "amortised" and spec["row_epochs"] == 0
+    assert 0.0 < spec["fit_cosine"] <= 1.0 and spec["fit_items"] == small.n_items
+    checkpoint = (said_stage2 / "said" / "checkpoint.pt").read_bytes()
+
+    encoder = load_item_encoder(run, "said")
+    encoder.progress = False
+    fresh = encoder.encode(new_items())
+    assert fresh.shape == (2, spec["dim"]) and not np.allclose(fresh[0], fresh[1])
+    np.testing.assert_allclose(np.linalg.norm(fresh, axis=1), 1.0, atol=1e-5)
+    encoder.row_epochs = 2  # per-row training of the new items moves their prefixes
+    trained = encoder.encode(new_items())
+    assert not np.allclose(trained, fresh, atol=1e-4)
+
+    publish(PublishConfig(run=run, redis=redis_server.url, catalog="said",
+                          items=_write_items(tmp_path / "v1.jsonl", small.items)))  # fmt: skip
+    client = redis_settings(redis_server.url).client()
+    first = load_bundle(client, "said").bundle
+    updated = _write_items(tmp_path / "v2.jsonl", [*small.items, *new_items()])
+    summary = refresh(RefreshConfig(catalog="said", items=updated, redis=redis_server.url, encoder="said"))
+    assert summary["published"] and (summary["added"], summary["changed"], summary["unchanged"]) == (2, 0, small.n_items)
+    second = load_bundle(client, "said").bundle
+    assert second.item_ids == first.item_ids + ["fresh-0", "fresh-1"] and second.metadata["refresh"]["encoder"] == "said"
+    np.testing.assert_array_equal(second.item_vectors[: small.n_items], first.item_vectors)  # existing untouched
+    np.testing.assert_allclose(second.item_vectors[small.n_items :], fresh, atol=1e-5)
+    again = refresh(RefreshConfig(catalog="said", items=updated, redis=redis_server.url))
+    assert again["published"] is False and again["version"] == summary["version"]
+    assert (said_stage2 / "said" / "checkpoint.pt").read_bytes() == checkpoint  # the SAID run is never written
+
+
+def test_said_linear_projection_maps_new_items_with_the_trained_layer(said_stage2, small, tmp_path):
+    config = SeqRecConfig(out=tmp_path / "linear", backbone="sasrec", init=str(said_stage2 / "said"),
+                          projection="linear", **SEQREC)  # fmt: skip
+    train_seqrec(config, dataset=small)
+    spec = json.loads((tmp_path / "linear" / "refresh_encoder" / "encoder.json").read_text())
+    assert spec["projection"] == "linear" and spec["fit_cosine"] > 0.999  # exact: z -> the trained layer
+    assert "pca_mean" not in np.load(tmp_path / "linear" / "refresh_encoder" / "weights.npz").files

@@ -163,5 +163,9 @@ def save_rat_encoder(run_dir: Path, scft_source, scft_table: ItemTable, adapter,
     except UserError as exc:
         echo(f"note: no llmemb refresh encoder for {run_dir}: {exc}")
         return None
+    except Exception as exc:  # a finished training run must not fail on its refresh encoder
+        echo(f"warning: the llmemb refresh encoder of {run_dir} failed ({type(exc).__name__}: {exc}); rebuild it "
+             f"with `semrec export refresh-encoder --run {run_dir}`")  # fmt: skip
+        return None
     echo(f"refresh encoder (llmemb: LM {encoder.spec['lm']} + LoRA -> PCA -> adapter) saved to {path}")
     return path
