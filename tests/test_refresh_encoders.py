@@ -12,6 +12,7 @@ import torch
 from semrec.bundle import Bundle
 from semrec.cli import build_app
 from semrec.item_table import ItemTable
+from semrec_worker.commands.llm_embeddings import TrainRATConfig, train_llmemb_rat
 from semrec_worker.data import DataConfig, load_dataset
 from semrec_worker.data.records import Item
 from semrec_worker.export.onnx import export_run, serving_item_vectors
@@ -63,8 +64,9 @@ def rat_run(tmp_path_factory, small):
     scft = LLMEmbSCFT(settings, run_dir=root / "scft", lm=load_language_model("tiny"), progress=False).fit(small)
     scft.save(root / "scft" / "item_table.npz")
     train_seqrec(SeqRecConfig(out=root / "sasrec", backbone="sasrec", **SEQREC), dataset=small)
-    config = SeqRecConfig(out=root / "rat", backbone="sasrec", **SEQREC)
-    train_rat(config, scft, ItemTable.load(root / "sasrec"), d_m=6, dataset=small, scft_source=root / "scft")
+    rat = TrainRATConfig(out=root / "rat", backbone="sasrec", scft=str(root / "scft"),
+                         collaborative=str(root / "sasrec"), d_m=6, **SEQREC)  # fmt: skip
+    train_llmemb_rat(rat)  # what `semrec train llmemb-rat` runs
     export_run(root / "rat")
     return root
 
@@ -85,6 +87,26 @@ def test_llmemb_encoder_reproduces_the_rat_bundle_and_embeds_new_items(rat_run, 
     assert load_item_encoder(rat_run / "rat").kind == "llmemb"  # auto = the run's own
 
 
+def _rebuild_and_compare(run) -> None:
+    """`semrec export refresh-encoder` on a finished run rebuilds the encoder its training saved."""
+    import shutil
+
+    directory = run / "refresh_encoder"
+    before = dict(np.load(directory / "weights.npz"))
+    spec = json.loads((directory / "encoder.json").read_text())
+    shutil.rmtree(directory)
+    result = CliRunner().invoke(build_app(), ["export", "refresh-encoder", "--run", str(run)])
+    assert result.exit_code == 0, result.output
+    after = dict(np.load(directory / "weights.npz"))
+    assert sorted(after) == sorted(before) and json.loads((directory / "encoder.json").read_text()) == spec
+    for key, value in before.items():
+        np.testing.assert_allclose(after[key], value, rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+def test_export_refresh_encoder_rebuilds_the_llmemb_encoder(rat_run):
+    _rebuild_and_compare(rat_run / "rat")
+
+
 def test_rat_without_an_llmemb_table_saves_no_encoder(tmp_path, small):
     table = ItemTable(small.item_ids, np.random.default_rng(0).normal(size=(small.n_items, 12)), {"method": "x"})
     train_seqrec(SeqRecConfig(out=tmp_path / "sasrec", backbone="sasrec", **SEQREC), dataset=small)
@@ -97,6 +119,8 @@ def test_rat_without_an_llmemb_table_saves_no_encoder(tmp_path, small):
     result = CliRunner().invoke(build_app(), ["refresh", "--items", SMALL, "--run", str(tmp_path / "rat"),
                                               "--encoder", "said"])  # fmt: skip
     assert result.exit_code == 2 and "said" in result.output
+    result = CliRunner().invoke(build_app(), ["export", "refresh-encoder", "--run", str(tmp_path / "sasrec")])
+    assert result.exit_code == 2 and "neither a RAT run" in result.output
 
 
 @pytest.fixture(scope="module")
@@ -163,3 +187,4 @@ def test_said_linear_projection_maps_new_items_with_the_trained_layer(said_stage
     spec = json.loads((tmp_path / "linear" / "refresh_encoder" / "encoder.json").read_text())
     assert spec["projection"] == "linear" and spec["fit_cosine"] > 0.999  # exact: z -> the trained layer
     assert "pca_mean" not in np.load(tmp_path / "linear" / "refresh_encoder" / "weights.npz").files
+    _rebuild_and_compare(tmp_path / "linear")
