@@ -60,10 +60,11 @@ class LLMEmbItemEncoder:
         if adapter.pca is None:
             raise UserError("the RAT adapter does not record its PCA (built without LLMEmbAdapter.from_table)")
         settings = meta["settings"]
-        recorded = Path(str(meta.get("adapter", "")))
-        lora = recorded if recorded.is_absolute() else scft_dir / recorded
-        if not (lora / "adapter_config.json").exists():
-            raise UserError(f"{lora}: the SCFT LoRA adapter is not there (needed to embed new items)")
+        recorded = Path(str(meta.get("adapter") or "adapter"))  # "adapter" (the run's own) or a --adapter path
+        candidates = [recorded] if recorded.is_absolute() else [scft_dir / recorded, recorded]
+        lora = next((c for c in candidates if (c / "adapter_config.json").exists()), None)
+        if lora is None:
+            raise UserError(f"{candidates[0]}: the SCFT LoRA adapter is not there (needed to embed new items)")
         arrays = {**adapter.pca.arrays("rat_pca_"), "rat_scale": np.array(adapter.scale)}
         if settings.get("dim") is not None:
             pca_file = scft_dir / str(meta.get("pca_file", "scft_pca.npz"))
