@@ -87,6 +87,27 @@ def test_llmemb_encoder_reproduces_the_rat_bundle_and_embeds_new_items(rat_run, 
     assert load_item_encoder(rat_run / "rat").kind == "llmemb"  # auto = the run's own
 
 
+def test_semrec_refresh_with_the_llmemb_encoder(rat_run, small, redis_server, tmp_path):
+    from semrec.settings import redis_settings
+    from semrec.store import load_bundle
+
+    run = rat_run / "rat"
+    args = ["--redis", redis_server.url, "--catalog", "rat"]
+    published = CliRunner().invoke(build_app(), ["publish", "--run", str(run), "--items",
+                                                 _write_items(tmp_path / "v1.jsonl", small.items), *args])  # fmt: skip
+    assert published.exit_code == 0, published.output
+    updated = _write_items(tmp_path / "v2.jsonl", [*small.items, *new_items()])
+    refreshed = CliRunner().invoke(build_app(), ["refresh", "--items", updated, "--encoder", "llmemb", *args])
+    assert refreshed.exit_code == 0 and "added 2, changed 0, removed 0" in refreshed.output, refreshed.output
+    bundle = load_bundle(redis_settings(redis_server.url).client(), "rat").bundle
+    encoder = load_item_encoder(run)
+    encoder.progress = False
+    np.testing.assert_allclose(bundle.item_vectors[small.n_items :], encoder.encode(new_items()), atol=1e-5)
+    np.testing.assert_array_equal(bundle.item_vectors[: small.n_items], Bundle.load(run).item_vectors)
+    again = CliRunner().invoke(build_app(), ["refresh", "--items", updated, *args])
+    assert again.exit_code == 0 and "nothing to publish" in again.output
+
+
 def _rebuild_and_compare(run) -> None:
     """`semrec export refresh-encoder` on a finished run rebuilds the encoder its training saved."""
     import shutil
