@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -502,7 +503,7 @@ def train_rat(
     adapter = LLMEmbAdapter.from_table(scft_table, dataset, width=config.dim, d_m=d_m)
     align = CollaborativeAlignment.from_table(collaborative, dataset, alpha, temperature)
     result = train_seqrec(config, dataset=dataset, item_embedding=adapter, extra_loss=align)
-    if scft_source is not None:
+    if scft_source is not None and int(os.environ.get("RANK", "0")) == 0:  # one writer under torchrun
         from semrec_worker.refresh.llmemb_encoder import save_rat_encoder
 
         save_rat_encoder(result.run_dir, scft_source, scft_table, result.model.item_embedding, result.item_table)
