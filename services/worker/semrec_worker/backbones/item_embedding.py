@@ -20,7 +20,7 @@ from semrec.errors import UserError
 from semrec.item_table import ItemTable
 from torch import nn
 
-from semrec_worker.methods.reduction import pca_reduce
+from semrec_worker.methods.reduction import PCAFit, fit_pca
 
 Projection = Literal["pca", "linear"]
 
@@ -58,6 +58,23 @@ class InitReport:
 def unit_mean_norm(matrix: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(matrix, axis=1)
     return matrix / max(float(norms.mean()), 1e-12)
+
+
+def table_reduction(rows: np.ndarray, dim: int) -> tuple[np.ndarray, PCAFit | None, float]:
+    """The PCA-init rows: (unit-mean-norm rows [n, dim], the PCA or None when widths match, the scale s), so
+    that rows = pca(table rows) / s. Kept so new items can be mapped the same way (the refresh encoders)."""
+    if rows.shape[1] > dim:
+        pca = fit_pca(rows, dim)
+        reduced = pca.transform(rows)
+    elif rows.shape[1] == dim:
+        pca, reduced = None, np.asarray(rows, dtype=np.float32)
+    else:
+        raise UserError(
+            f"item table width {rows.shape[1]} < model width {dim}: PCA cannot widen; "
+            "use --projection linear or a smaller --dim"
+        )
+    scale = max(float(np.linalg.norm(reduced, axis=1).mean()), 1e-12)
+    return reduced / scale, pca, scale
 
 
 def random_embedding(n_items: int, dim: int, generator: torch.Generator | None = None) -> nn.Embedding:
@@ -100,21 +117,14 @@ def build_item_embedding(
             layer = TableProjection(torch.from_numpy(full), dim)
             report.reduction = f"linear {table.dim}->{dim} (table frozen)"
         else:
-            if table.dim > dim:
-                reduced, explained = pca_reduce(rows[known], dim)
+            reduced, pca, _ = table_reduction(rows[known], dim)
+            if pca is not None:
                 report.reduction = f"pca {table.dim}->{dim}"
-                report.explained_variance = round(explained, 4)
-            elif table.dim == dim:
-                reduced = rows[known]
-            else:
-                raise UserError(
-                    f"item table width {table.dim} < model width {dim}: PCA cannot widen; "
-                    "use --projection linear or a smaller --dim"
-                )
+                report.explained_variance = round(pca.variance_kept, 4)
             weight = torch.zeros(n_items + 1, dim)
             random_rows = random_embedding(n_items, dim, generator).weight.detach()
             weight[1:] = random_rows[1:]
-            weight[1:][torch.from_numpy(known)] = torch.from_numpy(unit_mean_norm(reduced))
+            weight[1:][torch.from_numpy(known)] = torch.from_numpy(reduced.astype(np.float32))
             layer = nn.Embedding(n_items + 1, dim, padding_idx=0)
             with torch.no_grad():
                 layer.weight.copy_(weight)

@@ -143,7 +143,7 @@ def train_llmemb_rat(config: TrainRATConfig):
         raise UserError("RAT builds its own item layer (adapter over --scft): leave --init/--freeze-items/--projection")
     return train_rat(
         config, ItemTable.load(config.scft), ItemTable.load(config.collaborative), config.d_m, config.alpha,
-        config.align_temperature,
+        config.align_temperature, scft_source=config.scft,
     )  # fmt: skip
 
 

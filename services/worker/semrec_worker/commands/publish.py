@@ -37,7 +37,8 @@ class PublishConfig(StoreJobConfig):
         "content hashes (default: the run's config.json `data`)",
     )  # fmt: skip
     refresh_encoder: Literal["none", "minilm", "hashing"] = Field(
-        "none", description="fit a text -> item-vector map for `semrec refresh` and save it in the run"
+        "none", description="fit a text -> item-vector map for `semrec refresh` and save it in the run "
+        "(RUN_DIR/refresh_encoder/, or refresh_encoder/linear-text-map/ beside a method's own encoder)",
     )
 
 
@@ -103,12 +104,12 @@ def publish(config: PublishConfig):
         extras[TEXT_HASHES] = hashes.astype("<u8").tobytes()
         bundle.metadata["items_source"] = source
         if config.refresh_encoder != "none":
-            from semrec_worker.refresh.encoders import ENCODER_DIRNAME, LinearTextMapEncoder
+            from semrec_worker.refresh.encoders import LinearTextMapEncoder, encoder_dir
 
             known = [(row, items[i]) for row, i in enumerate(bundle.item_ids) if i in items]
             rows = np.array([r for r, _ in known])
             encoder = LinearTextMapEncoder.fit([it for _, it in known], bundle.item_vectors[rows], config.refresh_encoder)
-            path = encoder.save(run_dir / ENCODER_DIRNAME)
+            path = encoder.save(encoder_dir(run_dir, encoder.kind))
             echo(f"refresh encoder ({encoder.kind}, {config.refresh_encoder}) saved to {path}; "
                  f"in-sample cosine to the trained vectors {encoder.fit_cosine:.3f}")  # fmt: skip
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import Field
@@ -18,6 +19,13 @@ class RefreshConfig(StoreJobConfig):
     run: Path | None = Field(
         None, description="run whose refresh encoder to use (default: the served bundle's source_run)"
     )
+    encoder: Literal["auto", "llmemb", "said", "text-map"] = Field(
+        "auto", description="item encoder: the run's own (auto), or llmemb / said / text-map (exit 2 if the run "
+        "has none of that kind)",
+    )
+    said_epochs: int | None = Field(
+        None, ge=0, description="said encoder: per-row training epochs for the new items (default: the run's)"
+    )
 
 
 def refresh(config: RefreshConfig) -> dict:
@@ -30,6 +38,7 @@ def refresh(config: RefreshConfig) -> dict:
     from semrec_worker.refresh.text import load_items
 
     start = time.perf_counter()
+    encoder = load_item_encoder(config.run, config.encoder) if config.run is not None else None
     try:
         loaded = load_bundle(redis_settings(config.redis).client(), config.catalog, extras=(TEXT_HASHES,))
     except RedisError as exc:
@@ -43,7 +52,10 @@ def refresh(config: RefreshConfig) -> dict:
         raise UserError("the served bundle does not name its run: give --run RUN_DIR")
     echo(f"catalogue {config.catalog} v{loaded.version}: {len(loaded.bundle.item_ids)} items; reading {config.items}")
     items = load_items(config.items)
-    encoder = load_item_encoder(run)
+    encoder = encoder or load_item_encoder(run, config.encoder)
+    if config.said_epochs is not None and hasattr(encoder, "row_epochs"):
+        encoder.row_epochs = config.said_epochs
+    echo(f"item encoder: {encoder.kind} from {run}")
     bundle, new_hashes, diff = refresh_bundle(loaded.bundle, hashes, items, encoder, str(config.items))
     summary = {**diff.summary(), "version": loaded.version, "published": False}
     if diff.empty:

@@ -35,7 +35,7 @@ from semrec.item_table import ItemTable, utc_now
 from torch import nn
 
 from semrec_worker.backbones import SequenceEncoder, build_backbone, left_pad
-from semrec_worker.training.config import SeqRecConfig
+from semrec_worker.training.config import SeqRecConfig, load_seqrec_config
 
 ITEM_PREFIX = "item_embedding."
 
@@ -72,7 +72,7 @@ def load_run_encoder(run_dir: str | Path) -> tuple[SequenceEncoder, SeqRecConfig
     missing = [p.name for p in needed if not p.exists()]
     if missing:
         raise UserError(f"{run_dir}: not a finished seqrec run (missing {', '.join(missing)})")
-    config = SeqRecConfig.load(run_dir)
+    config = load_seqrec_config(run_dir)  # RAT runs save a TrainRATConfig (a SeqRecConfig plus its own)
     table = ItemTable.load(run_dir / "item_table.npz")
     metrics = json.loads((run_dir / "metrics.json").read_text())
     weight = torch.zeros(len(table) + 1, table.dim)

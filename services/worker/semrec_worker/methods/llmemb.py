@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,7 +50,7 @@ from semrec_worker.data.records import Item
 from semrec_worker.lm.backends import TransformersBackend, default_device
 from semrec_worker.lm.loader import LanguageModel, load_language_model
 from semrec_worker.methods.llm_settings import SCFTSettings
-from semrec_worker.methods.reduction import pca_reduce
+from semrec_worker.methods.reduction import PCAFit, fit_pca
 from semrec_worker.methods.symmetric_infonce import SymmetricInfoNCE
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ PROMPT_PREFIX = "The {domain} item has the following attributes: "
 DOMAINS = {"amazon2018-scientific": "scientific", "amazon2018-videogames": "video game", "ml-100k": "movie"}
 CHECKPOINT = "checkpoint.pt"
 ADAPTER_DIR = "adapter"
+SCFT_PCA = "scft_pca.npz"  # the --dim PCA of the SCFT table (mean, components), for new items at refresh
 
 
 # --------------------------------------------------------------------------------------------- prompts (eq. 3)
@@ -375,8 +377,12 @@ class LLMEmbSCFT:
             "embed_s": round(embed_s, 1),
         }
         if s.dim is not None:
-            vectors, kept = pca_reduce(vectors, s.dim)
-            metadata["pca_variance_kept"] = round(kept, 4)
+            pca = fit_pca(vectors, s.dim)
+            vectors = pca.transform(vectors)
+            metadata["pca_variance_kept"] = round(pca.variance_kept, 4)
+            if self.run_dir is not None:
+                np.savez(self.run_dir / SCFT_PCA, **pca.arrays())
+                metadata["pca_file"] = SCFT_PCA
         return ItemTable(dataset.item_ids, vectors, metadata)
 
 
@@ -396,10 +402,13 @@ class LLMEmbAdapter(nn.Module):
 
     The item-embedding layer a backbone trains through (the seqrec trainer's contract): `weight` is the
     full item matrix [n_items + 1, d] (row 0, padding, is zero) and `forward(ids)` looks rows up.
+    `from_table` keeps how z was made (`pca`, `scale`: z = pca(x) / scale) so new items can be mapped alike.
     """
 
     def __init__(self, semantic: np.ndarray | torch.Tensor, width: int, hidden: int | None = None) -> None:
         super().__init__()
+        self.pca: PCAFit | None = None
+        self.scale = 1.0
         semantic = torch.as_tensor(np.asarray(semantic, dtype=np.float32))
         self.register_buffer("semantic", semantic)  # frozen: a buffer, never a parameter
         d_m = semantic.shape[1]
@@ -418,9 +427,12 @@ class LLMEmbAdapter(nn.Module):
     ) -> LLMEmbAdapter:
         """PCA the SCFT table's rows (this dataset's items) to d_m, scaled to unit mean row norm."""
         rows = _padded_rows(table, dataset)
-        reduced, _ = pca_reduce(rows[1:], d_m)
-        reduced /= max(float(np.linalg.norm(reduced, axis=1).mean()), 1e-12)
-        return cls(np.vstack([np.zeros((1, d_m), np.float32), reduced]), width)
+        pca = fit_pca(rows[1:], d_m)
+        reduced = pca.transform(rows[1:])
+        scale = max(float(np.linalg.norm(reduced, axis=1).mean()), 1e-12)
+        adapter = cls(np.vstack([np.zeros((1, d_m), np.float32), reduced / scale]), width)
+        adapter.pca, adapter.scale = pca, scale
+        return adapter
 
     @property
     def weight(self) -> torch.Tensor:
@@ -476,17 +488,26 @@ def train_rat(
     alpha: float = 0.01,
     temperature: float = 2.0,
     dataset: SequenceDataset | None = None,
+    scft_source: str | Path | None = None,
 ):
     """RAT (eqs. 6-8): train `config.backbone` (a `SeqRecConfig`) through `LLMEmbAdapter` over the frozen,
     PCA'd SCFT embeddings, adding alpha * L_align to a pretrained SASRec's item table (`collaborative`,
-    same width as `config.dim`). Returns the seqrec trainer's `TrainResult`."""
+    same width as `config.dim`). Returns the seqrec trainer's `TrainResult`.
+
+    With `scft_source` (the SCFT run dir or its item_table.npz), the run also gets the `llmemb` refresh
+    encoder (RUN_DIR/refresh_encoder/) that embeds new items the same way (see refresh.llmemb_encoder)."""
     from semrec_worker.data.dataset import load_dataset
     from semrec_worker.training import train_seqrec
 
     dataset = dataset if dataset is not None else load_dataset(config)
     adapter = LLMEmbAdapter.from_table(scft_table, dataset, width=config.dim, d_m=d_m)
     align = CollaborativeAlignment.from_table(collaborative, dataset, alpha, temperature)
-    return train_seqrec(config, dataset=dataset, item_embedding=adapter, extra_loss=align)
+    result = train_seqrec(config, dataset=dataset, item_embedding=adapter, extra_loss=align)
+    if scft_source is not None and int(os.environ.get("RANK", "0")) == 0:  # one writer under torchrun
+        from semrec_worker.refresh.llmemb_encoder import save_rat_encoder
+
+        save_rat_encoder(result.run_dir, scft_source, scft_table, result.model.item_embedding, result.item_table)
+    return result
 
 
 def scft_texts(dataset: SequenceDataset, settings: SCFTSettings) -> Sequence[str]:

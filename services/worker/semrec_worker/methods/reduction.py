@@ -1,9 +1,55 @@
-"""PCA to a target width, shared by LLM2X (text embedding -> model width) and LLMEmb RAT (LLM width -> d_m)."""
+"""PCA to a target width, shared by LLM2X (text embedding -> model width) and LLMEmb RAT (LLM width -> d_m).
+
+`fit_pca` keeps the fitted mean and components so the same projection can be applied to rows that arrive
+later (the refresh job's new items); `pca_reduce` is fit + transform of one matrix.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from semrec.errors import UserError
+
+
+@dataclass
+class PCAFit:
+    """x -> (x - mean) @ components^T, zero-padded to `dim` columns. components: [k <= dim, input width]."""
+
+    mean: np.ndarray
+    components: np.ndarray
+    dim: int
+    variance_kept: float
+
+    def transform(self, matrix: np.ndarray) -> np.ndarray:
+        centred = np.asarray(matrix, dtype=np.float64) - self.mean
+        out = np.zeros((centred.shape[0], self.dim), dtype=np.float64)
+        out[:, : self.components.shape[0]] = centred @ self.components.T
+        return out.astype(np.float32)
+
+    def arrays(self, prefix: str = "pca_") -> dict[str, np.ndarray]:
+        return {f"{prefix}mean": self.mean, f"{prefix}components": self.components,
+                f"{prefix}dim": np.array(self.dim), f"{prefix}variance_kept": np.array(self.variance_kept)}  # fmt: skip
+
+    @classmethod
+    def from_arrays(cls, data, prefix: str = "pca_") -> PCAFit:
+        return cls(np.asarray(data[f"{prefix}mean"], np.float64), np.asarray(data[f"{prefix}components"], np.float64),
+                   int(data[f"{prefix}dim"]), float(data[f"{prefix}variance_kept"]))  # fmt: skip
+
+
+def fit_pca(matrix: np.ndarray, dim: int) -> PCAFit:
+    """The top `dim` principal components of the centred rows (fewer when the data's rank is lower)."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    if matrix.ndim != 2 or matrix.shape[0] < 2:
+        raise UserError(f"PCA needs a matrix with at least 2 rows, got shape {matrix.shape}")
+    if dim < 1:
+        raise UserError(f"PCA width must be >= 1, got {dim}")
+    mean = matrix.mean(axis=0, keepdims=True)
+    _, singular, vt = np.linalg.svd(matrix - mean, full_matrices=False)
+    k = min(dim, vt.shape[0])
+    total = float((singular**2).sum())
+    kept = float((singular[:k] ** 2).sum() / total) if total > 0 else 1.0
+    return PCAFit(mean, vt[:k], dim, kept)
 
 
 def pca_reduce(matrix: np.ndarray, dim: int) -> tuple[np.ndarray, float]:
@@ -12,16 +58,5 @@ def pca_reduce(matrix: np.ndarray, dim: int) -> tuple[np.ndarray, float]:
     Returns the reduced float32 matrix and the share of variance it keeps. When `dim` exceeds what the
     data supports (rank <= min(rows, cols)), the extra columns are zero, so the width is always `dim`.
     """
-    matrix = np.asarray(matrix, dtype=np.float64)
-    if matrix.ndim != 2 or matrix.shape[0] < 2:
-        raise UserError(f"PCA needs a matrix with at least 2 rows, got shape {matrix.shape}")
-    if dim < 1:
-        raise UserError(f"PCA width must be >= 1, got {dim}")
-    centred = matrix - matrix.mean(axis=0, keepdims=True)
-    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
-    k = min(dim, vt.shape[0])
-    reduced = np.zeros((matrix.shape[0], dim), dtype=np.float64)
-    reduced[:, :k] = centred @ vt[:k].T
-    total = float((singular**2).sum())
-    kept = float((singular[:k] ** 2).sum() / total) if total > 0 else 1.0
-    return reduced.astype(np.float32), kept
+    fit = fit_pca(matrix, dim)
+    return fit.transform(matrix), fit.variance_kept

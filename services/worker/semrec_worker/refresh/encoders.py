@@ -2,14 +2,19 @@
 
 Any method can plug in by implementing `ItemEncoder` and registering a loader under its `kind`:
 
-- SAID: `encode` trains (or looks up) SAID rows for the new items only, projected like the trained ones;
-- LLMEmb: `encode` runs text -> LM embedding -> PCA -> the trained adapter.
+- `llmemb` (`semrec_worker.refresh.llmemb_encoder`, saved by `semrec train llmemb-rat`): text -> the
+  SCFT-tuned LM's mean-pooled embedding -> the PCAs -> the trained RAT adapter;
+- `said` (`semrec_worker.refresh.said_encoder`, saved by `semrec train seqrec --init <SAID run>`): SAID
+  prefixes for the new items only through the frozen LM (amortised projector, optional per-row training),
+  then the stage-2 PCA and a map fitted to the trained stage-2 vectors;
+- `linear-text-map` (below, saved by `semrec publish --refresh-encoder minilm|hashing`): any run.
 
 The run directory holds the encoder in `RUN_DIR/refresh_encoder/` (`encoder.json` with its `kind`, plus
-whatever files it needs); `load_item_encoder(dir)` dispatches on the kind.
+whatever files it needs); `load_item_encoder(dir)` dispatches on the kind. Every encoder ends with
+`to_serving_space`, the same transform `semrec export onnx` applies to the trained item matrix.
 
-Shipped here, usable for any run today: `LinearTextMapEncoder`, a ridge least-squares map W from a text
-encoder's embedding x(item) to the trained item vector y(item), fitted on the run's own catalogue:
+`LinearTextMapEncoder` is a ridge least-squares map W from a text encoder's embedding x(item) to the
+trained item vector y(item), fitted on the run's own catalogue:
 
     W = argmin_W ||X W - Y||^2 + lambda ||W||^2 = (X^T X + lambda I)^-1 X^T Y,   vector(new) = norm(x(new) W).
 
@@ -31,6 +36,37 @@ from semrec_worker.data.records import Item
 from semrec_worker.refresh.text import item_text
 
 ENCODER_DIRNAME = "refresh_encoder"
+SPEC_FILE = "encoder.json"
+
+
+def to_serving_space(vectors: np.ndarray, similarity: str, max_norm: float | None) -> np.ndarray:
+    """Model-space item vectors -> the bundle's unit vectors, as `semrec_worker.export.serving_item_vectors`.
+
+    Cosine runs: v / |v|. Dot-product runs: [v / M, sqrt(1 - |v|^2 / M^2)] with M the largest norm of the
+    trained item matrix (kept from training, so existing rows are reproduced exactly); a new vector longer
+    than M is shortened to M first (the augmentation cannot represent it; it then scores as the
+    catalogue's longest item would in its direction).
+    """
+    vectors = np.asarray(vectors, dtype=np.float64)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    if similarity != "dot":
+        return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+    if max_norm is None or max_norm <= 0:
+        raise ValueError("dot-product runs need the trained item matrix's largest norm (max_norm)")
+    vectors = vectors * np.minimum(1.0, max_norm / np.maximum(norms, 1e-12))
+    norms = np.minimum(norms, max_norm)
+    extra = np.sqrt(np.clip(1.0 - (norms / max_norm) ** 2, 0.0, None))
+    return np.concatenate([vectors / max_norm, extra], axis=1).astype(np.float32)
+
+
+def serving_space_of_run(run_dir: Path, vectors: np.ndarray) -> dict[str, Any]:
+    """similarity (from RUN_DIR/metrics.json), the trained matrix's largest norm, widths: what
+    `to_serving_space` needs to reproduce the run's bundle."""
+    metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
+    similarity = metrics["model"]["similarity"]
+    model_dim = int(vectors.shape[1])
+    return {"similarity": similarity, "max_norm": float(np.linalg.norm(vectors, axis=1).max()),
+            "model_dim": model_dim, "dim": model_dim + (1 if similarity == "dot" else 0)}  # fmt: skip
 
 
 class ItemEncoder(Protocol):
@@ -155,18 +191,58 @@ class LinearTextMapEncoder:
             return cls(spec["text_encoder"], data["weights"], data["bias"], spec.get("fit_cosine", 0.0))
 
 
-ENCODER_LOADERS: dict[str, Callable[[Path], ItemEncoder]] = {LinearTextMapEncoder.kind: LinearTextMapEncoder.load}
+def _load_llmemb(directory: Path) -> ItemEncoder:
+    from semrec_worker.refresh.llmemb_encoder import LLMEmbItemEncoder  # torch only when used
+
+    return LLMEmbItemEncoder.load(directory)
 
 
-def load_item_encoder(run_or_dir: str | Path) -> ItemEncoder:
+def _load_said(directory: Path) -> ItemEncoder:
+    from semrec_worker.refresh.said_encoder import SAIDItemEncoder
+
+    return SAIDItemEncoder.load(directory)
+
+
+ENCODER_LOADERS: dict[str, Callable[[Path], ItemEncoder]] = {
+    LinearTextMapEncoder.kind: LinearTextMapEncoder.load,
+    "llmemb": _load_llmemb,
+    "said": _load_said,
+}
+KIND_ALIASES = {"text-map": LinearTextMapEncoder.kind}
+
+
+def encoder_kind(directory: str | Path) -> str | None:
+    """The kind saved in DIR/encoder.json (None when there is none)."""
+    spec_path = Path(directory) / SPEC_FILE
+    return json.loads(spec_path.read_text()).get("kind") if spec_path.exists() else None
+
+
+def encoder_dir(run_dir: str | Path, kind: str) -> Path:
+    """Where a new encoder of `kind` goes: RUN_DIR/refresh_encoder/ (the run's default), or
+    RUN_DIR/refresh_encoder/<kind>/ when the default slot already holds another kind."""
+    top = Path(run_dir) / ENCODER_DIRNAME
+    saved = encoder_kind(top)
+    return top if saved in (None, kind) else top / kind
+
+
+def load_item_encoder(run_or_dir: str | Path, kind: str = "auto") -> ItemEncoder:
+    """The run's refresh encoder: "auto" = the default one (RUN_DIR/refresh_encoder/encoder.json), or the
+    named kind (the default if it is of that kind, else RUN_DIR/refresh_encoder/<kind>/)."""
     directory = Path(run_or_dir)
-    if (directory / ENCODER_DIRNAME).is_dir():
+    if (directory / ENCODER_DIRNAME).is_dir() or not (directory / SPEC_FILE).exists():
         directory = directory / ENCODER_DIRNAME
-    spec_path = directory / "encoder.json"
-    if not spec_path.exists():
-        raise UserError(f"{directory}: no refresh encoder (publish with --refresh-encoder minilm|hashing, "
-                        "or save a method's ItemEncoder there)")  # fmt: skip
-    kind = json.loads(spec_path.read_text()).get("kind")
-    if kind not in ENCODER_LOADERS:
-        raise UserError(f"{spec_path}: unknown encoder kind {kind!r}; known: {sorted(ENCODER_LOADERS)}")
-    return ENCODER_LOADERS[kind](directory)
+    wanted = KIND_ALIASES.get(kind, kind)
+    saved = encoder_kind(directory)
+    if wanted != "auto" and saved != wanted and encoder_kind(directory / wanted) == wanted:
+        directory, saved = directory / wanted, wanted
+    how = ("train it with `semrec train llmemb-rat` (llmemb) or `semrec train seqrec --init <SAID run>` (said), "
+           "build it for an existing run with `semrec export refresh-encoder --run RUN --kind ...`, or publish "
+           "with --refresh-encoder minilm|hashing (text-map)")  # fmt: skip
+    if saved is None:
+        raise UserError(f"{directory}: the run has no refresh encoder ({SPEC_FILE} missing): {how}")
+    if wanted != "auto" and wanted != saved:
+        raise UserError(f"--encoder {kind}: the run has no {wanted!r} refresh encoder (its default is {saved!r}, "
+                        f"in {directory}); {how}")  # fmt: skip
+    if saved not in ENCODER_LOADERS:
+        raise UserError(f"{directory / SPEC_FILE}: unknown encoder kind {saved!r}; known: {sorted(ENCODER_LOADERS)}")
+    return ENCODER_LOADERS[saved](directory)

@@ -357,6 +357,16 @@ class SAIDTrainer:
         self.progress = Progress(**{**state["progress"], "stopped": None})  # resuming means: go on
         self.trainable = np.asarray(state["trainable"], dtype=np.int64)
 
+    def adopt_shared(self, mlp_state: dict[str, torch.Tensor]) -> None:
+        """Take a trained run's shared projector weights (the amortised MLP) and freeze them: from here on only
+        the per-item rows of this trainer's items train (the refresh encoder's new items)."""
+        if self.kind == "amortised":
+            if not mlp_state:
+                raise UserError("the amortised projector needs the trained MLP weights")
+            self.projector.mlp.load_state_dict(mlp_state)
+        self.freeze_shared = True
+        self._build_optimisers()
+
     def start_only_new(self, state: dict, old_table: ItemTable) -> int:
         """Adopt the old run's projector; train only rows of items the old table lacks. Returns their count."""
         old_index = {item_id: row for row, item_id in enumerate(state["item_ids"])}

@@ -54,3 +54,16 @@ class SeqRecConfig(EvalJobConfig):
     threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice)")
     resume: bool = Field(False, description="continue from RUN_DIR/checkpoint.pt")
     results: Path | None = Field(None, description="also append the test results to this results JSON")
+
+
+def load_seqrec_config(run_dir: str | Path) -> SeqRecConfig:
+    """A run's `SeqRecConfig`, also for commands whose config extends it (e.g. `semrec train llmemb-rat`'s
+    TrainRATConfig): their extra settings are dropped here."""
+    import json
+
+    path = Path(run_dir)
+    path = path / "config.json" if path.is_dir() else path
+    payload = json.loads(path.read_text())
+    if isinstance(payload, dict) and "config" in payload and "kind" in payload:
+        payload = payload["config"]
+    return SeqRecConfig.model_validate({k: v for k, v in payload.items() if k in SeqRecConfig.model_fields})

@@ -22,7 +22,8 @@ weighted by the caller), e.g. LLMEmb's collaborative alignment loss (eq. 7).
 
 RUN_DIR: config.json, metrics.json (per-epoch loss + validation metrics + seconds, final test results,
 initialisation report, peak memory), model.pt (best state_dict), checkpoint.pt (resumable: --resume),
-item_table.npz, popularity.npy (training counts, for the bundle), results.json.
+item_table.npz, popularity.npy (training counts, for the bundle), results.json; for a run initialised from a
+SAID table also refresh_encoder/ (the `said` item encoder of `semrec refresh`, refresh/said_encoder.py).
 """
 
 from __future__ import annotations
@@ -286,6 +287,10 @@ def _train(
         )
         _write_run(run_dir, config, model, item_table, dataset, history, runs, init_report, best_epoch, best_valid,
                    ctx, loss_fn.similarity, batches)  # fmt: skip
+        if item_embedding is None and config.init != "random":
+            from semrec_worker.refresh.said_encoder import save_stage2_encoder
+
+            save_stage2_encoder(run_dir, config, dataset, model, item_table)  # SAID init: refresh_encoder/
     distributed.barrier(ctx)
     return TrainResult(model, runs, history, best_epoch, best_valid, item_table, run_dir, asdict(init_report))
 
