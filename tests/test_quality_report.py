@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from semrec.results import read_results
+from semrec.results import read_results, write_results
 from semrec_worker.data.records import Item
 from semrec_worker.evaluation.popularity import metrics_by_group, popularity_groups
 from semrec_worker.report import grid
@@ -93,6 +93,13 @@ def test_grid_tables_equal_the_cells_then_reuse_budget_and_missing_cells(tmp_pat
     images = sorted(p.name for p in (tmp_path / "images").iterdir())
     assert images == ["quality-synthetic-u300-i200-s1-popularity-groups.png", "quality-synthetic-u300-i200-s1-tsne.png"]
 
+    # a cell made by hand with only the full protocol and no per-case ranks (as `semrec train seqrec` wrote
+    # them before): the grid re-evaluates its model.pt for sampled100 and leaves its own results.json alone
+    hand = runs_dir / "random" / "sasrec" / "seed0"
+    own = read_results(hand / "results.json").runs
+    write_results(hand / "results.json", [r for r in own if r.protocol == "full"])
+    (hand / "test_ranks.npz").unlink()
+
     # a second call trains nothing: every cell is reused
     def must_not_run(*args, **kwargs):
         raise AssertionError("a finished cell was run again")
@@ -100,7 +107,14 @@ def test_grid_tables_equal_the_cells_then_reuse_budget_and_missing_cells(tmp_pat
     monkeypatch.setattr(grid, "_run_job", must_not_run)
     monkeypatch.setattr(grid, "run_reference_cell", must_not_run)
     bench_quality(_config(tmp_path))
-    assert read_results(out).runs[0].metrics == written[0].metrics
+    again = read_results(out).runs
+    assert [(r.method, r.seed, r.protocol) for r in again] == [(r.method, r.seed, r.protocol) for r in written]
+    assert all(a.metrics == pytest.approx(b.metrics, abs=1e-6) for a, b in zip(again, written, strict=True))
+    sampled = next(r for r in own if r.protocol == "sampled100")
+    added = read_results(hand / grid.REEVALUATED).runs
+    assert [r.protocol for r in added] == ["sampled100"]
+    assert added[0].metrics == pytest.approx(sampled.metrics, abs=1e-6)
+    assert [r.protocol for r in read_results(hand / "results.json").runs] == ["full"]
 
     # a cell that never ran (seed 2) and a cell whose config differs are missing: "-" / n=2, listed, never invented
     saved = json.loads((runs_dir / "llm2x" / "sasrec" / "seed1" / "config.json").read_text())

@@ -72,7 +72,10 @@ def load_run_encoder(run_dir: str | Path) -> tuple[SequenceEncoder, SeqRecConfig
     missing = [p.name for p in needed if not p.exists()]
     if missing:
         raise UserError(f"{run_dir}: not a finished seqrec run (missing {', '.join(missing)})")
-    config = SeqRecConfig.load(run_dir)
+    saved = json.loads((run_dir / "config.json").read_text())
+    saved = saved.get("config", saved)
+    # runs of jobs built on the seqrec trainer (llmemb-rat, tslrec) save their own, larger config
+    config = SeqRecConfig.model_validate({k: v for k, v in saved.items() if k in SeqRecConfig.model_fields})
     table = ItemTable.load(run_dir / "item_table.npz")
     metrics = json.loads((run_dir / "metrics.json").read_text())
     weight = torch.zeros(len(table) + 1, table.dim)

@@ -37,6 +37,8 @@ RESULTS = "results.json"
 CONFIG = "config.json"
 CHECKPOINT = "checkpoint.pt"
 LOG = "train.log"
+REEVALUATED = "grid-eval.json"  # protocols a cell's own run did not evaluate, added by the grid from model.pt
+GRID_RANKS = "grid-test-ranks.npz"  # per-case test ranks from that re-evaluation
 TABLE_FILE = "item_table.npz"
 # the `semrec train` command that runs each method's backbone cells
 TRAIN_COMMAND = {"random": "seqrec", "lh": "seqrec", "llm2x": "seqrec", "said": "seqrec", "llmemb": "llmemb-rat",
@@ -85,7 +87,7 @@ def plan(config: QualityConfig, runs_dir: Path) -> list[Cell]:
             cells.append(Cell(method, None, None, cell_path(runs_dir, method)))
     for method in sorted({m for m in config.methods if m not in NO_BACKBONE} | ({"random"} if needs_sasrec else set()),
                          key=lambda m: (m != "random", list(TRAIN_COMMAND).index(m))):  # fmt: skip
-        backbones = list(config.backbones)
+        backbones = list(config.backbones) if method in config.methods else []
         if method == "random" and needs_sasrec and "sasrec" not in backbones:
             backbones.append("sasrec")
         for backbone in backbones:
@@ -305,6 +307,56 @@ def run_reference_cell(cell: Cell, config: QualityConfig, dataset) -> None:
     write_results(cell.path / RESULTS, runs)
 
 
+def complete_cell(cell: Cell, config: QualityConfig, dataset) -> None:
+    """Evaluate a finished backbone cell's saved best model under the protocols its run lacked, and save
+    per-case test ranks when it has none (cells trained by hand before test_ranks.npz existed).
+
+    The cell's own results.json is never changed: added protocols go to RUNS_DIR/.../grid-eval.json. The
+    protocols the run did evaluate must come out the same (else nothing is added and the cell says why).
+    """
+    from semrec_worker.commands.evaluate import TEST_RANKS, EvalJobConfig, evaluate_runs
+
+    present = {r.protocol for r in cell.runs}
+    if (cell.path / REEVALUATED).exists():
+        cell.runs += [r for r in read_results(cell.path / REEVALUATED).runs if r.protocol not in present]
+        present = {r.protocol for r in cell.runs}
+    lacking = [p for p in config.protocols if p not in present]
+    has_ranks = (cell.path / TEST_RANKS).exists() or (cell.path / GRID_RANKS).exists()
+    if not lacking and has_ranks:
+        return
+    from semrec.results import write_results
+
+    from semrec_worker.export.onnx import load_run_encoder
+    from semrec_worker.training.recommender import SeqRecRecommender
+
+    try:
+        encoder, run_config, _, metrics = load_run_encoder(cell.path)
+    except (UserError, OSError, RuntimeError, ValueError) as exc:
+        cell.reason = f"could not re-evaluate its model: {str(exc)[:200]}"
+        return
+    protocols = sorted(set(config.protocols) | present, key=["full", "sampled100"].index)
+    eval_config = EvalJobConfig(**_data_fields(config), protocols=protocols, exclude_history=run_config.exclude_history,
+                                eval_seed=run_config.eval_seed)  # fmt: skip
+    echo(f"{cell.label}: re-evaluating its best model ({', '.join(protocols)}) for "
+         f"{'protocols ' + ', '.join(lacking) if lacking else 'per-case ranks'}")  # fmt: skip
+    model = SeqRecRecommender(encoder, metrics["model"]["similarity"])
+    ranks_path = cell.path / GRID_RANKS
+    fresh = evaluate_runs(model, dataset, eval_config, cell.method, backbone=cell.backbone, loss=run_config.loss,
+                          seed=run_config.seed, extra_config={"re_evaluated_by": "semrec bench quality"},
+                          ranks_path=ranks_path)  # fmt: skip
+    for old in cell.runs:
+        new = next(r for r in fresh if r.protocol == old.protocol)
+        if any(abs(new.metrics[k] - v) > 1e-4 for k, v in old.metrics.items() if k in new.metrics):
+            ranks_path.unlink()
+            cell.reason = f"re-evaluating its model.pt did not reproduce its {old.protocol} results; not used"
+            echo(f"{cell.label}: {cell.reason}")
+            return
+    added = [r for r in fresh if r.protocol in lacking]
+    if added:
+        write_results(cell.path / REEVALUATED, added)
+        cell.runs += added
+
+
 def run_grid(config: QualityConfig, dataset, runs_dir: Path) -> list[Cell]:
     """Reuse, resume or train every cell; a failure is recorded on its cell and the grid goes on."""
     cells = plan(config, runs_dir)
@@ -341,4 +393,7 @@ def run_grid(config: QualityConfig, dataset, runs_dir: Path) -> list[Cell]:
             echo(f"[{i}/{len(cells)}] {cell.label}: FAILED: {message}")
             if not isinstance(exc, UserError):
                 echo(traceback.format_exc(limit=4))
+    for cell in cells:
+        if cell.ok and cell.requested and cell.backbone is not None:
+            complete_cell(cell, config, dataset)
     return cells

@@ -24,7 +24,7 @@ from semrec_worker.report.config import (
     NO_BACKBONE,
     QualityConfig,
 )
-from semrec_worker.report.grid import Cell
+from semrec_worker.report.grid import GRID_RANKS, Cell
 
 PARTS = ("metrics", "head", "tail")
 
@@ -93,12 +93,15 @@ def add_popularity_groups(aggregates: list[Aggregate], cells: list[Cell], datase
     item_groups = popularity_groups(dataset.item_counts("train"), n_groups)
     per_key: dict[tuple, list[list[dict[str, float]]]] = defaultdict(list)
     for cell in cells:
-        path = cell.path / TEST_RANKS
-        if not (cell.ok and cell.requested and path.exists()):
+        if not (cell.ok and cell.requested):
             continue
-        saved = np.load(path)
-        for protocol in saved.files:
-            if protocol != "targets":
+        seen: set[str] = set()
+        for path in (cell.path / TEST_RANKS, cell.path / GRID_RANKS):  # the run's own ranks first
+            if not path.exists():
+                continue
+            saved = np.load(path)
+            for protocol in [p for p in saved.files if p != "targets" and p not in seen]:
+                seen.add(protocol)
                 per_key[(cell.method, cell.backbone, protocol)].append(
                     metrics_by_group(saved[protocol], saved["targets"], item_groups, n_groups)
                 )
@@ -216,7 +219,8 @@ def cell_lists(cells: list[Cell], config: QualityConfig) -> tuple[list[str], lis
             present = {r.protocol for r in cell.runs}
             absent = [p for p in config.protocols if p not in present]
             if absent and cell.requested:
-                missing.append(f"- `{cell.label}`: protocol(s) {', '.join(absent)} not in its results.json")
+                missing.append(f"- `{cell.label}`: protocol(s) {', '.join(absent)} not in its results.json"
+                               f"{' (' + cell.reason + ')' if cell.reason else ''}")  # fmt: skip
     return cut, missing
 
 
