@@ -77,9 +77,11 @@ def bench_quality(config: QualityConfig) -> Path:
         stem = config.images_dir / f"quality-{dataset.name}"
         drawn = [plots.plot_popularity_groups(aggregates, config.backbones, Path(f"{stem}-popularity-groups.png"),
                                               dataset.name)]  # fmt: skip
-        said = config.table_paths().get("said") or runs_dir / "said" / "table"
-        if "said" in config.methods:
+        said = config.said_run or config.table_paths().get("said") or runs_dir / "said" / "table"
+        if "said" in config.methods or config.said_run is not None:
             drawn.append(plots.plot_said_accuracy(said, Path(f"{stem}-said-accuracy.png"), dataset.name))
+            if drawn[-1] is None:
+                echo(f"no SAID accuracy figure: {said} has no metrics.json with generation accuracy (--said-run)")
         item_tables = tsne_tables(config, cells, runs_dir)
         if item_tables:
             drawn.append(plots.plot_tsne(item_tables, dataset, Path(f"{stem}-tsne.png"), config.tsne_items))

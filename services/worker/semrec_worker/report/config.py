@@ -54,6 +54,9 @@ class QualityConfig(EvalJobConfig, TrainingOverrides):
     )
     plots: bool = Field(False, description="also draw the figures of docs/results.md into --images-dir")
     images_dir: Path = Field(Path("docs/images"), description="where --plots writes its PNGs")
+    said_run: Path | None = Field(
+        None, description="SAID stage-1 run (dir with metrics.json) of the accuracy figure (default: the said table's)"
+    )
     popularity_groups: int = Field(5, ge=2, description="item-popularity groups of the NDCG-by-popularity figure")
     tsne_items: int = Field(2000, ge=10, description="items drawn per t-SNE panel")
 
