@@ -88,7 +88,9 @@ def test_grid_tables_equal_the_cells_then_reuse_budget_and_missing_cells(tmp_pat
 
     # the budget (1e-6 min) stopped every backbone cell after its first epoch of 2: recorded and reported
     metrics = json.loads((runs_dir / "random" / "sasrec" / "seed0" / "metrics.json").read_text())
-    assert metrics["cut_short"] is True and metrics["epochs_run"] == 1
+    assert metrics["cut_short"] is True and metrics["epochs_run"] == 1 and metrics["max_train_minutes"] == 1e-6
+    assert metrics["epochs"][0]["partial"] is True  # stopped after the first of its 2 steps
+    assert all(r.config["cut_short"] for r in read_results(runs_dir / "llm2x" / "sasrec" / "seed1" / "results.json").runs)
     assert "- `llm2x/sasrec/seed1`: training budget" in md
     images = sorted(p.name for p in (tmp_path / "images").iterdir())
     assert images == ["quality-synthetic-u300-i200-s1-popularity-groups.png", "quality-synthetic-u300-i200-s1-tsne.png"]
