@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # torch loads only when something is evaluated, not for `semr
     from semrec_worker.evaluation import Recommender
 
 Protocol = Literal["full", "sampled100"]
+TEST_RANKS = "test_ranks.npz"  # per test case: `targets` (item index) and `<protocol>` (0-based rank)
 
 
 class EvalJobConfig(DataConfig):
@@ -35,14 +36,23 @@ def evaluate_runs(
     seed: int | None = None,
     train_s: float = 0.0,
     extra_config: dict | None = None,
+    ranks_path: Path | None = None,
 ) -> list[RunResult]:
-    """Test-split results of one trained model under each configured protocol, printed as they come."""
+    """Test-split results of one trained model under each configured protocol, printed as they come.
+
+    With `ranks_path`, each test case's rank per protocol is saved there (npz), so breakdowns that the
+    results schema does not hold (e.g. NDCG by item-popularity group) can be computed later.
+    """
+    import numpy as np
+
     from semrec_worker.evaluation import EvalSettings, evaluate
 
     runs = []
+    ranks: dict[str, np.ndarray] = {"targets": dataset.split("test")[1]}
     for protocol in config.protocols:
         settings = EvalSettings(protocol=protocol, exclude_history=config.exclude_history, eval_seed=config.eval_seed)
         result = evaluate(model, dataset, "test", settings)
+        ranks[protocol] = result.ranks
         echo(f"{dataset.name} {method}{'/' + backbone if backbone else ''}: {result.describe()}")
         runs.append(
             RunResult(
@@ -59,6 +69,9 @@ def evaluate_runs(
                 config={**config.to_dict(), **(extra_config or {}), "ties": "pessimistic"},
             )
         )
+    if ranks_path is not None:
+        Path(ranks_path).parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(ranks_path, **ranks)
     return runs
 
 

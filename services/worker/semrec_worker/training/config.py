@@ -43,6 +43,10 @@ class SeqRecConfig(EvalJobConfig):
     epochs: int = Field(100, ge=1, description="maximum epochs")
     patience: int = Field(5, ge=1, description="stop after this many epochs without a better valid metric")
     valid_metric: str = Field("ndcg@10", description="validation metric for early stopping (full ranking)")
+    max_train_minutes: float | None = Field(
+        None, gt=0, description="wall-clock training budget: stop when spent (mid-epoch too), restore the best "
+        "epoch and evaluate as usual; metrics.json records cut_short (None: no budget)",
+    )
 
     temperature: float = Field(0.07, gt=0, description="said_cosine softmax temperature")
     n_negatives: int = Field(256, ge=1, description="sampled_softmax negatives per batch")

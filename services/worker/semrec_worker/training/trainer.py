@@ -21,9 +21,11 @@ candidate matrix of the loss. `extra_loss` is added to the recommendation loss a
 weighted by the caller), e.g. LLMEmb's collaborative alignment loss (eq. 7).
 
 RUN_DIR: config.json, metrics.json (per-epoch loss + validation metrics + seconds, final test results,
-initialisation report, peak memory), model.pt (best state_dict), checkpoint.pt (resumable: --resume),
-item_table.npz, popularity.npy (training counts, for the bundle), results.json; for a run initialised from a
-SAID table also refresh_encoder/ (the `said` item encoder of `semrec refresh`, refresh/said_encoder.py).
+initialisation report, peak memory, `cut_short` when --max-train-minutes ran out), model.pt (best
+state_dict), checkpoint.pt (resumable: --resume), item_table.npz, popularity.npy (training counts, for the
+bundle), results.json, test_ranks.npz (each test case's target and rank per protocol, for breakdowns such as
+NDCG by item-popularity group); for a run initialised from a SAID table also refresh_encoder/ (the `said`
+item encoder of `semrec refresh`, refresh/said_encoder.py).
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from tqdm import tqdm
 
 from semrec_worker.backbones import SequenceEncoder, build_backbone, build_item_embedding
 from semrec_worker.backbones.item_embedding import InitReport
-from semrec_worker.commands.evaluate import evaluate_runs
+from semrec_worker.commands.evaluate import TEST_RANKS, evaluate_runs
 from semrec_worker.data.dataset import SequenceDataset, load_dataset
 from semrec_worker.evaluation import EvalSettings, evaluate
 from semrec_worker.losses import build_loss
@@ -197,8 +199,10 @@ def _train(
 
     stopped_early = bad_epochs >= config.patience
     train_start = time.perf_counter()
+    deadline = train_start + 60 * config.max_train_minutes if config.max_train_minutes else math.inf
+    cut_short = False
     for epoch in range(start_epoch, config.epochs + 1):
-        if stopped_early:
+        if stopped_early or cut_short:
             break
         train_model.train()
         epoch_start, epoch_cpu = time.perf_counter(), time.process_time()
@@ -214,7 +218,12 @@ def _train(
             mininterval=2.0,
             leave=False,
         )
+        partial = False
         for batch in progress:
+            # data-parallel ranks must run the same steps, so they only stop between epochs (below)
+            if not ctx.distributed and count and time.perf_counter() > deadline:
+                partial = True
+                break
             windows, noise = batch.windows.to(ctx.device), batch.noise.to(ctx.device)
             hidden, targets = train_model(windows, noise)
             n_global = distributed.all_sum(torch.tensor(float(len(targets)), device=ctx.device), ctx)
@@ -249,9 +258,13 @@ def _train(
         else:
             bad_epochs += 1
         stopped_early = bad_epochs >= config.patience
+        over_budget = distributed.broadcast_float(float(time.perf_counter() > deadline), ctx) > 0
+        cut_short = over_budget and not stopped_early and epoch < config.epochs
         if ctx.is_main:
             record = {"epoch": epoch, "loss": round(epoch_loss, 5), "train_s": round(train_s, 2),
                       "train_cpu_s": round(train_cpu_s, 2), "valid_s": round(eval_s, 2), "valid": valid, "peak_rss_mib": peak_rss_mib()}  # fmt: skip
+            if partial:
+                record["partial"] = True  # the budget ran out inside this epoch
             history.append(record)
             echo(
                 f"epoch {epoch}: loss {epoch_loss:.4f} | valid {config.valid_metric} {score:.4f}"
@@ -274,6 +287,9 @@ def _train(
     if ctx.is_main:
         if stopped_early:
             echo(f"early stop: no better {config.valid_metric} for {config.patience} epochs")
+        if cut_short:
+            echo(f"cut short: the {config.max_train_minutes} min training budget ran out after {len(history)} "
+                 f"epoch(s); evaluating the best epoch ({best_epoch})")  # fmt: skip
         runs = evaluate_runs(
             SeqRecRecommender(model, loss_fn.similarity),
             dataset,
@@ -283,10 +299,12 @@ def _train(
             loss=config.loss,
             seed=config.seed,
             train_s=train_total_s,
-            extra_config={"best_epoch": best_epoch, "epochs_run": len(history), "world_size": ctx.world_size},
+            extra_config={"best_epoch": best_epoch, "epochs_run": len(history), "world_size": ctx.world_size,
+                          "cut_short": cut_short},  # fmt: skip
+            ranks_path=run_dir / TEST_RANKS,
         )
         _write_run(run_dir, config, model, item_table, dataset, history, runs, init_report, best_epoch, best_valid,
-                   ctx, loss_fn.similarity, batches)  # fmt: skip
+                   ctx, loss_fn.similarity, batches, cut_short, train_total_s)  # fmt: skip
         if item_embedding is None and config.init != "random":
             from semrec_worker.refresh.said_encoder import save_stage2_encoder
 
@@ -339,6 +357,8 @@ def _write_run(
     ctx: distributed.Context,
     similarity: str,
     batches: WindowBatches,
+    cut_short: bool = False,
+    train_total_s: float | None = None,
 ) -> None:
     torch.save(model.state_dict(), run_dir / "model.pt")
     item_table.save(run_dir / "item_table.npz")
@@ -355,6 +375,10 @@ def _write_run(
         "epochs": history,
         "best_epoch": best_epoch,
         "best_valid": {config.valid_metric: best_valid},
+        "epochs_run": len(history),
+        "cut_short": cut_short,
+        "max_train_minutes": config.max_train_minutes,
+        "train_s_total": round(train_total_s, 2) if train_total_s is not None else None,
         "seconds_per_epoch": round(float(np.mean(train_seconds)), 3) if train_seconds else None,
         "cpu_seconds_per_epoch": round(float(np.mean([h.get("train_cpu_s", np.nan) for h in history])), 3)
         if history

@@ -1,0 +1,110 @@
+"""`semrec bench quality`: every method x backbone x seed on one dataset, reused cell by cell, reported in
+the layouts of the SAID paper's Table 2 and the LLMEmb paper's Table 1 (see docs/results.md)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from semrec.cli_builder import CommandGroups, config_command, echo
+
+from semrec_worker.report.config import LLM_INITIALISED, QualityConfig
+
+
+def command_line(config: QualityConfig) -> str:
+    """The `semrec bench quality` flags that differ from the defaults (what reproduces this report)."""
+    parts = ["semrec bench quality"]
+    for name, field in QualityConfig.model_fields.items():
+        value, default = getattr(config, name), field.get_default(call_default_factory=True)
+        if value == default and name != "data":
+            continue
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            parts.append(flag if value else "--no-" + name.replace("_", "-"))
+        elif isinstance(value, list):
+            parts += [flag, ",".join(str(v) for v in value)]
+        elif value is not None:
+            parts += [flag, str(value)]
+    return " ".join(parts)
+
+
+def tsne_tables(config: QualityConfig, cells, runs_dir: Path) -> dict[str, object]:
+    """The item tables of the t-SNE figure: each LLM method's input table and a trained random-init table."""
+    from semrec.item_table import ItemTable
+
+    from semrec_worker.report.config import LABELS
+    from semrec_worker.report.grid import TABLE_FILE
+
+    tables: dict[str, object] = {}
+    given = config.table_paths()
+    for method in [m for m in LLM_INITIALISED if m in config.methods and m != "tslrec"]:
+        path = given.get(method) or runs_dir / method / "table"
+        if (path / TABLE_FILE).exists() or (path.suffix == ".npz" and path.exists()):
+            tables[f"{LABELS[method]} (input table)"] = ItemTable.load(path)
+    for method, name in (("tslrec", "TSLRec knowledge (stage 1)"), ("random", "Random init, after training")):
+        done = [c for c in cells if c.method == method and c.ok and c.requested]
+        if done:
+            path = done[0].path / ("tslrec" if method == "tslrec" else "") / TABLE_FILE
+            if path.exists():
+                tables[f"{name}, {done[0].backbone} seed{done[0].seed}"] = ItemTable.load(path)
+    return tables
+
+
+def bench_quality(config: QualityConfig) -> Path:
+    from semrec.results import write_results
+
+    from semrec_worker.data.dataset import load_dataset
+    from semrec_worker.report import plots, tables
+    from semrec_worker.report.grid import default_runs_dir, run_grid
+
+    if config.threads:
+        import torch
+
+        torch.set_num_threads(config.threads)
+    dataset = load_dataset(config)
+    runs_dir = config.runs_dir or default_runs_dir(dataset.name)
+    cells = run_grid(config, dataset, runs_dir)
+
+    runs = tables.grid_runs(cells)
+    aggregates = tables.aggregate(runs)
+    tables.add_popularity_groups(aggregates, cells, dataset, config.popularity_groups)
+    out = config.out or Path("results") / f"quality-{dataset.name}.json"
+    write_results(out, runs + tables.aggregate_rows(aggregates, dataset.name, config.loss))
+
+    images: list[Path] = []
+    if config.plots:
+        config.images_dir.mkdir(parents=True, exist_ok=True)
+        stem = config.images_dir / f"quality-{dataset.name}"
+        drawn = [plots.plot_popularity_groups(aggregates, config.backbones, Path(f"{stem}-popularity-groups.png"),
+                                              dataset.name)]  # fmt: skip
+        said = config.said_run or config.table_paths().get("said") or runs_dir / "said" / "table"
+        if "said" in config.methods or config.said_run is not None:
+            drawn.append(plots.plot_said_accuracy(said, Path(f"{stem}-said-accuracy.png"), dataset.name))
+            if drawn[-1] is None:
+                echo(f"no SAID accuracy figure: {said} has no metrics.json with generation accuracy (--said-run)")
+        item_tables = tsne_tables(config, cells, runs_dir)
+        if item_tables:
+            drawn.append(plots.plot_tsne(item_tables, dataset, Path(f"{stem}-tsne.png"), config.tsne_items))
+        images = [p for p in drawn if p is not None]
+        for path in images:
+            echo(f"figure: {path}")
+
+    md_path = out.with_suffix(".md")
+    relative = [Path(os.path.relpath(p, md_path.parent)) for p in images]
+    md_path.write_text(tables.markdown(aggregates, cells, config, dataset.name, out, command_line(config), relative))
+    failed = [c for c in cells if not c.ok]
+    echo(f"results: {out}, tables: {md_path} ({sum(c.ok for c in cells)} of {len(cells)} cells"
+         f"{f'; {len(failed)} missing, listed in the markdown' if failed else ''})")  # fmt: skip
+    return out
+
+
+def register(groups: CommandGroups) -> None:
+    config_command(
+        groups.bench,
+        "quality",
+        QualityConfig,
+        bench_quality,
+        "Reproduction grid: popularity, LLMSeqSim and Random/LH/LLM2X/SAID/LLMEmb/TSLRec x GRU4Rec/SASRec x seeds "
+        "(cells under RUNS_DIR/<method>/<backbone>/seed<S>, reused when done); writes results/quality-<dataset>"
+        ".json and .md (SAID Table 2 and LLMEmb Table 1 layouts), --plots draws the docs/results.md figures.",
+    )

@@ -1,0 +1,73 @@
+"""`QualityConfig`: every setting of `semrec bench quality` (importable without torch)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from semrec_worker.commands.bench_seqrec import TrainingOverrides
+from semrec_worker.commands.evaluate import EvalJobConfig
+from semrec_worker.lm.backends import MINILM
+
+MethodName = Literal["popularity", "llmseqsim", "random", "lh", "llm2x", "said", "llmemb", "tslrec"]
+METHODS: tuple[str, ...] = ("popularity", "llmseqsim", "random", "lh", "llm2x", "said", "llmemb", "tslrec")
+BASELINES = ("popularity", "llmseqsim", "random")
+LLM_INITIALISED = ("lh", "llm2x", "said", "llmemb", "tslrec")
+NO_BACKBONE = ("popularity", "llmseqsim")  # one cell each: no backbone, no training seed
+LABELS = {"popularity": "Popularity", "llmseqsim": "LLMSeqSim", "random": "Random", "lh": "LH", "llm2x": "LLM2X",
+          "said": "SAID", "llmemb": "LLMEmb", "tslrec": "TSLRec"}  # fmt: skip
+# `--tables` keys: a method's prebuilt table, or `sasrec` = the pretrained ID-based SASRec that LLMEmb's
+# alignment and TSLRec's pre-grouping use (default: the grid's own random/sasrec/seed<S> cell)
+TABLE_KEYS = ("lh", "llm2x", "said", "llmemb", "llmseqsim", "sasrec")
+
+
+class QualityConfig(EvalJobConfig, TrainingOverrides):
+    methods: list[MethodName] = Field(list(METHODS), description="methods of the grid")
+    backbones: list[Literal["gru4rec", "sasrec"]] = Field(["gru4rec", "sasrec"], description="backbones")
+    seeds: list[int] = Field([0, 1, 2], description="training seeds of every backbone cell")
+    loss: Literal["said_cosine", "full_ce", "sampled_softmax", "bce"] = Field(
+        "said_cosine", description="training loss of every backbone cell"
+    )
+    runs_dir: Path | None = Field(None, description="cell directories (default runs/quality-<dataset>)")
+    tables: list[str] = Field(
+        [], description="prebuilt tables as method=PATH (ItemTable .npz or run dir), methods: "
+        + ", ".join(TABLE_KEYS) + "; others are built by their own trainer under RUNS_DIR/<method>/table",
+    )
+    budget_min: float | None = Field(
+        None, gt=0, description="wall-clock training budget per backbone cell (minutes); cells that hit it are "
+        "reported as cut short",
+    )
+    stage1_budget_min: float | None = Field(
+        None, gt=0, description="time budget of the SAID / LLMEmb-SCFT table builds (minutes)"
+    )
+    llm: str = Field("default", description="LM of the LH, SAID, LLMEmb and TSLRec builds ('tiny' for tests)")
+    text_encoder: str = Field(MINILM, description="text encoder of LLM2X and LLMSeqSim ('tiny' for tests)")
+    llmseqsim_combine: Literal["mean", "last", "decay"] = Field(
+        "last", description="LLMSeqSim's session embedding (the row of the tables)"
+    )
+    isolate: bool = Field(True, description="run each cell as its own `semrec train` process (log in the cell)")
+    report_only: bool = Field(False, description="train nothing: collect the cells that exist and write the report")
+    out: Path | None = Field(
+        None, description="results JSON (default results/quality-<dataset>.json); the markdown goes beside it"
+    )
+    plots: bool = Field(False, description="also draw the figures of docs/results.md into --images-dir")
+    images_dir: Path = Field(Path("docs/images"), description="where --plots writes its PNGs")
+    said_run: Path | None = Field(
+        None, description="SAID stage-1 run (dir with metrics.json) of the accuracy figure (default: the said table's)"
+    )
+    popularity_groups: int = Field(5, ge=2, description="item-popularity groups of the NDCG-by-popularity figure")
+    tsne_items: int = Field(2000, ge=10, description="items drawn per t-SNE panel")
+
+    @field_validator("tables")
+    @classmethod
+    def _method_equals_path(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            key, sep, path = entry.partition("=")
+            if not sep or not path or key not in TABLE_KEYS:
+                raise ValueError(f"'{entry}': expected method=PATH with method one of {', '.join(TABLE_KEYS)}")
+        return value
+
+    def table_paths(self) -> dict[str, Path]:
+        return {k: Path(p).expanduser() for k, _, p in (e.partition("=") for e in self.tables)}

@@ -1,0 +1,399 @@
+"""The quality grid: which cells exist, which are reused, how the others are trained, what each produced.
+
+Cell layout (also what a cell run by hand must follow to be collected)::
+
+    RUNS_DIR/<method>/<backbone>/seed<S>/   a run directory of `semrec train seqrec` (random, lh, llm2x, said:
+                                            `--init TABLE`), `semrec train llmemb-rat` (llmemb) or
+                                            `semrec train tslrec` (tslrec): config.json, metrics.json,
+                                            results.json, test_ranks.npz
+    RUNS_DIR/popularity/, RUNS_DIR/llmseqsim/   one cell each (no backbone, no seed): config.json, results.json
+    RUNS_DIR/<method>/table/                 a table built by the grid when `--tables` gave none
+
+A cell whose results.json exists and whose config.json matches the grid (backbone, seed, loss, and the
+method its results are reported under) is reused, never re-run; a cell that left a checkpoint but no
+results is resumed; a cell that matches nothing is reported as missing with the reason, never overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from semrec.cli_builder import echo
+from semrec.config import JobConfig
+from semrec.errors import UserError
+from semrec.results import RunResult, read_results
+
+from semrec_worker.report.config import NO_BACKBONE, QualityConfig
+
+RESULTS = "results.json"
+CONFIG = "config.json"
+CHECKPOINT = "checkpoint.pt"
+LOG = "train.log"
+REEVALUATED = "grid-eval.json"  # protocols a cell's own run did not evaluate, added by the grid from model.pt
+GRID_RANKS = "grid-test-ranks.npz"  # per-case test ranks from that re-evaluation
+TABLE_FILE = "item_table.npz"
+# the `semrec train` command that runs each method's backbone cells
+TRAIN_COMMAND = {"random": "seqrec", "lh": "seqrec", "llm2x": "seqrec", "said": "seqrec", "llmemb": "llmemb-rat",
+                 "tslrec": "tslrec"}  # fmt: skip
+
+
+@dataclass
+class Cell:
+    method: str
+    backbone: str | None
+    seed: int | None
+    path: Path
+    requested: bool = True  # False: only a prerequisite (the SASRec that LLMEmb / TSLRec build on)
+    status: str = "pending"  # reused | trained | failed | mismatch | missing | skipped
+    reason: str = ""
+    runs: list[RunResult] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.method if self.backbone is None else f"{self.method}/{self.backbone}/seed{self.seed}"
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("reused", "trained")
+
+    def cut_short(self) -> bool:
+        return any(r.config.get("cut_short") for r in self.runs)
+
+
+def cell_path(runs_dir: Path, method: str, backbone: str | None = None, seed: int | None = None) -> Path:
+    if method in NO_BACKBONE:
+        return runs_dir / method
+    return runs_dir / method / str(backbone) / f"seed{seed}"
+
+
+def default_runs_dir(dataset_name: str) -> Path:
+    return Path("runs") / f"quality-{dataset_name}"
+
+
+def plan(config: QualityConfig, runs_dir: Path) -> list[Cell]:
+    """Every cell, prerequisites first (random SASRec cells before the LLMEmb / TSLRec cells that use them)."""
+    cells: list[Cell] = []
+    needs_sasrec = {"llmemb", "tslrec"} & set(config.methods) and "sasrec" not in config.table_paths()
+    for method in config.methods:
+        if method in NO_BACKBONE:
+            cells.append(Cell(method, None, None, cell_path(runs_dir, method)))
+    for method in sorted({m for m in config.methods if m not in NO_BACKBONE} | ({"random"} if needs_sasrec else set()),
+                         key=lambda m: (m != "random", list(TRAIN_COMMAND).index(m))):  # fmt: skip
+        backbones = list(config.backbones) if method in config.methods else []
+        if method == "random" and needs_sasrec and "sasrec" not in backbones:
+            backbones.append("sasrec")
+        for backbone in backbones:
+            for seed in config.seeds:
+                requested = method in config.methods and backbone in config.backbones
+                cells.append(Cell(method, backbone, seed, cell_path(runs_dir, method, backbone, seed), requested))
+    return cells
+
+
+def saved_config(path: Path) -> dict[str, Any]:
+    payload = json.loads((path / CONFIG).read_text())
+    return payload.get("config", payload) if isinstance(payload, dict) else {}
+
+
+def check_existing(cell: Cell, config: QualityConfig) -> tuple[list[RunResult] | None, str]:
+    """(its results, "") when the cell can be reused; (None, why not) otherwise."""
+    if not (cell.path / RESULTS).exists():
+        return None, "no results.json"
+    try:
+        runs = read_results(cell.path / RESULTS).runs
+    except (OSError, ValueError) as exc:
+        return None, f"unreadable results.json ({exc})"
+    if not runs:
+        return None, "results.json holds no runs"
+    reported = {str(r.method) for r in runs}
+    expected_ok = (lambda m: m.startswith("llmseqsim")) if cell.method == "llmseqsim" else (lambda m: m == cell.method)
+    if not all(expected_ok(m) for m in reported):
+        return None, f"config mismatch: results are for method {', '.join(sorted(reported))}, not {cell.method}"
+    if cell.backbone is not None:
+        try:
+            saved = saved_config(cell.path)
+        except (OSError, ValueError) as exc:
+            return None, f"unreadable config.json ({exc})"
+        wanted = {"backbone": cell.backbone, "seed": cell.seed, "loss": config.loss}
+        wrong = [f"{k}={saved.get(k)!r} (grid: {v!r})" for k, v in wanted.items() if saved.get(k) != v]
+        if wrong:
+            return None, "config mismatch: " + ", ".join(wrong)
+    return runs, ""
+
+
+# ---------------------------------------------------------------------------------------------- running
+
+
+def _data_fields(config: QualityConfig) -> dict[str, Any]:
+    return {k: getattr(config, k) for k in ("data", "format", "kcore", "max_seq_len", "drop_unknown_items")}
+
+
+def _eval_fields(config: QualityConfig) -> dict[str, Any]:
+    return {k: getattr(config, k) for k in ("protocols", "exclude_history", "eval_seed")}
+
+
+def _training_fields(config: QualityConfig) -> dict[str, Any]:
+    from semrec_worker.commands.bench_seqrec import TrainingOverrides
+
+    values = {k: getattr(config, k) for k in TrainingOverrides.model_fields if getattr(config, k) is not None}
+    if config.budget_min is not None:
+        values["max_train_minutes"] = config.budget_min
+    return values
+
+
+def _run_job(command: str, job: JobConfig, out: Path, config: QualityConfig) -> None:
+    """`semrec train <command>` on `job`: in its own process (log in OUT/train.log) or in this one."""
+    out.mkdir(parents=True, exist_ok=True)
+    if not config.isolate:
+        _run_in_process(command, job)
+        return
+    job_file = out / "grid-job.json"
+    job.save(job_file)
+    argv = [sys.executable, "-m", "semrec.cli", "train", command, "--config", str(job_file)]
+    with (out / LOG).open("a") as log:
+        log.write(f"$ {' '.join(argv)}\n")
+        log.flush()
+        done = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TQDM_MININTERVAL": "10"})
+    if done.returncode != 0:
+        tail = (out / LOG).read_text().strip().splitlines()[-1:] or ["(empty log)"]
+        raise UserError(f"`semrec train {command}` exited {done.returncode}: {tail[0][:300]} (log {out / LOG})")
+
+
+def _run_in_process(command: str, job: JobConfig) -> None:
+    if command == "seqrec":
+        from semrec_worker.training import train_seqrec
+
+        train_seqrec(job)  # type: ignore[arg-type]
+    elif command == "llmemb-rat":
+        from semrec_worker.commands.llm_embeddings import train_llmemb_rat
+
+        train_llmemb_rat(job)  # type: ignore[arg-type]
+    elif command == "tslrec":
+        from semrec_worker.commands.train_tslrec import train_tslrec
+
+        train_tslrec(job)  # type: ignore[arg-type]
+    elif command == "lh":
+        from semrec_worker.commands.llm_embeddings import train_lh
+
+        train_lh(job)  # type: ignore[arg-type]
+    elif command == "llm2x":
+        from semrec_worker.commands.llm_embeddings import train_llm2x
+
+        train_llm2x(job)  # type: ignore[arg-type]
+    elif command == "llmemb":
+        from semrec_worker.commands.llm_embeddings import train_llmemb
+
+        train_llmemb(job)  # type: ignore[arg-type]
+    elif command == "said":
+        from semrec_worker.commands.train_said import train_said
+
+        train_said(job)  # type: ignore[arg-type]
+    else:  # pragma: no cover - the table above lists every command
+        raise ValueError(command)
+
+
+def table_for(method: str, config: QualityConfig, runs_dir: Path) -> Path:
+    """The method's input table: `--tables`, or one built (once) under RUNS_DIR/<method>/table."""
+    given = config.table_paths().get(method)
+    if given is not None:
+        if not given.exists():
+            raise UserError(f"--tables {method}={given}: no such file or run directory")
+        return given
+    out = runs_dir / method / "table"
+    if (out / TABLE_FILE).exists():
+        return out
+    if config.report_only:
+        raise UserError(f"no {method} table (--report-only builds none; pass --tables {method}=PATH)")
+    from semrec_worker.commands.llm_embeddings import TrainLHConfig, TrainLLM2XConfig, TrainLLMEmbConfig
+    from semrec_worker.said.settings import TrainSAIDConfig
+
+    data = _data_fields(config)
+    jobs: dict[str, JobConfig] = {
+        "lh": TrainLHConfig(**data, llm=config.llm, out=out),
+        "llm2x": TrainLLM2XConfig(**data, text_encoder=config.text_encoder, dim=config.dim or 256, out=out),
+        "llmemb": TrainLLMEmbConfig(**data, llm=config.llm, time_budget_min=config.stage1_budget_min, out=out),
+        "said": TrainSAIDConfig(**data, llm=config.llm, time_budget_min=config.stage1_budget_min,
+                                threads=config.threads, out=out),  # fmt: skip
+    }
+    if method not in jobs:
+        raise UserError(f"{method} has no table to build")
+    echo(f"building the {method} table in {out}")
+    _run_job(method, jobs[method], out, config)
+    if not (out / TABLE_FILE).exists():
+        raise UserError(f"the {method} build finished without {out / TABLE_FILE}")
+    return out
+
+
+def pretrained_sasrec(seed: int, config: QualityConfig, runs_dir: Path) -> Path:
+    given = config.table_paths().get("sasrec")
+    if given is not None:
+        return given
+    path = cell_path(runs_dir, "random", "sasrec", seed)
+    if not (path / TABLE_FILE).exists():
+        raise UserError(f"needs the pretrained SASRec {path} (its random/sasrec/seed{seed} cell failed or is absent)")
+    return path
+
+
+def backbone_job(cell: Cell, config: QualityConfig, runs_dir: Path) -> JobConfig:
+    from semrec_worker.commands.llm_embeddings import TrainRATConfig
+    from semrec_worker.commands.train_tslrec import TSLRecJobConfig
+    from semrec_worker.training.config import SeqRecConfig
+
+    settings = {**_data_fields(config), **_eval_fields(config), **_training_fields(config), "backbone": cell.backbone,
+                "seed": cell.seed, "loss": config.loss, "out": cell.path,
+                "resume": (cell.path / CHECKPOINT).exists()}  # fmt: skip
+    if cell.method == "random":
+        return SeqRecConfig(**settings, init="random")
+    if cell.method in ("lh", "llm2x", "said"):
+        return SeqRecConfig(**settings, init=str(table_for(cell.method, config, runs_dir)))
+    if cell.method == "llmemb":
+        return TrainRATConfig(**settings, scft=str(table_for("llmemb", config, runs_dir)),
+                              collaborative=str(pretrained_sasrec(int(cell.seed or 0), config, runs_dir)))  # fmt: skip
+    if cell.method == "tslrec":
+        if settings["resume"]:
+            raise UserError("a TSLRec cell cannot resume (its stage 1 reruns): delete its checkpoint.pt")
+        return TSLRecJobConfig(**settings, llm=config.llm,
+                               pretrained=pretrained_sasrec(int(cell.seed or 0), config, runs_dir))  # fmt: skip
+    raise ValueError(cell.method)
+
+
+def run_reference_cell(cell: Cell, config: QualityConfig, dataset) -> None:
+    """Popularity and LLMSeqSim: no training, evaluated in this process."""
+    import time as clock
+
+    from semrec.item_table import ItemTable
+    from semrec.results import write_results
+
+    from semrec_worker.commands.evaluate import TEST_RANKS, EvalJobConfig, evaluate_runs
+
+    eval_config = EvalJobConfig(**_data_fields(config), **_eval_fields(config))
+    cell.path.mkdir(parents=True, exist_ok=True)
+    start = clock.perf_counter()
+    extra: dict[str, Any] = {}
+    if cell.method == "popularity":
+        from semrec_worker.models.popularity import PopularityRecommender
+
+        model = PopularityRecommender.fit(dataset, "test")
+        name = "popularity"
+    else:
+        from semrec_worker.methods.llmseqsim import LLMSeqSim
+
+        given = config.table_paths().get("llmseqsim")
+        if given is not None:
+            table = ItemTable.load(given)
+            source = str(table.metadata.get("method", "table"))
+        else:
+            from semrec_worker.data.captions import caption
+            from semrec_worker.lm.backends import text_encoder
+
+            encoder = text_encoder(config.text_encoder)
+            vectors = encoder.embed([caption(item) for item in dataset.items])
+            table = ItemTable(dataset.item_ids, vectors, {"method": "text", "lm": encoder.name,
+                                                         "dataset_fingerprint": dataset.fingerprint})  # fmt: skip
+            source = config.text_encoder
+        model = LLMSeqSim.from_table(table, dataset, combine=config.llmseqsim_combine)
+        name = f"llmseqsim-{config.llmseqsim_combine}[{source}]"
+        extra = {"embedding": source, "embedding_dim": table.dim, "combine": config.llmseqsim_combine}
+    runs = evaluate_runs(model, dataset, eval_config, name, train_s=clock.perf_counter() - start,
+                         extra_config=extra, ranks_path=cell.path / TEST_RANKS)  # fmt: skip
+    eval_config.save(cell.path)
+    write_results(cell.path / RESULTS, runs)
+
+
+def complete_cell(cell: Cell, config: QualityConfig, dataset) -> None:
+    """Evaluate a finished backbone cell's saved best model under the protocols its run lacked, and save
+    per-case test ranks when it has none (cells trained by hand before test_ranks.npz existed).
+
+    The cell's own results.json is never changed: added protocols go to RUNS_DIR/.../grid-eval.json. The
+    protocols the run did evaluate must come out the same (else nothing is added and the cell says why).
+    """
+    from semrec_worker.commands.evaluate import TEST_RANKS, EvalJobConfig, evaluate_runs
+
+    present = {r.protocol for r in cell.runs}
+    if (cell.path / REEVALUATED).exists():
+        cell.runs += [r for r in read_results(cell.path / REEVALUATED).runs if r.protocol not in present]
+        present = {r.protocol for r in cell.runs}
+    lacking = [p for p in config.protocols if p not in present]
+    has_ranks = (cell.path / TEST_RANKS).exists() or (cell.path / GRID_RANKS).exists()
+    if not lacking and has_ranks:
+        return
+    from semrec.results import write_results
+
+    from semrec_worker.export.onnx import load_run_encoder
+    from semrec_worker.training.recommender import SeqRecRecommender
+
+    try:
+        encoder, run_config, _, metrics = load_run_encoder(cell.path)
+    except (UserError, OSError, RuntimeError, ValueError) as exc:
+        cell.reason = f"could not re-evaluate its model: {str(exc)[:200]}"
+        return
+    protocols = sorted(set(config.protocols) | present, key=["full", "sampled100"].index)
+    eval_config = EvalJobConfig(**_data_fields(config), protocols=protocols, exclude_history=run_config.exclude_history,
+                                eval_seed=run_config.eval_seed)  # fmt: skip
+    echo(f"{cell.label}: re-evaluating its best model ({', '.join(protocols)}) for "
+         f"{'protocols ' + ', '.join(lacking) if lacking else 'per-case ranks'}")  # fmt: skip
+    model = SeqRecRecommender(encoder, metrics["model"]["similarity"])
+    ranks_path = cell.path / GRID_RANKS
+    fresh = evaluate_runs(model, dataset, eval_config, cell.method, backbone=cell.backbone, loss=run_config.loss,
+                          seed=run_config.seed, extra_config={"re_evaluated_by": "semrec bench quality"},
+                          ranks_path=ranks_path)  # fmt: skip
+    for old in cell.runs:
+        new = next(r for r in fresh if r.protocol == old.protocol)
+        if any(abs(new.metrics[k] - v) > 1e-4 for k, v in old.metrics.items() if k in new.metrics):
+            ranks_path.unlink()
+            cell.reason = f"re-evaluating its model.pt did not reproduce its {old.protocol} results; not used"
+            echo(f"{cell.label}: {cell.reason}")
+            return
+    added = [r for r in fresh if r.protocol in lacking]
+    if added:
+        write_results(cell.path / REEVALUATED, added)
+        cell.runs += added
+
+
+def run_grid(config: QualityConfig, dataset, runs_dir: Path) -> list[Cell]:
+    """Reuse, resume or train every cell; a failure is recorded on its cell and the grid goes on."""
+    cells = plan(config, runs_dir)
+    echo(f"quality grid: {len(cells)} cells under {runs_dir}")
+    for i, cell in enumerate(cells, 1):
+        runs, why = check_existing(cell, config)
+        if runs is not None:
+            cell.status, cell.runs = "reused", runs
+            echo(f"[{i}/{len(cells)}] {cell.label}: reused")
+            continue
+        if why.startswith(("config mismatch", "unreadable")):
+            cell.status, cell.reason = "mismatch", why
+            echo(f"[{i}/{len(cells)}] {cell.label}: NOT reused, {why} (the cell is left as it is)")
+            continue
+        if config.report_only:
+            cell.status, cell.reason = "missing", why
+            continue
+        started = time.perf_counter()
+        echo(f"[{i}/{len(cells)}] {cell.label}: {'resuming' if (cell.path / CHECKPOINT).exists() else 'training'}")
+        try:
+            if cell.method in NO_BACKBONE:
+                run_reference_cell(cell, config, dataset)
+            else:
+                _run_job(TRAIN_COMMAND[cell.method], backbone_job(cell, config, runs_dir), cell.path, config)
+            runs, why = check_existing(cell, config)
+            if runs is None:
+                raise UserError(f"finished but {why}")
+            cell.status, cell.runs = "trained", runs
+            echo(f"[{i}/{len(cells)}] {cell.label}: done in {time.perf_counter() - started:.0f} s"
+                 f"{' (cut short by the budget)' if cell.cut_short() else ''}")  # fmt: skip
+        except Exception as exc:  # one failed cell must not stop the grid: it is reported
+            message = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            cell.status, cell.reason = "failed", message
+            echo(f"[{i}/{len(cells)}] {cell.label}: FAILED: {message}")
+            if not isinstance(exc, UserError):
+                echo(traceback.format_exc(limit=4))
+    for cell in cells:
+        if cell.ok and cell.requested and cell.backbone is not None:
+            complete_cell(cell, config, dataset)
+    return cells

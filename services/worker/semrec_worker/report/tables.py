@@ -1,0 +1,268 @@
+"""From the grid's cells to numbers: mean and std over seeds, the results JSON, and the markdown tables.
+
+Table A follows the SAID paper's Table 2 (full ranking; NDCG@10, Recall@10, MRR per backbone; a row
+"Improv." = the best LLM-initialised method over the best baseline). Table B follows the LLMEmb paper's
+Table 1 (sampled-100 protocol; overall and tail-item NDCG@10 and HR@10). A cell that failed or is absent
+is shown as "-" and listed below the tables; nothing is filled in.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from semrec.results import RunResult
+
+from semrec_worker.report.config import (
+    BASELINES,
+    LABELS,
+    LLM_INITIALISED,
+    METHODS,
+    NO_BACKBONE,
+    QualityConfig,
+)
+from semrec_worker.report.grid import GRID_RANKS, Cell
+
+PARTS = ("metrics", "head", "tail")
+
+
+@dataclass
+class Aggregate:
+    """Mean and sample std over seeds of one (method, backbone, protocol)."""
+
+    method: str
+    backbone: str | None
+    protocol: str
+    seeds: list[int | None]
+    mean: dict[str, dict[str, float]]
+    std: dict[str, dict[str, float]]
+    cut_short_seeds: list[int | None] = field(default_factory=list)
+    popularity_groups: dict[str, list[float]] | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.seeds)
+
+
+def grid_runs(cells: list[Cell]) -> list[RunResult]:
+    """The requested cells' RunResults, reported under the grid's method name (the cell's own in config)."""
+    runs = []
+    for cell in cells:
+        if not (cell.ok and cell.requested):
+            continue
+        for run in cell.runs:
+            config = {**run.config, "cell": str(cell.path)}
+            if run.method != cell.method:
+                config["reported_method"] = run.method
+            runs.append(run.model_copy(update={"method": cell.method, "config": config}))
+    return runs
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def aggregate(runs: list[RunResult]) -> list[Aggregate]:
+    groups: dict[tuple[str, str | None, str], list[RunResult]] = defaultdict(list)
+    for run in runs:
+        groups[(str(run.method), run.backbone, str(run.protocol))].append(run)
+    out = []
+    for (method, backbone, protocol), group in groups.items():
+        mean: dict[str, dict[str, float]] = {}
+        std: dict[str, dict[str, float]] = {}
+        for part in PARTS:
+            names = [n for n in getattr(group[0], part) if all(n in getattr(r, part) for r in group)]
+            stats = {n: _mean_std([getattr(r, part)[n] for r in group]) for n in names}
+            mean[part] = {n: round(m, 6) for n, (m, _) in stats.items()}
+            std[part] = {n: round(s, 6) for n, (_, s) in stats.items()}
+        out.append(Aggregate(method, backbone, protocol, [r.seed for r in group], mean, std,
+                             [r.seed for r in group if r.config.get("cut_short")]))  # fmt: skip
+    return out
+
+
+def add_popularity_groups(aggregates: list[Aggregate], cells: list[Cell], dataset, n_groups: int) -> None:
+    """Mean over seeds of NDCG@10 (and Recall@10) per item-popularity group, from each cell's test_ranks.npz."""
+    import numpy as np
+
+    from semrec_worker.commands.evaluate import TEST_RANKS
+    from semrec_worker.evaluation.popularity import metrics_by_group, popularity_groups
+
+    item_groups = popularity_groups(dataset.item_counts("train"), n_groups)
+    per_key: dict[tuple, list[list[dict[str, float]]]] = defaultdict(list)
+    for cell in cells:
+        if not (cell.ok and cell.requested):
+            continue
+        seen: set[str] = set()
+        for path in (cell.path / TEST_RANKS, cell.path / GRID_RANKS):  # the run's own ranks first
+            if not path.exists():
+                continue
+            saved = np.load(path)
+            for protocol in [p for p in saved.files if p != "targets" and p not in seen]:
+                seen.add(protocol)
+                per_key[(cell.method, cell.backbone, protocol)].append(
+                    metrics_by_group(saved[protocol], saved["targets"], item_groups, n_groups)
+                )
+    for agg in aggregates:
+        seeds = per_key.get((agg.method, agg.backbone, agg.protocol))
+        if not seeds:
+            continue
+        agg.popularity_groups = {
+            metric: [round(statistics.fmean(s[g].get(metric, 0.0) for s in seeds), 6) for g in range(n_groups)]
+            for metric in ("ndcg@10", "recall@10")
+        }
+        agg.popularity_groups["cases"] = [seeds[0][g]["cases"] for g in range(n_groups)]
+        agg.popularity_groups["seeds_with_ranks"] = [float(len(seeds))]
+
+
+def aggregate_rows(aggregates: list[Aggregate], dataset_name: str, loss: str) -> list[RunResult]:
+    """The aggregates in the results schema: seed None, metrics/head/tail = means, config.std = the stds."""
+    rows = []
+    for agg in aggregates:
+        config: dict[str, Any] = {"aggregate": "mean_std_over_seeds", "seeds": agg.seeds, "n": agg.n, "std": agg.std,
+                                  "cut_short_seeds": agg.cut_short_seeds}  # fmt: skip
+        if agg.popularity_groups is not None:
+            config["popularity_groups"] = agg.popularity_groups
+        rows.append(RunResult(dataset=dataset_name, method=agg.method, backbone=agg.backbone,
+                              loss=None if agg.method in NO_BACKBONE else loss, protocol=agg.protocol, seed=None,
+                              metrics=agg.mean["metrics"], head=agg.mean["head"], tail=agg.mean["tail"],
+                              config=config))  # fmt: skip
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------- markdown
+
+
+def find(aggregates: list[Aggregate], method: str, backbone: str, protocol: str) -> Aggregate | None:
+    wanted_backbone = None if method in NO_BACKBONE else backbone
+    for agg in aggregates:
+        if (agg.method, agg.backbone, agg.protocol) == (method, wanted_backbone, protocol):
+            return agg
+    return None
+
+
+def _cell_text(agg: Aggregate | None, part: str, metric: str, n_seeds: int) -> str:
+    if agg is None or metric not in agg.mean.get(part, {}):
+        return "-"
+    mean, std = agg.mean[part][metric], agg.std[part][metric]
+    text = f"{mean:.4f}" if agg.n == 1 else f"{mean:.4f} ± {std:.4f}"
+    expected = 1 if agg.method in NO_BACKBONE else n_seeds
+    if agg.n < expected:
+        text += f" (n={agg.n})"
+    if agg.cut_short_seeds:
+        text += " †"
+    return text
+
+
+def _improvement(aggregates: list[Aggregate], methods: list[str], backbone: str, protocol: str, part: str,
+                 metric: str) -> str:  # fmt: skip
+    def best(candidates: tuple[str, ...]) -> tuple[str, float] | None:
+        scored = []
+        for method in candidates:
+            agg = find(aggregates, method, backbone, protocol) if method in methods else None
+            if agg is not None and metric in agg.mean.get(part, {}):
+                scored.append((agg.mean[part][metric], method))
+        return (max(scored)[1], max(scored)[0]) if scored else None
+
+    llm, base = best(LLM_INITIALISED), best(BASELINES)
+    if llm is None or base is None or base[1] <= 0:
+        return "-"
+    change = 100 * (llm[1] - base[1]) / base[1]
+    return f"{change:+.1f}% ({LABELS[llm[0]]} vs {LABELS[base[0]]})"
+
+
+def _table(aggregates: list[Aggregate], config: QualityConfig, protocol: str,
+           columns: list[tuple[str, str, str]]) -> list[str]:  # fmt: skip
+    """Rows = methods, then Improv.; per backbone one column per (part, metric, header)."""
+    methods = [m for m in METHODS if m in config.methods]
+    header = ["method"] + [f"{b} {h}" for b in config.backbones for _, _, h in columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for method in methods:
+        row = [LABELS[method]]
+        for backbone in config.backbones:
+            agg_cells = [_cell_text(find(aggregates, method, backbone, protocol), part, metric, len(config.seeds))
+                         for part, metric, _ in columns]  # fmt: skip
+            row += agg_cells
+        lines.append("| " + " | ".join(row) + " |")
+    improv = ["Improv."]
+    for backbone in config.backbones:
+        improv += [_improvement(aggregates, methods, backbone, protocol, part, metric) for part, metric, _ in columns]
+    lines.append("| " + " | ".join(improv) + " |")
+    return lines
+
+
+def said_table(aggregates: list[Aggregate], config: QualityConfig) -> list[str]:
+    columns = [("metrics", "ndcg@10", "NDCG@10"), ("metrics", "recall@10", "Recall@10"), ("metrics", "mrr", "MRR")]
+    return _table(aggregates, config, "full", columns)
+
+
+def llmemb_table(aggregates: list[Aggregate], config: QualityConfig) -> list[str]:
+    columns = [("metrics", "ndcg@10", "overall N@10"), ("metrics", "recall@10", "overall H@10"),
+               ("tail", "ndcg@10", "tail N@10"), ("tail", "recall@10", "tail H@10")]  # fmt: skip
+    return _table(aggregates, config, "sampled100", columns)
+
+
+def cell_lists(cells: list[Cell], config: QualityConfig) -> tuple[list[str], list[str]]:
+    """(cut-short cells, missing cells) as markdown bullet lines."""
+    cut, missing = [], []
+    for cell in cells:
+        if cell.ok and cell.cut_short():
+            epochs = {r.config.get("epochs_run") for r in cell.runs}
+            cut.append(f"- `{cell.label}`: training budget ({config.budget_min or '?'} min) ran out after "
+                       f"{', '.join(str(e) for e in epochs)} epoch(s); the best epoch was evaluated")  # fmt: skip
+        elif not cell.ok:
+            role = "" if cell.requested else " (prerequisite of LLMEmb / TSLRec)"
+            missing.append(f"- `{cell.label}`{role}: {cell.status}: {cell.reason}")
+        else:
+            present = {r.protocol for r in cell.runs}
+            absent = [p for p in config.protocols if p not in present]
+            if absent and cell.requested:
+                missing.append(f"- `{cell.label}`: protocol(s) {', '.join(absent)} not in its results.json"
+                               f"{' (' + cell.reason + ')' if cell.reason else ''}")  # fmt: skip
+    return cut, missing
+
+
+def markdown(aggregates: list[Aggregate], cells: list[Cell], config: QualityConfig, dataset_name: str,
+             results_path: Path, command: str, images: list[Path] | None = None) -> str:  # fmt: skip
+    cut, missing = cell_lists(cells, config)
+    seeds = ",".join(str(s) for s in config.seeds)
+    training = ", ".join(f"{k}={v}" for k, v in config.model_dump().items()
+                         if k in ("epochs", "patience", "lr", "dim", "dropout", "batch_size", "threads")
+                         and v is not None)  # fmt: skip
+    lines = [
+        f"# Quality grid: {dataset_name}",
+        "",
+        f"Produced by `{command}`; all runs in `{results_path}`. Backbone cells: loss {config.loss}, seeds {seeds}, "
+        f"training budget {f'{config.budget_min} min per cell' if config.budget_min else 'none'}"
+        f"{', ' + training if training else ''}. Each number is the mean ± sample std over the seeds of the "
+        "test split (leave-one-out, pessimistic ties); (n=k): only k seeds finished; †: at least one seed was cut "
+        "short by the budget; -: no result (listed below). Popularity and LLMSeqSim need no backbone: the same "
+        "number appears under each.",
+        "",
+        "## A. Full ranking (layout of the SAID paper, Table 2)",
+        "",
+        *said_table(aggregates, config),
+        "",
+        "Improv.: relative change of the best LLM-initialised method (LH, LLM2X, SAID, LLMEmb, TSLRec) over the "
+        "best baseline (Popularity, LLMSeqSim, Random) in that column.",
+        "",
+        "## B. Sampled-100 protocol, overall and tail items (layout of the LLMEmb paper, Table 1)",
+        "",
+        *llmemb_table(aggregates, config),
+        "",
+        "Tail: test cases whose target is outside the 20% most popular training items. H@10 = Recall@10.",
+        "",
+        "## Cells cut short by the training budget",
+        "",
+        *(cut or ["(none)"]),
+        "",
+        "## Missing cells",
+        "",
+        *(missing or ["(none)"]),
+        "",
+    ]
+    if images:
+        lines += ["## Figures", ""] + [f"![{p.stem}]({p})" for p in images] + [""]
+    return "\n".join(lines)
