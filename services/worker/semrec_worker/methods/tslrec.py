@@ -197,9 +197,12 @@ def item_knowledge(
 
     `id_vectors` has the padding row 0 first; the returned arrays are for items 1..n.
     """
+    from tqdm.auto import tqdm
+
     n_items = id_vectors.shape[0] - 1
     knowledge, distributions = [], []
-    for lo in range(1, n_items + 1, settings.item_batch_size):
+    starts = range(1, n_items + 1, settings.item_batch_size)
+    for lo in tqdm(starts, desc="TSLRec item knowledge", unit="batch", disable=len(starts) < 2):
         hi = min(lo + settings.item_batch_size, n_items + 1)
         vectors = id_vectors[lo:hi].unsqueeze(1)
         mask = torch.ones(hi - lo, 1, dtype=torch.bool)
