@@ -40,9 +40,10 @@ def make_test_ca(directory: Path) -> dict[str, Path]:
     return {"ca": directory / "ca.crt", "cert": directory / "server.crt", "key": directory / "server.key"}
 
 
-class TLSRedisServer:
+class TLSRedisServer(RedisServer):
     """redis-server listening only on a TLS loopback port (`--port 0 --tls-port N`), clients not required to
-    present certificates. Skips the test when the binary was built without TLS or openssl is missing."""
+    present certificates. Skips the test when the binary was built without TLS or openssl is missing.
+    Starts its own process (other arguments, TLS-aware start-up checks); `stop` is RedisServer's."""
 
     def __init__(self, directory: Path) -> None:
         binary = shutil.which("redis-server")
@@ -77,14 +78,6 @@ class TLSRedisServer:
     @property
     def url(self) -> str:
         return f"rediss://127.0.0.1:{self.port}/0"
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
 
 
 @pytest.fixture
