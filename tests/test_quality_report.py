@@ -141,3 +141,51 @@ def test_isolated_cell_runs_as_its_own_process_and_is_collected(tmp_path: Path):
     assert "semrec.cli train seqrec" in (cell / grid.LOG).read_text()
     assert read_results(cell / "results.json").runs[0].metrics == read_results(out).runs[0].metrics
     assert json.loads((cell / "metrics.json").read_text())["cut_short"] is False
+
+
+def test_cells_whose_run_directories_are_gone_are_reported_from_the_recorded_results(tmp_path: Path, monkeypatch):
+    import shutil
+
+    from semrec.errors import UserError
+    from semrec_worker.commands.bench_quality import bench_quality
+
+    first = _config(tmp_path, methods=["popularity", "random"], budget_min=None, epochs=1, out=tmp_path / "a.json")
+    bench_quality(first)
+    before = read_results(tmp_path / "a.json").runs
+    shutil.rmtree(tmp_path / "runs")  # a fresh checkout: only the committed results file is left
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("a recorded cell was trained again")
+
+    monkeypatch.setattr(grid, "_run_job", must_not_run)
+    monkeypatch.setattr(grid, "run_reference_cell", must_not_run)
+    out = bench_quality(_config(tmp_path, methods=["popularity", "random"], budget_min=None, epochs=1,
+                                out=tmp_path / "b.json", recorded=tmp_path / "a.json"))  # fmt: skip
+    after = read_results(out).runs
+    assert [(r.method, r.seed, r.protocol, r.metrics) for r in after] == [
+        (r.method, r.seed, r.protocol, r.metrics) for r in before]
+    random_full = [(a, b) for a, b in zip(before, after, strict=True) if a.config.get("aggregate") and a.method == "random"]
+    assert random_full and all(a.config["popularity_groups"] == b.config["popularity_groups"] for a, b in random_full)
+    assert all(r.config["recorded_from"] == str(tmp_path / "a.json") for r in after if "aggregate" not in r.config)
+    md_a, md_b = (tmp_path / "a.md").read_text(), out.with_suffix(".md").read_text()
+    assert md_a.split("## A.")[1].split("## Cells")[0] == md_b.split("## A.")[1].split("## Cells")[0]
+    assert "- `random/sasrec` seed0, seed1: from" in md_b.split("earlier results file")[1]
+
+    with pytest.raises(UserError, match="not only"):
+        bench_quality(_config(tmp_path, data="synthetic:users=300,items=200,avg_len=10,seed=2",
+                              recorded=tmp_path / "a.json"))  # fmt: skip
+
+
+def test_tslrec_cells_share_the_first_cells_stage1(tmp_path: Path):
+    from semrec_worker.commands.bench_quality import bench_quality
+    from semrec_worker.commands.train_tslrec import TSLRecJobConfig
+
+    bench_quality(_config(tmp_path, methods=["tslrec"], budget_min=None, epochs=1, llm="tiny",
+                          tslrec_sft_max_steps=2, protocols=["full"]))  # fmt: skip
+    seed0, seed1 = (tmp_path / "runs" / "tslrec" / "sasrec" / f"seed{s}" for s in (0, 1))
+    assert (seed0 / "tslrec" / "lora").is_dir() and not (seed1 / "tslrec" / "lora").exists()
+    assert TSLRecJobConfig.load(seed1 / "tslrec").stage1 == seed0
+    assert TSLRecJobConfig.load(seed0 / "tslrec").sft_max_steps == 2
+    knowledge = [np.load(s / "tslrec" / "knowledge.npz")["knowledge"] for s in (seed0, seed1)]
+    assert np.array_equal(*knowledge)
+    assert read_results(seed1 / "results.json").runs[0].method == "tslrec"

@@ -106,3 +106,28 @@ def test_train_tslrec_job_end_to_end_and_exports(tmp_path):
     export_run(tmp_path / "tslrec")
     bundle = Bundle.load(tmp_path / "tslrec")
     assert bundle.item_vectors.shape[1] == 16
+
+
+def test_stage1_reuse_trains_the_same_backbone_and_rejects_another_catalogue(tmp_path):
+    from semrec.errors import UserError
+    from semrec_worker.commands.train_tslrec import TSLRecJobConfig, train_tslrec
+    from semrec_worker.training import SeqRecConfig, train_seqrec
+
+    data = "synthetic:users=100,items=60,avg_len=8,seed=4"
+    common = {"data": data, "backbone": "gru4rec", "dim": 16, "epochs": 2, "batch_size": 64}
+    stage1 = {"llm": "tiny", "n_groups": 3, "sft_max_steps": 2, "sft_batch_size": 16, "bf16": False}
+    train_seqrec(SeqRecConfig(**common, out=tmp_path / "sasrec", loss="full_ce"))
+    full = train_tslrec(TSLRecJobConfig(**common, **stage1, out=tmp_path / "full", pretrained=tmp_path / "sasrec"))
+    reused = train_tslrec(TSLRecJobConfig(**common, out=tmp_path / "reused", stage1=tmp_path / "full"))
+
+    first, second = np.load(tmp_path / "full/tslrec/knowledge.npz"), np.load(tmp_path / "reused/tslrec/knowledge.npz")
+    assert np.array_equal(first["knowledge"], second["knowledge"]) and np.array_equal(first["labels"], second["labels"])
+    assert not (tmp_path / "reused/tslrec/lora").exists()  # no LM was loaded or tuned
+    for a, b in zip(full.runs, reused.runs, strict=True):
+        assert a.metrics == pytest.approx(b.metrics, abs=1e-6)
+
+    with pytest.raises(ValueError, match="exactly one of --pretrained"):
+        TSLRecJobConfig(**common, out=tmp_path / "x")
+    other = {**common, "data": "synthetic:users=100,items=90,avg_len=8,seed=5"}
+    with pytest.raises(UserError, match="built on another catalogue"):
+        train_tslrec(TSLRecJobConfig(**other, out=tmp_path / "other", stage1=tmp_path / "full"))

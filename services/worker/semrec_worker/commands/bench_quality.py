@@ -50,12 +50,36 @@ def tsne_tables(config: QualityConfig, cells, runs_dir: Path) -> dict[str, objec
     return tables
 
 
+def draw_figures(config: QualityConfig, cells, aggregates, dataset, runs_dir: Path) -> list[Path]:
+    """The `--figures` of docs/results.md, drawn into --images-dir; returns the files written."""
+    from semrec_worker.report import plots
+
+    stem = config.images_dir / f"quality-{dataset.name}"
+    drawn: list[Path | None] = []
+    if "popularity-groups" in config.figures:
+        drawn.append(plots.plot_popularity_groups(aggregates, config.backbones, Path(f"{stem}-popularity-groups.png"),
+                                                  dataset.name))  # fmt: skip
+    said = config.said_run or config.table_paths().get("said") or runs_dir / "said" / "table"
+    if "said-accuracy" in config.figures and ("said" in config.methods or config.said_run is not None):
+        drawn.append(plots.plot_said_accuracy(said, Path(f"{stem}-said-accuracy.png"), dataset.name))
+        if drawn[-1] is None:
+            echo(f"no SAID accuracy figure: {said} has no metrics.json with generation accuracy (--said-run)")
+    item_tables = tsne_tables(config, cells, runs_dir) if "tsne" in config.figures else {}
+    if item_tables:
+        drawn.append(plots.plot_tsne(item_tables, dataset, Path(f"{stem}-tsne.png"), config.tsne_items))
+    images = [p for p in drawn if p is not None]
+    for path in images:
+        echo(f"figure: {path}")
+    return images
+
+
 def bench_quality(config: QualityConfig) -> Path:
     from semrec.results import write_results
 
     from semrec_worker.data.dataset import load_dataset
-    from semrec_worker.report import plots, tables
+    from semrec_worker.report import tables
     from semrec_worker.report.grid import default_runs_dir, run_grid
+    from semrec_worker.report.recorded import load_recorded
 
     if config.threads:
         import torch
@@ -63,35 +87,26 @@ def bench_quality(config: QualityConfig) -> Path:
         torch.set_num_threads(config.threads)
     dataset = load_dataset(config)
     runs_dir = config.runs_dir or default_runs_dir(dataset.name)
-    cells = run_grid(config, dataset, runs_dir)
+    recorded = load_recorded(config.recorded, dataset.name) if config.recorded else None
+    cells = run_grid(config, dataset, runs_dir, recorded)
 
     runs = tables.grid_runs(cells)
     aggregates = tables.aggregate(runs)
-    tables.add_popularity_groups(aggregates, cells, dataset, config.popularity_groups)
+    tables.add_popularity_groups(aggregates, cells, dataset, config.popularity_groups, recorded)
     out = config.out or Path("results") / f"quality-{dataset.name}.json"
     write_results(out, runs + tables.aggregate_rows(aggregates, dataset.name, config.loss))
 
     images: list[Path] = []
+    kept: list[Path] = []
     if config.plots:
         config.images_dir.mkdir(parents=True, exist_ok=True)
-        stem = config.images_dir / f"quality-{dataset.name}"
-        drawn = [plots.plot_popularity_groups(aggregates, config.backbones, Path(f"{stem}-popularity-groups.png"),
-                                              dataset.name)]  # fmt: skip
-        said = config.said_run or config.table_paths().get("said") or runs_dir / "said" / "table"
-        if "said" in config.methods or config.said_run is not None:
-            drawn.append(plots.plot_said_accuracy(said, Path(f"{stem}-said-accuracy.png"), dataset.name))
-            if drawn[-1] is None:
-                echo(f"no SAID accuracy figure: {said} has no metrics.json with generation accuracy (--said-run)")
-        item_tables = tsne_tables(config, cells, runs_dir)
-        if item_tables:
-            drawn.append(plots.plot_tsne(item_tables, dataset, Path(f"{stem}-tsne.png"), config.tsne_items))
-        images = [p for p in drawn if p is not None]
-        for path in images:
-            echo(f"figure: {path}")
+        images = draw_figures(config, cells, aggregates, dataset, runs_dir)
+        kept = [path for name in ("popularity-groups", "said-accuracy", "tsne") if name not in config.figures
+                for path in [config.images_dir / f"quality-{dataset.name}-{name}.png"] if path.exists()]  # fmt: skip
 
     md_path = out.with_suffix(".md")
-    relative = [Path(os.path.relpath(p, md_path.parent)) for p in images]
-    md_path.write_text(tables.markdown(aggregates, cells, config, dataset.name, out, command_line(config), relative))
+    relative = [[Path(os.path.relpath(p, md_path.parent)) for p in paths] for paths in (images, kept)]
+    md_path.write_text(tables.markdown(aggregates, cells, config, dataset.name, out, command_line(config), *relative))
     failed = [c for c in cells if not c.ok]
     echo(f"results: {out}, tables: {md_path} ({sum(c.ok for c in cells)} of {len(cells)} cells"
          f"{f'; {len(failed)} missing, listed in the markdown' if failed else ''})")  # fmt: skip

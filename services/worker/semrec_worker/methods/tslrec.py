@@ -227,10 +227,12 @@ class GatedFusionEmbedding(nn.Module):
         features = (features - features.mean(0)) / (features.std(0) + 1e-6)
         padded = np.concatenate([np.zeros((1, features.shape[1]), np.float32), features])
         self.register_buffer("features", torch.from_numpy(padded))
-        generator = torch.Generator().manual_seed(seed)
-        self.id_embedding = nn.Parameter(torch.randn(len(padded), dim, generator=generator) * dim**-0.5)
-        self.project = nn.Linear(features.shape[1], dim)  # W_z
-        self.gate = nn.Linear(2 * dim, dim)  # W_r
+        # seeded apart from the global RNG, so a backbone on a reused stage 1 starts where a full run's does
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.id_embedding = nn.Parameter(torch.randn(len(padded), dim) * dim**-0.5)
+            self.project = nn.Linear(features.shape[1], dim)  # W_z
+            self.gate = nn.Linear(2 * dim, dim)  # W_r
 
     @property
     def weight(self) -> torch.Tensor:

@@ -54,6 +54,19 @@ class QualityConfig(EvalJobConfig, TrainingOverrides):
     )
     plots: bool = Field(False, description="also draw the figures of docs/results.md into --images-dir")
     images_dir: Path = Field(Path("docs/images"), description="where --plots writes its PNGs")
+    figures: list[Literal["popularity-groups", "said-accuracy", "tsne"]] = Field(
+        ["popularity-groups", "said-accuracy", "tsne"], description="the figures --plots draws (the files of the "
+        "others are left as they are and still listed in the markdown)",
+    )
+    recorded: Path | None = Field(
+        None, description="an earlier results JSON of this grid: a cell whose run directory has no results.json is "
+        "reported from it (listed as recorded) instead of being trained",
+    )
+    tslrec_sft_max_steps: int | None = Field(None, ge=1, description="cap on TSLRec's user-SFT steps (CPU budgets)")
+    tslrec_shared_stage1: bool = Field(
+        True, description="TSLRec's stage 1 (pre-grouping on random/sasrec/seed0, user SFT, item knowledge) runs in "
+        "the first TSLRec cell and the others reuse it, as every other LLM method builds its table once",
+    )
     said_run: Path | None = Field(
         None, description="SAID stage-1 run (dir with metrics.json) of the accuracy figure (default: the said table's)"
     )

@@ -32,6 +32,7 @@ from semrec.errors import UserError
 from semrec.results import RunResult, read_results
 
 from semrec_worker.report.config import NO_BACKBONE, QualityConfig
+from semrec_worker.report.recorded import Recorded
 
 RESULTS = "results.json"
 CONFIG = "config.json"
@@ -52,7 +53,7 @@ class Cell:
     seed: int | None
     path: Path
     requested: bool = True  # False: only a prerequisite (the SASRec that LLMEmb / TSLRec build on)
-    status: str = "pending"  # reused | trained | failed | mismatch | missing | skipped
+    status: str = "pending"  # reused | trained | recorded | failed | mismatch | missing | skipped
     reason: str = ""
     runs: list[RunResult] = field(default_factory=list)
 
@@ -62,7 +63,7 @@ class Cell:
 
     @property
     def ok(self) -> bool:
-        return self.status in ("reused", "trained")
+        return self.status in ("reused", "trained", "recorded")
 
     def cut_short(self) -> bool:
         return any(r.config.get("cut_short") for r in self.runs)
@@ -259,9 +260,24 @@ def backbone_job(cell: Cell, config: QualityConfig, runs_dir: Path) -> JobConfig
     if cell.method == "tslrec":
         if settings["resume"]:
             raise UserError("a TSLRec cell cannot resume (its stage 1 reruns): delete its checkpoint.pt")
-        return TSLRecJobConfig(**settings, llm=config.llm,
-                               pretrained=pretrained_sasrec(int(cell.seed or 0), config, runs_dir))  # fmt: skip
+        shared = shared_tslrec_stage1(config, runs_dir) if config.tslrec_shared_stage1 else None
+        if shared is not None:
+            return TSLRecJobConfig(**settings, stage1=shared)
+        seed = 0 if config.tslrec_shared_stage1 else int(cell.seed or 0)
+        return TSLRecJobConfig(**settings, llm=config.llm, pretrained=pretrained_sasrec(seed, config, runs_dir),
+                               sft_max_steps=config.tslrec_sft_max_steps)  # fmt: skip
     raise ValueError(cell.method)
+
+
+def shared_tslrec_stage1(config: QualityConfig, runs_dir: Path) -> Path | None:
+    """The stage 1 every TSLRec cell reuses: that of the first TSLRec cell (grid order) which ran its own."""
+    from semrec_worker.commands.train_tslrec import KNOWLEDGE, STAGE1
+
+    for cell in plan(config, runs_dir):
+        folder = cell.path / STAGE1
+        if cell.method == "tslrec" and (folder / "lora").is_dir() and (folder / KNOWLEDGE).exists():
+            return cell.path
+    return None
 
 
 def run_reference_cell(cell: Cell, config: QualityConfig, dataset) -> None:
@@ -357,7 +373,7 @@ def complete_cell(cell: Cell, config: QualityConfig, dataset) -> None:
         cell.runs += added
 
 
-def run_grid(config: QualityConfig, dataset, runs_dir: Path) -> list[Cell]:
+def run_grid(config: QualityConfig, dataset, runs_dir: Path, recorded: Recorded | None = None) -> list[Cell]:
     """Reuse, resume or train every cell; a failure is recorded on its cell and the grid goes on."""
     cells = plan(config, runs_dir)
     echo(f"quality grid: {len(cells)} cells under {runs_dir}")
@@ -367,6 +383,14 @@ def run_grid(config: QualityConfig, dataset, runs_dir: Path) -> list[Cell]:
             cell.status, cell.runs = "reused", runs
             echo(f"[{i}/{len(cells)}] {cell.label}: reused")
             continue
+        if why == "no results.json" and recorded is not None:
+            kept = recorded.cell_runs(cell.method, cell.backbone, cell.seed, config.loss)
+            if kept:
+                cell.status, cell.reason = "recorded", f"from {recorded.path}"
+                cell.runs = [r.model_copy(update={"config": {**r.config, "recorded_from": str(recorded.path)}})
+                             for r in kept]  # fmt: skip
+                echo(f"[{i}/{len(cells)}] {cell.label}: recorded in {recorded.path} (no run directory)")
+                continue
         if why.startswith(("config mismatch", "unreadable")):
             cell.status, cell.reason = "mismatch", why
             echo(f"[{i}/{len(cells)}] {cell.label}: NOT reused, {why} (the cell is left as it is)")
@@ -394,6 +418,6 @@ def run_grid(config: QualityConfig, dataset, runs_dir: Path) -> list[Cell]:
             if not isinstance(exc, UserError):
                 echo(traceback.format_exc(limit=4))
     for cell in cells:
-        if cell.ok and cell.requested and cell.backbone is not None:
+        if cell.status in ("reused", "trained") and cell.requested and cell.backbone is not None:
             complete_cell(cell, config, dataset)
     return cells

@@ -25,6 +25,7 @@ from semrec_worker.report.config import (
     QualityConfig,
 )
 from semrec_worker.report.grid import GRID_RANKS, Cell
+from semrec_worker.report.recorded import Recorded
 
 PARTS = ("metrics", "head", "tail")
 
@@ -83,8 +84,10 @@ def aggregate(runs: list[RunResult]) -> list[Aggregate]:
     return out
 
 
-def add_popularity_groups(aggregates: list[Aggregate], cells: list[Cell], dataset, n_groups: int) -> None:
-    """Mean over seeds of NDCG@10 (and Recall@10) per item-popularity group, from each cell's test_ranks.npz."""
+def add_popularity_groups(aggregates: list[Aggregate], cells: list[Cell], dataset, n_groups: int,
+                          recorded: Recorded | None = None) -> None:  # fmt: skip
+    """Mean over seeds of NDCG@10 (and Recall@10) per item-popularity group, from each cell's test_ranks.npz
+    (recorded cells: from the recorded aggregate, when it covered exactly their seeds)."""
     import numpy as np
 
     from semrec_worker.commands.evaluate import TEST_RANKS
@@ -105,6 +108,8 @@ def add_popularity_groups(aggregates: list[Aggregate], cells: list[Cell], datase
                 per_key[(cell.method, cell.backbone, protocol)].append(
                     metrics_by_group(saved[protocol], saved["targets"], item_groups, n_groups)
                 )
+    if recorded is not None:
+        _add_recorded_groups(per_key, cells, recorded, n_groups)
     for agg in aggregates:
         seeds = per_key.get((agg.method, agg.backbone, agg.protocol))
         if not seeds:
@@ -115,6 +120,22 @@ def add_popularity_groups(aggregates: list[Aggregate], cells: list[Cell], datase
         }
         agg.popularity_groups["cases"] = [seeds[0][g]["cases"] for g in range(n_groups)]
         agg.popularity_groups["seeds_with_ranks"] = [float(len(seeds))]
+
+
+def _add_recorded_groups(per_key: dict, cells: list[Cell], recorded: Recorded, n_groups: int) -> None:
+    recorded_seeds: dict[tuple, set] = defaultdict(set)
+    for cell in cells:
+        if cell.status == "recorded" and cell.requested:
+            for run in cell.runs:
+                recorded_seeds[(cell.method, cell.backbone, run.protocol)].add(cell.seed)
+    for (method, backbone, protocol), seeds in recorded_seeds.items():
+        found = recorded.popularity_groups(method, backbone, protocol)
+        if found is None or set(found[0]) != seeds or len(found[1]["cases"]) != n_groups:
+            continue  # its groups cannot be separated from other seeds: left out (seeds_with_ranks says so)
+        groups = found[1]
+        per_seed = [{"ndcg@10": groups["ndcg@10"][g], "recall@10": groups["recall@10"][g], "cases": groups["cases"][g]}
+                    for g in range(n_groups)]  # fmt: skip
+        per_key[(method, backbone, protocol)] += [per_seed] * len(seeds)
 
 
 def aggregate_rows(aggregates: list[Aggregate], dataset_name: str, loss: str) -> list[RunResult]:
@@ -204,6 +225,17 @@ def llmemb_table(aggregates: list[Aggregate], config: QualityConfig) -> list[str
     return _table(aggregates, config, "sampled100", columns)
 
 
+def recorded_list(cells: list[Cell]) -> list[str]:
+    """Markdown lines naming the cells reported from `--recorded` (grouped per method and backbone)."""
+    groups: dict[tuple, list[str]] = defaultdict(list)
+    for cell in cells:
+        if cell.status == "recorded" and cell.requested:
+            label = cell.method if cell.backbone is None else f"{cell.method}/{cell.backbone}"
+            groups[(label, cell.reason)] += [] if cell.seed is None else [f"seed{cell.seed}"]
+    return [f"- `{label}`{' ' + ', '.join(seeds) if seeds else ''}: {reason}"
+            for (label, reason), seeds in groups.items()]  # fmt: skip
+
+
 def cell_lists(cells: list[Cell], config: QualityConfig) -> tuple[list[str], list[str]]:
     """(cut-short cells, missing cells) as markdown bullet lines."""
     cut, missing = [], []
@@ -225,7 +257,8 @@ def cell_lists(cells: list[Cell], config: QualityConfig) -> tuple[list[str], lis
 
 
 def markdown(aggregates: list[Aggregate], cells: list[Cell], config: QualityConfig, dataset_name: str,
-             results_path: Path, command: str, images: list[Path] | None = None) -> str:  # fmt: skip
+             results_path: Path, command: str, images: list[Path] | None = None,
+             kept_images: list[Path] | None = None) -> str:  # fmt: skip
     cut, missing = cell_lists(cells, config)
     seeds = ",".join(str(s) for s in config.seeds)
     training = ", ".join(f"{k}={v}" for k, v in config.model_dump().items()
@@ -263,6 +296,14 @@ def markdown(aggregates: list[Aggregate], cells: list[Cell], config: QualityConf
         *(missing or ["(none)"]),
         "",
     ]
+    recorded = recorded_list(cells)
+    if recorded:
+        lines += ["## Cells reported from an earlier results file", "",
+                  "Their run directories are not on this machine (`--recorded`): their rows are copied from that "
+                  "file, and their popularity-group means from its aggregate rows.", "", *recorded, ""]  # fmt: skip
     if images:
         lines += ["## Figures", ""] + [f"![{p.stem}]({p})" for p in images] + [""]
+    if kept_images:
+        lines += ["Not redrawn by this run (`--figures`), as an earlier run of the grid drew them:", ""]
+        lines += [f"![{p.stem}]({p})" for p in kept_images] + [""]
     return "\n".join(lines)
