@@ -123,3 +123,21 @@ def test_cli_trains_and_reports_bad_input(tmp_path):
                              "--out", str(tmp_path / "cli"), "--results", str(tmp_path / "all.json")])  # fmt: skip
     assert ok.exit_code == 0, ok.output
     assert read_results(tmp_path / "all.json").runs[0].loss == "sampled_softmax"
+
+
+@pytest.mark.parametrize(
+    ("metadata", "warned"),
+    [
+        ({"dataset": "NAME", "dataset_fingerprint": "FP"}, False),  # an LM table: name + fingerprint
+        ({"dataset": "FP"}, False),  # a trained table of an older version: the fingerprint only
+        ({"dataset": "NAME", "dataset_fingerprint": "0123456789abcdef"}, True),
+    ],
+)
+def test_dataset_mismatch_warning_compares_fingerprints(tmp_path, tiny_synthetic, capsys, metadata, warned):
+    filled = {k: v.replace("NAME", tiny_synthetic.name).replace("FP", tiny_synthetic.fingerprint)
+              for k, v in metadata.items()}  # fmt: skip
+    rng = np.random.default_rng(0)
+    table = ItemTable(tiny_synthetic.item_ids, rng.normal(size=(tiny_synthetic.n_items, 16)), filled)
+    train_seqrec(SeqRecConfig(out=tmp_path / "a", init=str(table.save(tmp_path / "t.npz")), epochs=1, **SMALL),
+                 dataset=tiny_synthetic)  # fmt: skip
+    assert ("table was built for dataset" in capsys.readouterr().err) is warned

@@ -103,7 +103,8 @@ def run_stage1(config: TSLRecJobConfig, dataset, stage1: Path):
     ItemTable(
         dataset.item_ids,
         knowledge,
-        {"method": "tslrec", "lm": lm.name, "dataset": dataset.fingerprint, "n_groups": n_groups,
+        {"method": "tslrec", "lm": lm.name, "dataset": dataset.fingerprint, "dataset_fingerprint": dataset.fingerprint,
+         "n_groups": n_groups,
          "sft_steps": len(losses), "sft_final_loss": float(np.mean(losses[-10:])) if losses else None},
     ).save(stage1 / "item_table.npz")  # fmt: skip
     echo(f"user SFT: {len(losses)} steps, final loss {np.mean(losses[-10:]) if losses else float('nan'):.4f}")

@@ -101,8 +101,9 @@ def build_model(
     if item_embedding is None:
         table = load_init_table(config.init)
         if table is not None:
-            fingerprint = table.metadata.get("dataset")
-            if fingerprint and fingerprint != dataset.fingerprint:
+            # "dataset" holds a name in the LM tables and a fingerprint in older trained tables
+            fingerprint = table.metadata.get("dataset_fingerprint", table.metadata.get("dataset"))
+            if fingerprint and fingerprint not in (dataset.fingerprint, dataset.name):
                 echo(f"warning: table was built for dataset {fingerprint}, this is {dataset.fingerprint}; "
                      "rows are matched by item id")  # fmt: skip
         item_embedding, report = build_item_embedding(
@@ -336,6 +337,7 @@ def trained_item_table(model: SequenceEncoder, dataset: SequenceDataset, config:
             "backbone": config.backbone,
             "loss": config.loss,
             "dataset": dataset.fingerprint,
+            "dataset_fingerprint": dataset.fingerprint,
             "dataset_name": dataset.name,
             "source_run": str(config.out),
             "created_at": utc_now(),
