@@ -189,3 +189,21 @@ def test_tslrec_cells_share_the_first_cells_stage1(tmp_path: Path):
     knowledge = [np.load(s / "tslrec" / "knowledge.npz")["knowledge"] for s in (seed0, seed1)]
     assert np.array_equal(*knowledge)
     assert read_results(seed1 / "results.json").runs[0].method == "tslrec"
+
+
+def test_a_seed_still_improving_at_the_epoch_cap_is_marked():
+    from semrec.results import RunResult
+    from semrec_worker.report import tables
+
+    def run(seed: int, best: int, ran: int) -> RunResult:
+        return RunResult(dataset="d", method="random", backbone="sasrec", loss="said_cosine", protocol="full",
+                         seed=seed, metrics={"ndcg@10": 0.1 * (seed + 1)},
+                         config={"epochs": 20, "best_epoch": best, "epochs_run": ran})  # fmt: skip
+
+    assert tables.at_epoch_cap(run(0, 20, 20)) and not tables.at_epoch_cap(run(0, 17, 20))
+    assert not tables.at_epoch_cap(run(0, 12, 15))
+    (converged,) = tables.aggregate([run(0, 12, 15), run(1, 17, 20)])
+    (capped,) = tables.aggregate([run(0, 12, 15), run(1, 20, 20)])
+    assert converged.capped_seeds == [] and capped.capped_seeds == [1]
+    assert tables._cell_text(capped, "metrics", "ndcg@10", 2).endswith("‡")
+    assert "‡" not in tables._cell_text(converged, "metrics", "ndcg@10", 2)

@@ -41,6 +41,7 @@ class Aggregate:
     mean: dict[str, dict[str, float]]
     std: dict[str, dict[str, float]]
     cut_short_seeds: list[int | None] = field(default_factory=list)
+    capped_seeds: list[int | None] = field(default_factory=list)
     popularity_groups: dict[str, list[float]] | None = None
 
     @property
@@ -62,6 +63,12 @@ def grid_runs(cells: list[Cell]) -> list[RunResult]:
     return runs
 
 
+def at_epoch_cap(run: RunResult) -> bool:
+    """Training ran every allowed epoch and its last was the best: it stopped still improving."""
+    epochs = run.config.get("epochs")
+    return bool(epochs) and run.config.get("best_epoch") == epochs == run.config.get("epochs_run")
+
+
 def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
@@ -80,7 +87,8 @@ def aggregate(runs: list[RunResult]) -> list[Aggregate]:
             mean[part] = {n: round(m, 6) for n, (m, _) in stats.items()}
             std[part] = {n: round(s, 6) for n, (_, s) in stats.items()}
         out.append(Aggregate(method, backbone, protocol, [r.seed for r in group], mean, std,
-                             [r.seed for r in group if r.config.get("cut_short")]))  # fmt: skip
+                             [r.seed for r in group if r.config.get("cut_short")],
+                             [r.seed for r in group if at_epoch_cap(r)]))  # fmt: skip
     return out
 
 
@@ -143,7 +151,8 @@ def aggregate_rows(aggregates: list[Aggregate], dataset_name: str, loss: str) ->
     rows = []
     for agg in aggregates:
         config: dict[str, Any] = {"aggregate": "mean_std_over_seeds", "seeds": agg.seeds, "n": agg.n, "std": agg.std,
-                                  "cut_short_seeds": agg.cut_short_seeds}  # fmt: skip
+                                  "cut_short_seeds": agg.cut_short_seeds,
+                                  "epoch_cap_seeds": agg.capped_seeds}  # fmt: skip
         if agg.popularity_groups is not None:
             config["popularity_groups"] = agg.popularity_groups
         rows.append(RunResult(dataset=dataset_name, method=agg.method, backbone=agg.backbone,
@@ -174,6 +183,8 @@ def _cell_text(agg: Aggregate | None, part: str, metric: str, n_seeds: int) -> s
         text += f" (n={agg.n})"
     if agg.cut_short_seeds:
         text += " †"
+    if agg.capped_seeds:
+        text += " ‡"
     return text
 
 
@@ -244,6 +255,10 @@ def cell_lists(cells: list[Cell], config: QualityConfig) -> tuple[list[str], lis
             epochs = {r.config.get("epochs_run") for r in cell.runs}
             cut.append(f"- `{cell.label}`: training budget ({config.budget_min or '?'} min) ran out after "
                        f"{', '.join(str(e) for e in epochs)} epoch(s); the best epoch was evaluated")  # fmt: skip
+        elif cell.ok and any(at_epoch_cap(r) for r in cell.runs):
+            cap = next(r.config["epochs"] for r in cell.runs if at_epoch_cap(r))
+            cut.append(f"- `{cell.label}`: ‡ its best epoch was the last allowed one ({cap}): still improving when "
+                       "the epoch cap stopped it")  # fmt: skip
         elif not cell.ok:
             role = "" if cell.requested else " (prerequisite of LLMEmb / TSLRec)"
             missing.append(f"- `{cell.label}`{role}: {cell.status}: {cell.reason}")
@@ -271,7 +286,7 @@ def markdown(aggregates: list[Aggregate], cells: list[Cell], config: QualityConf
         f"training budget {f'{config.budget_min} min per cell' if config.budget_min else 'none'}"
         f"{', ' + training if training else ''}. Each number is the mean ± sample std over the seeds of the "
         "test split (leave-one-out, pessimistic ties); (n=k): only k seeds finished; †: at least one seed was cut "
-        "short by the budget; -: no result (listed below). Popularity and LLMSeqSim need no backbone: the same "
+        "short by the budget; ‡: at least one seed was still improving at the epoch cap; -: no result (listed below). Popularity and LLMSeqSim need no backbone: the same "
         "number appears under each.",
         "",
         "## A. Full ranking (layout of the SAID paper, Table 2)",
@@ -287,7 +302,7 @@ def markdown(aggregates: list[Aggregate], cells: list[Cell], config: QualityConf
         "",
         "Tail: test cases whose target is outside the 20% most popular training items. H@10 = Recall@10.",
         "",
-        "## Cells cut short by the training budget",
+        "## Cells cut short by the training budget or the epoch cap",
         "",
         *(cut or ["(none)"]),
         "",
