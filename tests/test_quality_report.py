@@ -207,3 +207,8 @@ def test_a_seed_still_improving_at_the_epoch_cap_is_marked():
     assert converged.capped_seeds == [] and capped.capped_seeds == [1]
     assert tables._cell_text(capped, "metrics", "ndcg@10", 2).endswith("‡")
     assert "‡" not in tables._cell_text(converged, "metrics", "ndcg@10", 2)
+    cells = [grid.Cell("random", "sasrec", 0, Path("r"), status="recorded", runs=[run(0, 12, 15)]),
+             grid.Cell("tslrec", "sasrec", 0, Path("t"), status="trained",
+                       runs=[run(0, 31, 34).model_copy(update={"config": {"epochs": 60}})])]  # fmt: skip
+    assert tables.epoch_caps(cells) == "epoch cap Random 20, TSLRec 60"
+    assert tables.epoch_caps(cells[:1]) == "epochs=20"

@@ -236,6 +236,19 @@ def llmemb_table(aggregates: list[Aggregate], config: QualityConfig) -> list[str
     return _table(aggregates, config, "sampled100", columns)
 
 
+def epoch_caps(cells: list[Cell]) -> str:
+    """The epoch cap the backbone cells actually ran with (from their own configs, reused and recorded ones too)."""
+    per_method: dict[str, set] = defaultdict(set)
+    for cell in cells:
+        if cell.ok and cell.requested and cell.backbone is not None:
+            per_method[cell.method] |= {r.config.get("epochs") for r in cell.runs if r.config.get("epochs")}
+    values = set().union(*per_method.values()) if per_method else set()
+    if len(values) <= 1:
+        return f"epochs={values.pop()}" if values else ""
+    return "epoch cap " + ", ".join(f"{LABELS.get(m, m)} {'/'.join(str(v) for v in sorted(caps))}"
+                                    for m, caps in per_method.items())  # fmt: skip
+
+
 def recorded_list(cells: list[Cell]) -> list[str]:
     """Markdown lines naming the cells reported from `--recorded` (grouped per method and backbone)."""
     groups: dict[tuple, list[str]] = defaultdict(list)
@@ -277,8 +290,11 @@ def markdown(aggregates: list[Aggregate], cells: list[Cell], config: QualityConf
     cut, missing = cell_lists(cells, config)
     seeds = ",".join(str(s) for s in config.seeds)
     training = ", ".join(f"{k}={v}" for k, v in config.model_dump().items()
-                         if k in ("epochs", "patience", "lr", "dim", "dropout", "batch_size", "threads")
+                         if k in ("patience", "lr", "dim", "dropout", "batch_size", "threads")
                          and v is not None)  # fmt: skip
+    caps = epoch_caps(cells)
+    if caps:
+        training += (", " if training else "") + caps
     lines = [
         f"# Quality grid: {dataset_name}",
         "",
