@@ -173,3 +173,15 @@ def test_length_buckets_cover_every_row_once_with_little_padding():
     naive = sum(int(lengths[b].max() * len(b) - lengths[b].sum()) for b in np.array_split(rows, len(batches)))
     assert padding < naive / 3
     assert [b.tolist() for b in batches] != [b.tolist() for b in length_buckets(lengths, rows, 8, seed=2)]
+
+
+def test_auto_precision_is_bf16_only_where_the_cpu_has_native_bf16(monkeypatch):
+    from semrec_worker.lm import backends
+    from semrec_worker.said.trainer import resolve_precision
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(backends, "native_bf16", lambda device: False)
+    assert resolve_precision("auto", cpu) == "fp32" and resolve_precision("auto", cuda) == "bf16"
+    assert resolve_precision("bf16", cpu) == "bf16"
+    monkeypatch.setattr(backends, "native_bf16", lambda device: device == "cpu")
+    assert resolve_precision("auto", cpu) == "bf16" and resolve_precision("fp32", cpu) == "fp32"

@@ -47,8 +47,8 @@ class TrainSAIDConfig(DataConfig, SAIDSettings):
     lr_rows: float = Field(1e-2, gt=0, description="SparseAdam learning rate of the per-item rows")
     lr_projector: float = Field(1e-3, gt=0, description="Adam learning rate of the amortised projector's MLP")
     precision: Literal["auto", "bf16", "fp32"] = Field(
-        "auto", description="bf16 autocast or fp32; auto = bf16 on CUDA, fp32 on CPU (CPUs without native bf16 "
-        "run bf16 matmuls several times slower, see docs/said.md)",
+        "auto", description="bf16 autocast or fp32; auto = bf16 on CUDA and on CPUs with native bf16 (AMX or "
+        "AVX512-BF16), fp32 on other CPUs (they emulate bf16 matmuls, several times slower: docs/said.md)",
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where to train")
     threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice)")

@@ -83,9 +83,12 @@ def init_distributed() -> Distributed:
 
 
 def resolve_precision(choice: str, device: torch.device) -> str:
+    """auto: bf16 autocast on CUDA and on CPUs with native bf16 (AMX / AVX512-BF16), fp32 on other CPUs."""
     if choice != "auto":
         return choice
-    return "bf16" if device.type == "cuda" else "fp32"
+    from semrec_worker.lm.backends import native_bf16
+
+    return "bf16" if device.type == "cuda" or native_bf16("cpu") else "fp32"
 
 
 def autocast(device: torch.device, precision: str):
