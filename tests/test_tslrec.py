@@ -128,6 +128,8 @@ def test_stage1_reuse_trains_the_same_backbone_and_rejects_another_catalogue(tmp
 
     with pytest.raises(ValueError, match="exactly one of --pretrained"):
         TSLRecJobConfig(**common, out=tmp_path / "x")
+    with pytest.raises(ValueError, match="--n-groups, --sft-max-steps: stage-1 settings cannot change"):
+        TSLRecJobConfig(**common, out=tmp_path / "x", stage1=tmp_path / "full", n_groups=4, sft_max_steps=3)
     other = {**common, "data": "synthetic:users=100,items=90,avg_len=8,seed=5"}
     with pytest.raises(UserError, match="built on another catalogue"):
         train_tslrec(TSLRecJobConfig(**other, out=tmp_path / "other", stage1=tmp_path / "full"))

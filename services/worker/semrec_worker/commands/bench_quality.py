@@ -8,7 +8,7 @@ from pathlib import Path
 
 from semrec.cli_builder import CommandGroups, config_command, echo
 
-from semrec_worker.report.config import LLM_INITIALISED, QualityConfig
+from semrec_worker.report.config import FIGURES, LLM_INITIALISED, QualityConfig
 
 
 def command_line(config: QualityConfig) -> str:
@@ -101,7 +101,7 @@ def bench_quality(config: QualityConfig) -> Path:
     if config.plots:
         config.images_dir.mkdir(parents=True, exist_ok=True)
         images = draw_figures(config, cells, aggregates, dataset, runs_dir)
-        kept = [path for name in ("popularity-groups", "said-accuracy", "tsne") if name not in config.figures
+        kept = [path for name in FIGURES if name not in config.figures
                 for path in [config.images_dir / f"quality-{dataset.name}-{name}.png"] if path.exists()]  # fmt: skip
 
     md_path = out.with_suffix(".md")

@@ -28,6 +28,13 @@ class TSLRecJobConfig(SeqRecConfig, TSLRecSettings):
     def _pretrained_or_stage1(self) -> TSLRecJobConfig:
         if (self.pretrained is None) == (self.stage1 is None):
             raise ValueError("give exactly one of --pretrained (run stage 1) and --stage1 (reuse one)")
+        stage1_only = (set(TSLRecSettings.model_fields) - {"seed"}) | {"llm"}
+        fields = type(self).model_fields
+        changed = {name for name in stage1_only if getattr(self, name) != fields[name].get_default()}
+        ignored = sorted(changed) if self.stage1 is not None else []
+        if ignored:
+            flags = ", ".join("--" + name.replace("_", "-") for name in ignored)
+            raise ValueError(f"{flags}: stage-1 settings cannot change with --stage1 (it reuses the saved stage 1 as built)")
         return self
 
 

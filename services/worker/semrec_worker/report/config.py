@@ -15,6 +15,8 @@ MethodName = Literal["popularity", "llmseqsim", "random", "lh", "llm2x", "said",
 METHODS: tuple[str, ...] = ("popularity", "llmseqsim", "random", "lh", "llm2x", "said", "llmemb", "tslrec")
 BASELINES = ("popularity", "llmseqsim", "random")
 LLM_INITIALISED = ("lh", "llm2x", "said", "llmemb", "tslrec")
+FigureName = Literal["popularity-groups", "said-accuracy", "tsne"]
+FIGURES: tuple[str, ...] = ("popularity-groups", "said-accuracy", "tsne")  # docs/images/quality-<dataset>-<name>.png
 NO_BACKBONE = ("popularity", "llmseqsim")  # one cell each: no backbone, no training seed
 LABELS = {"popularity": "Popularity", "llmseqsim": "LLMSeqSim", "random": "Random", "lh": "LH", "llm2x": "LLM2X",
           "said": "SAID", "llmemb": "LLMEmb", "tslrec": "TSLRec"}  # fmt: skip
@@ -54,8 +56,8 @@ class QualityConfig(EvalJobConfig, TrainingOverrides):
     )
     plots: bool = Field(False, description="also draw the figures of docs/results.md into --images-dir")
     images_dir: Path = Field(Path("docs/images"), description="where --plots writes its PNGs")
-    figures: list[Literal["popularity-groups", "said-accuracy", "tsne"]] = Field(
-        ["popularity-groups", "said-accuracy", "tsne"], description="the figures --plots draws (the files of the "
+    figures: list[FigureName] = Field(
+        list(FIGURES), description="the figures --plots draws (the files of the "
         "others are left as they are and still listed in the markdown)",
     )
     recorded: Path | None = Field(

@@ -302,7 +302,8 @@ def markdown(aggregates: list[Aggregate], cells: list[Cell], config: QualityConf
         f"training budget {f'{config.budget_min} min per cell' if config.budget_min else 'none'}"
         f"{', ' + training if training else ''}. Each number is the mean ± sample std over the seeds of the "
         "test split (leave-one-out, pessimistic ties); (n=k): only k seeds finished; †: at least one seed was cut "
-        "short by the budget; ‡: at least one seed was still improving at the epoch cap; -: no result (listed below). Popularity and LLMSeqSim need no backbone: the same "
+        "short by the budget; ‡: at least one seed was still improving at the epoch cap; -: no result (listed "
+        "below). Popularity and LLMSeqSim need no backbone: the same "
         "number appears under each.",
         "",
         "## A. Full ranking (layout of the SAID paper, Table 2)",
