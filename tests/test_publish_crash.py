@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from semrec.bundle import Bundle
 from semrec.settings import redis_settings
-from semrec.store import ConcurrentPublishError, current_version, load_bundle, publish_bundle
+from semrec.store import ConcurrentPublishError, current_version, keys, load_bundle, publish_bundle
 from semrec.store.bundles import PAUSE_AT_ENV, PAUSE_FILE_ENV
 from serving_helpers import tiny_bundle
 
@@ -65,7 +65,7 @@ def test_sigkill_during_publish_leaves_a_complete_version(redis_server, tmp_path
     np.testing.assert_array_equal(loaded.bundle.item_vectors, expected.item_vectors)
     if step != "switched":
         assert loaded.version == "1"
-        leftovers = [k for k in client.keys("semrec:shop:bundle:2:*")]
+        leftovers = [k for k in client.keys(keys.bundle_pattern("shop", "2"))]
         assert leftovers and all(client.ttl(k) > 0 for k in leftovers)  # abandoned keys expire by themselves
 
     if step == "writing":  # re-run through the real CLI once; the others re-run in-process

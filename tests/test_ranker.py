@@ -145,6 +145,8 @@ def test_hot_reload_on_publish_and_redis_down(redis_server, published):
         assert httpx.get(f"{base}/readyz").json()["bundle"]["n_items"] == 400
 
         redis_server.stop()
+        # readiness comes from the background Redis check (SEMREC_REDIS_HEALTH_INTERVAL_S), never a live ping
+        assert wait_until(lambda: httpx.get(f"{base}/readyz").json()["redis"] == "unreachable", timeout=5)
         ready = httpx.get(f"{base}/readyz", timeout=10)
         assert ready.status_code == 200 and ready.json()["status"] == "degraded"
         assert ready.json()["redis"] == "unreachable"

@@ -45,7 +45,7 @@ def test_publish_then_load_round_trips_every_part(client, dtype):
     assert loaded.bundle.metadata == bundle.metadata
     manifest = read_manifest(client, "shop", "1")
     assert manifest["blobs"]["vectors"]["chunks"] > 1  # really chunked at 4 KiB
-    assert all(client.ttl(k) == -1 for k in client.keys("semrec:shop:bundle:1:*"))  # persisted on switch
+    assert all(client.ttl(k) == -1 for k in client.keys(keys.bundle_pattern("shop", "1")))  # persisted on switch
 
 
 def test_no_bundle_is_a_clear_error(client):
@@ -65,7 +65,7 @@ def test_keeps_last_n_versions_and_deletes_older_keys(client):
         publish_bundle(client, "shop", tiny_bundle(50, seed=seed), keep=2, chunk_bytes=4096)
     assert list_versions(client, "shop") == ["3", "4"]
     assert current_version(client, "shop") == "4"
-    assert client.keys("semrec:shop:bundle:1:*") == [] and client.keys("semrec:shop:bundle:2:*") == []
+    assert client.keys(keys.bundle_pattern("shop", "1")) == [] and client.keys(keys.bundle_pattern("shop", "2")) == []
     assert load_bundle(client, "shop", "3").bundle.item_ids == tiny_bundle(50, seed=2).item_ids
 
 
@@ -83,7 +83,7 @@ def test_histories_are_capped_lists(client):
     assert append_history(client, "shop", "u1", ["a", "b", "c"], cap=4) == 3
     assert append_history(client, "shop", "u1", ["d", "e"], cap=4) == 4
     assert read_history(client, "shop", "u1", 4) == ["b", "c", "d", "e"]
-    assert client.exists("semrec:shop:user:u1")
+    assert client.exists(keys.user_history("shop", "u1"))
 
 
 def test_catalog_names_are_checked(client):

@@ -11,6 +11,8 @@ A bundle holds
 
 On disk (`semrec export onnx` writes it into RUN_DIR/bundle/): `encoder.onnx`, `items.npz`
 (ids, vectors, popularity), `metadata.json`, optional `ann.index`.
+
+In Redis each version's manifest may carry an HMAC-SHA256 signature (`sign_manifest` / `verify_manifest`).
 """
 
 from __future__ import annotations
@@ -92,3 +94,59 @@ class Bundle:
             metadata=json.loads((directory / "metadata.json").read_text()),
             ann_index=ann.read_bytes() if ann.exists() else None,
         )
+
+
+# ------------------------------------------------------------------ signing
+# The manifest names every blob with its SHA-256, so a MAC over the manifest covers the whole bundle. The key
+# lives with the publisher and the rankers (settings), never in Redis: whoever can only write to Redis cannot
+# produce a bundle a ranker with the key accepts.
+SIGNATURE_FIELD = "signature"
+SIGNATURE_ALG = "hmac-sha256"
+MIN_SIGNING_KEY_BYTES = 32
+
+
+class SignatureError(UserError):
+    """A manifest is unsigned, signed with another key or algorithm, or altered after signing."""
+
+
+def check_signing_key(key: bytes) -> bytes:
+    if len(key) < MIN_SIGNING_KEY_BYTES:
+        raise UserError(f"bundle signing key: at least {MIN_SIGNING_KEY_BYTES} bytes "
+                        "(e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)")  # fmt: skip
+    return key
+
+
+def _canonical(manifest: dict[str, Any]) -> bytes:
+    import orjson
+
+    unsigned = {k: v for k, v in manifest.items() if k != SIGNATURE_FIELD}
+    # round-trip once, so the signer and a reader (which parses the stored JSON) canonicalise the same values
+    return orjson.dumps(orjson.loads(orjson.dumps(unsigned)), option=orjson.OPT_SORT_KEYS)
+
+
+def _mac(manifest: dict[str, Any], key: bytes) -> str:
+    import hashlib
+    import hmac
+
+    return hmac.new(key, _canonical(manifest), hashlib.sha256).hexdigest()
+
+
+def sign_manifest(manifest: dict[str, Any], key: bytes) -> dict[str, Any]:
+    """The manifest with its `signature` (HMAC-SHA256 over the canonical JSON of everything else)."""
+    return {**manifest, SIGNATURE_FIELD: {"alg": SIGNATURE_ALG, "mac": _mac(manifest, check_signing_key(key))}}
+
+
+def verify_manifest(manifest: dict[str, Any], key: bytes) -> None:
+    """Raise SignatureError unless the manifest carries a valid signature by `key`."""
+    import hmac
+
+    signature = manifest.get(SIGNATURE_FIELD)
+    if not isinstance(signature, dict):
+        raise SignatureError("bundle is not signed (a signing key is configured: unsigned bundles are refused)")
+    if signature.get("alg") != SIGNATURE_ALG or not isinstance(signature.get("mac"), str):
+        raise SignatureError(f"bundle signature: unsupported algorithm {signature.get('alg')!r}")
+    if not hmac.compare_digest(signature["mac"].encode(), _mac(manifest, key).encode()):
+        raise SignatureError("bundle signature does not match (another key, or the manifest was altered)")
+    blobs = manifest.get("blobs") or {}
+    if not blobs or any(not isinstance(info, dict) or "sha256" not in info for info in blobs.values()):
+        raise SignatureError("signed manifest lacks SHA-256 digests of its blobs")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,16 +19,31 @@ from semrec.errors import UserError
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
+_SECRET_QUERY_KEYS = {"password", "pass", "pwd", "auth", "token", "access_token", "secret"}
+
+
 def redact_url(url: str) -> str:
-    """The URL with any password replaced by `***` (user names are kept: they are not secret)."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """The URL with any password (in the user info or a `?password=` query) replaced by `***`; user names are
+    kept: they are not secret."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # unparsable (e.g. a bad port): show only the scheme
+        return url.split("://", 1)[0] + "://***" if "://" in url else "***"
+    netloc = parts.netloc
+    if password is not None:
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+        netloc = f"{parts.username or ''}:***@{host}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(k.lower() in _SECRET_QUERY_KEYS for k, _ in pairs):
+            query = urlencode([(k, "***" if k.lower() in _SECRET_QUERY_KEYS else v) for k, v in pairs], safe="*")
+    if netloc == parts.netloc and query == parts.query:
         return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 class RedisSettings(BaseSettings):
@@ -44,6 +59,18 @@ class RedisSettings(BaseSettings):
     redis_password: SecretStr | None = Field(None, description="password (overrides the URL's)")
     redis_ca_cert: Path | None = Field(None, description="CA bundle for rediss:// servers with a private CA")
     redis_timeout_s: float = Field(2.0, gt=0, description="socket connect/read timeout")
+    redis_cluster: bool = Field(False, description="the URL names one node of a Redis Cluster (RedisCluster client)")
+    bundle_signing_key: SecretStr | None = Field(
+        None, description="HMAC-SHA256 key (>= 32 bytes, never stored in Redis): `semrec publish` signs every "
+        "bundle with it and the ranker refuses bundles not signed by it",
+    )  # fmt: skip
+
+    def signing_key(self) -> bytes | None:
+        if self.bundle_signing_key is None or not self.bundle_signing_key.get_secret_value():
+            return None
+        from semrec.bundle import check_signing_key
+
+        return check_signing_key(self.bundle_signing_key.get_secret_value().encode())
 
     def redacted_url(self) -> str:
         return redact_url(self.redis_url.get_secret_value())
@@ -68,6 +95,9 @@ class RedisSettings(BaseSettings):
             kwargs["ssl_ca_certs"] = str(self.redis_ca_cert)
         kwargs.update(overrides)
         try:
+            if self.redis_cluster:
+                kwargs.pop("health_check_interval", None)
+                return redis.RedisCluster.from_url(url, **kwargs)
             return redis.Redis.from_url(url, **kwargs)
         except ValueError as exc:
             raise UserError(f"bad redis URL {redact_url(url)}: {exc}") from None

@@ -21,8 +21,9 @@ def serve(config: ServeConfig) -> None:
     import uvicorn
 
     from semrec_ranker.core.config import get_settings
+    from semrec_ranker.server import uvicorn_options
 
-    settings = get_settings()
+    settings = get_settings()  # refuses unsafe settings (exit 2) before anything listens
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(
         "semrec_ranker.main:create_app",
@@ -32,8 +33,8 @@ def serve(config: ServeConfig) -> None:
         workers=config.workers,
         access_log=config.access_log,
         log_level=settings.log_level,
-        http="httptools",
         loop="uvloop",
+        **uvicorn_options(settings),
     )
 
 

@@ -13,6 +13,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from semrec.bundle import Bundle
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -23,6 +25,7 @@ from semrec_ranker.api.routes import admin, events, health, items, recommend
 from semrec_ranker.core.config import RankerSettings, get_settings
 from semrec_ranker.core.metrics import Metrics
 from semrec_ranker.core.middleware import ObservabilityMiddleware
+from semrec_ranker.core.redis_health import RedisHealth
 from semrec_ranker.engine import BundleHolder, Engine, Reloader
 from semrec_ranker.engine.encoder import SequenceEncoder
 from semrec_ranker.engine.reloader import ReloadOutcome
@@ -40,11 +43,23 @@ def _limit_blas_threads(threads: int) -> None:
     threadpool_limits(limits=threads, user_api="blas")
 
 
+def _printable(value: object) -> object:
+    """Validation error parts as text a JSON response can carry (lone surrogates escaped)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value if isinstance(value, int | float | bool | None) else _printable(str(value))
+
+
 def create_app(settings: RankerSettings | None = None, encoder_factory: EncoderFactory | None = None) -> FastAPI:
-    settings = settings or get_settings()
+    settings = (settings or get_settings()).check()
     metrics = Metrics()
     holder = BundleHolder()
-    client = settings.client()
+    client = settings.client()  # the reloader's: bundle reads, socket timeout SEMREC_REDIS_TIMEOUT_S
+    # the request path's: one try, a short timeout; a hung Redis costs a request at most this long
+    request_timeout = settings.redis_request_timeout_s
+    request_client = settings.client(socket_timeout=request_timeout, socket_connect_timeout=request_timeout,
+                                     retry=Retry(NoBackoff(), 0))  # fmt: skip
+    redis_health = RedisHealth(request_client, settings.redis_health_interval_s)
 
     def build_engine(version: str, bundle: Bundle) -> Engine:
         return Engine(
@@ -58,19 +73,22 @@ def create_app(settings: RankerSettings | None = None, encoder_factory: EncoderF
         )
 
     def on_outcome(outcome: ReloadOutcome) -> None:
-        if outcome.status in ("loaded", "failed"):
+        if outcome.status in ("loaded", "failed", "fallback"):
             metrics.reloads.labels(outcome.status).inc()
-        if outcome.status == "loaded" and holder.engine is not None:
+        if outcome.status in ("loaded", "fallback") and holder.engine is not None:
             metrics.bundle_loaded(holder.engine.version, holder.engine.n_items)
 
-    reloader = Reloader(client, settings.catalog, holder, build_engine, settings.poll_interval_s, on_outcome)
+    reloader = Reloader(client, settings.catalog, holder, build_engine, settings.poll_interval_s, on_outcome,
+                        signing_key=settings.signing_key())  # fmt: skip
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         _limit_blas_threads(settings.blas_threads)
-        log.info("ranker for catalogue %s, redis %s", settings.catalog, settings.redacted_url())
+        log.info("ranker for catalogue %s, redis %s%s", settings.catalog, settings.redacted_url(),
+                 ", bundle signatures required" if reloader.signing_key else "")  # fmt: skip
+        redis_health.start()
         outcome = await run_in_threadpool(reloader.reload)
-        if outcome.status != "loaded":
+        if outcome.status not in ("loaded", "fallback"):
             log.warning("no bundle at start-up (%s: %s); /readyz is 503 until one is published",
                         outcome.status, outcome.detail)  # fmt: skip
         reloader.start()
@@ -78,23 +96,29 @@ def create_app(settings: RankerSettings | None = None, encoder_factory: EncoderF
             yield
         finally:
             reloader.stop()
+            redis_health.stop()
             client.close()
+            request_client.close()
 
+    docs = {} if settings.docs_enabled else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(
+        **docs,
         title="semrec ranker",
         version="0.1.0",
         description="Next-item recommendations from a sequence encoder (ONNX) and a cosine top-k.",
         lifespan=lifespan,
     )
-    app.state.ranker = RankerState(settings=settings, metrics=metrics, holder=holder, redis=client, reloader=reloader)
+    app.state.ranker = RankerState(settings=settings, metrics=metrics, holder=holder, redis=request_client,
+                                   reloader=reloader, health=redis_health)  # fmt: skip
     for module in (recommend, events, items, health, admin):
         app.include_router(module.router)
-    app.add_middleware(ObservabilityMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(ObservabilityMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes,
+                       max_discard_bytes=settings.max_discard_bytes)  # fmt: skip
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> OrjsonResponse:
-        errors = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
-                  for e in exc.errors()]  # fmt: skip
+        errors = [{"loc": [_printable(p) for p in e.get("loc", ())], "msg": _printable(str(e.get("msg", ""))),
+                   "type": e.get("type")} for e in exc.errors()]  # fmt: skip
         return OrjsonResponse({"detail": errors}, status_code=422)
 
     return app

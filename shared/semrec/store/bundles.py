@@ -6,7 +6,8 @@ Publish protocol (a crash at any step leaves the current version intact and serv
 2. write every blob in chunks of at most `chunk_bytes` (well below Redis' 512 MB value limit), each key
    with a TTL (`pending_ttl_s`), so an abandoned publish expires by itself;
 3. read everything back and compare its xxh3-64 with the checksum computed before writing;
-4. write the manifest (sizes, chunk counts, checksums, metadata), also with the TTL;
+4. write the manifest (sizes, chunk counts, checksums, a random publish id, metadata; signed with HMAC-SHA256
+   and carrying each blob's SHA-256 when a signing key is configured), also with the TTL;
 5. one Lua script, atomically: check the pointer still holds the version read at step 1 (compare-and-set),
    check every key of the new version exists, PERSIST them, set the pointer, add to the versions set;
 6. PUBLISH `{"catalog", "version"}` on the updates channel (rankers also poll, so a lost message only
@@ -14,13 +15,19 @@ Publish protocol (a crash at any step leaves the current version intact and serv
 7. delete versions beyond the newest `keep` (never the current one).
 
 A reader (`load_bundle`) follows the pointer to a manifest and verifies every blob's checksum, so it gets
-either a complete version or an error, never a mix.
+either a complete version or an error, never a mix. Given the signing key, it refuses unsigned or
+mis-signed manifests and checks every blob's SHA-256 too (xxh3 catches corruption, not forgery).
+
+Version numbers come from `INCR`, so after Redis loses its data they start again at 1; the manifest's
+`publish_id` (random) is what tells two publishes apart (`publish_id()`), and the reloader compares that.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +37,7 @@ import numpy as np
 import orjson
 import xxhash
 
-from semrec.bundle import Bundle
+from semrec.bundle import Bundle, SignatureError, sign_manifest, verify_manifest
 from semrec.errors import UserError
 from semrec.item_table import utc_now
 from semrec.store import keys
@@ -70,6 +77,10 @@ class ChecksumError(StoreError):
 
 
 class ConcurrentPublishError(StoreError):
+    pass
+
+
+class BundleSignatureError(StoreError, SignatureError):
     pass
 
 
@@ -137,6 +148,12 @@ def _version_keys(catalog: str, version: str, manifest: Mapping[str, Any]) -> li
     return names
 
 
+def publish_id(manifest: Mapping[str, Any]) -> str:
+    """What identifies one publish for good: its random id (older manifests: version + content hash + time)."""
+    return str(manifest.get("publish_id") or f"{manifest.get('version')}:{manifest.get('content_hash')}:"
+               f"{manifest.get('created_at')}")  # fmt: skip
+
+
 def _decode(raw: bytes | str | None) -> str | None:
     return raw.decode() if isinstance(raw, bytes) else raw
 
@@ -160,8 +177,10 @@ def publish_bundle(
     pending_ttl_s: int = 6 * 3600,
     extras: Mapping[str, bytes] | None = None,
     progress: bool = False,
+    signing_key: bytes | None = None,
 ) -> PublishReport:
-    """Publish `bundle` as the catalogue's new current version (see the module docstring)."""
+    """Publish `bundle` as the catalogue's new current version (see the module docstring); signed when
+    `signing_key` is given."""
     from tqdm import tqdm
 
     keys.check_catalog(catalog)
@@ -196,6 +215,8 @@ def publish_bundle(
             pipe.execute()
             _pause_point("writing")
             blob_info[name] = {"size": len(data), "chunks": n_chunks, "xxh3_64": sums[name]}
+            if signing_key is not None:
+                blob_info[name]["sha256"] = hashlib.sha256(data).hexdigest()
     timings["write_s"] = time.perf_counter() - t
     _pause_point("written")
 
@@ -208,6 +229,7 @@ def publish_bundle(
         "format": FORMAT_VERSION,
         "catalog": catalog,
         "version": version,
+        "publish_id": uuid.uuid4().hex,
         "created_at": utc_now(),
         "n_items": len(bundle.item_ids),
         "dim": bundle.dim,
@@ -217,6 +239,8 @@ def publish_bundle(
         "content_hash": checksum("".join(f"{k}={v};" for k, v in sorted(sums.items())).encode()),
         "metadata": bundle.metadata,
     }
+    if signing_key is not None:
+        manifest = sign_manifest(manifest, signing_key)
     client.set(keys.manifest(catalog, version), orjson.dumps(manifest), ex=pending_ttl_s)
     _pause_point("verified")
 
@@ -269,10 +293,12 @@ def prune_versions(client, catalog: str, keep: int) -> list[str]:
 
 
 def _read_blob(client, catalog: str, version: str, name: str, info: Mapping[str, Any],
-               keep: bool = True) -> bytearray | None:  # fmt: skip
+               keep: bool = True, sha256: bool = False) -> bytearray | None:  # fmt: skip
     """Read a blob chunk by chunk (one GET each: large replies parse fastest that way, with hiredis),
-    checking its size and its xxh3-64 as it streams. Returns the bytes, or None when `keep` is False."""
+    checking its size and its xxh3-64 (and SHA-256 when asked) as it streams. Returns the bytes, or None when
+    `keep` is False."""
     digest = xxhash.xxh3_64()
+    strong = hashlib.sha256() if sha256 else None
     out = bytearray(info["size"]) if keep else None
     offset = 0
     for i in range(info["chunks"]):
@@ -282,6 +308,8 @@ def _read_blob(client, catalog: str, version: str, name: str, info: Mapping[str,
         if offset + len(part) > info["size"]:
             raise ChecksumError(f"catalog {catalog} v{version}: blob '{name}' is longer than {info['size']} bytes")
         digest.update(part)
+        if strong is not None:
+            strong.update(part)
         if out is not None:
             out[offset : offset + len(part)] = part
         offset += len(part)
@@ -289,6 +317,9 @@ def _read_blob(client, catalog: str, version: str, name: str, info: Mapping[str,
         raise ChecksumError(f"catalog {catalog} v{version}: blob '{name}' has {offset} bytes, expected {info['size']}")
     if digest.hexdigest() != info["xxh3_64"]:
         raise ChecksumError(f"catalog {catalog} v{version}: blob '{name}' fails its checksum; refusing it")
+    if strong is not None and strong.hexdigest() != info.get("sha256"):
+        raise BundleSignatureError(f"catalog {catalog} v{version}: blob '{name}' does not match the SHA-256 "
+                                   "its signed manifest names; refusing it")  # fmt: skip
     return out
 
 
@@ -296,13 +327,34 @@ def read_manifest(client, catalog: str, version: str) -> dict[str, Any]:
     raw = client.get(keys.manifest(catalog, version))
     if raw is None:
         raise StoreError(f"catalog {catalog}: version {version} has no manifest (deleted or never completed)")
-    return orjson.loads(raw)
+    try:
+        manifest = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise StoreError(f"catalog {catalog}: the manifest of version {version} is not JSON") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("blobs"), dict):
+        raise StoreError(f"catalog {catalog}: the manifest of version {version} is malformed")
+    return manifest
+
+
+def check_manifest(manifest: Mapping[str, Any], catalog: str, version: str, signing_key: bytes | None) -> None:
+    """Raise BundleSignatureError if a key is configured and the manifest is not signed by it (or names
+    another catalogue / version: a signed manifest copied under another pointer)."""
+    if signing_key is None:
+        return
+    try:
+        verify_manifest(dict(manifest), signing_key)
+    except SignatureError as exc:
+        raise BundleSignatureError(f"catalog {catalog} v{version}: {exc}; refusing it") from None
+    if manifest.get("catalog") != catalog or str(manifest.get("version")) != version:
+        raise BundleSignatureError(f"catalog {catalog} v{version}: the signed manifest is for {manifest.get('catalog')} "
+                                   f"v{manifest.get('version')}; refusing it")  # fmt: skip
 
 
 def load_bundle(
-    client, catalog: str, version: str | None = None, extras: tuple[str, ...] = ()
+    client, catalog: str, version: str | None = None, extras: tuple[str, ...] = (), signing_key: bytes | None = None
 ) -> LoadedBundle:
-    """The current (or given) version, every blob checksum-verified. Raises NoBundleError / ChecksumError."""
+    """The current (or given) version, every blob checksum-verified (and signature-checked when `signing_key`
+    is given). Raises NoBundleError / ChecksumError / BundleSignatureError."""
     start = time.perf_counter()
     keys.check_catalog(catalog)
     if version is None:
@@ -310,11 +362,12 @@ def load_bundle(
         if version is None:
             raise NoBundleError(f"catalog {catalog}: no bundle published yet (run `semrec publish`)")
     manifest = read_manifest(client, catalog, version)
+    check_manifest(manifest, catalog, version, signing_key)
     blobs: dict[str, bytearray] = {}
     for name, info in manifest["blobs"].items():
         if name not in ("encoder", "ids", "vectors", "popularity", "ann") and name not in extras:
             continue
-        blobs[name] = _read_blob(client, catalog, version, name, info)
+        blobs[name] = _read_blob(client, catalog, version, name, info, sha256=signing_key is not None)
     n, dim = manifest["n_items"], manifest["dim"]
     dtype = "<f2" if manifest["dtype"] == "float16" else "<f4"
     vectors = np.frombuffer(blobs["vectors"], dtype=dtype).reshape(n, dim).astype(np.float32, copy=False)

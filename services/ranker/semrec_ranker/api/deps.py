@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from semrec_ranker.core.config import RankerSettings
 from semrec_ranker.core.metrics import Metrics
+from semrec_ranker.core.redis_health import RedisHealth
 from semrec_ranker.engine import BundleHolder, Engine, Reloader
 
 
@@ -18,8 +19,9 @@ class RankerState:
     settings: RankerSettings
     metrics: Metrics
     holder: BundleHolder
-    redis: object
+    redis: object  # request path: short timeout, no retries
     reloader: Reloader
+    health: RedisHealth
 
 
 async def get_state(request: Request) -> RankerState:
@@ -36,15 +38,31 @@ async def get_engine(state: RankerState = Depends(get_state)) -> Engine:
 _bearer = HTTPBearer(auto_error=False)
 
 
+def _check_bearer(credentials: HTTPAuthorizationCredentials | None, token: str) -> None:
+    if credentials is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "bearer token required",
+                            headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+    given = credentials.credentials.encode("utf-8", "surrogateescape")
+    if not hmac.compare_digest(given, token.encode()):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "invalid token")
+
+
 async def require_admin(
     credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
     state: RankerState = Depends(get_state),
 ) -> None:
-    token = state.settings.admin_token
+    token = state.settings.admin_token_value()
     if credentials is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "bearer token required",
-                            headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
-    if token is None or not token.get_secret_value():
+        _check_bearer(credentials, "")
+    if token is None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "admin endpoints are disabled (SEMREC_ADMIN_TOKEN unset)")
-    if not hmac.compare_digest(credentials.credentials.encode(), token.get_secret_value().encode()):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "invalid token")
+    _check_bearer(credentials, token)
+
+
+async def require_events_token(
+    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+    state: RankerState = Depends(get_state),
+) -> None:
+    token = state.settings.events_token_value()
+    if token is not None:
+        _check_bearer(credentials, token)

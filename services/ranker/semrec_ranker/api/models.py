@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
 MAX_K = 200
 MAX_LIST = 10_000  # schema bound; the configured history cap is checked in the handler
@@ -14,8 +14,18 @@ def _int_to_str(value: Any) -> Any:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-ItemId = Annotated[str, BeforeValidator(_int_to_str), StringConstraints(min_length=1, max_length=256)]
-UserId = Annotated[str, BeforeValidator(_int_to_str), StringConstraints(min_length=1, max_length=256)]
+def _utf8(value: str) -> str:
+    """JSON may escape lone surrogates (\\ud800), which no UTF-8 store or response can hold."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("id is not valid Unicode text (it holds a lone surrogate)") from None
+    return value
+
+
+_Id = Annotated[str, BeforeValidator(_int_to_str), StringConstraints(min_length=1, max_length=256), AfterValidator(_utf8)]
+ItemId = _Id
+UserId = _Id
 
 
 class Body(BaseModel):
@@ -74,8 +84,9 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: str = Field(description="ready, degraded (Redis unreachable) or not_ready (no bundle)")
     bundle: dict[str, Any] | None
-    redis: str
+    redis: str = Field(description="ok, unreachable or unknown (not checked yet), from the background check")
     catalog: str
+    notice: str | None = Field(None, description="set while a fallback version is served instead of the pointer's")
 
 
 class ReloadResponse(BaseModel):

@@ -269,7 +269,7 @@ def bench_http(config: RankerBenchConfig, bundle) -> list:
                               method="onnxruntime" if encoder == "onnx" else "torch-eager",
                               backbone=config.http_backbone, protocol="http-open-loop", metrics=metrics,
                               config={**config.to_dict(), "steps": [s.__dict__ for s in steps],
-                                      "server": "1 uvicorn worker (httptools, uvloop), threadpool endpoints",
+                                      "server": "1 uvicorn worker (h11 with connection limits, uvloop), threadpool endpoints",
                                       "index": "hnsw" if config.http_items >= config.ann_threshold else "exact",
                                       "load_generator": "open-loop raw asyncio HTTP/1.1 keep-alive, same machine, loopback",
                                       "nice": os.nice(0)}))  # fmt: skip

@@ -23,7 +23,9 @@ def main() -> None:
 
     import uvicorn
 
+    from semrec_ranker.core.config import get_settings
     from semrec_ranker.main import create_app
+    from semrec_ranker.server import uvicorn_options
 
     factory = None
     if args.encoder == "torch-eager":
@@ -36,8 +38,8 @@ def main() -> None:
             return TorchEagerEncoder(module)
 
     app = create_app(encoder_factory=factory)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False,
-                http="httptools", loop="uvloop")  # fmt: skip
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False, loop="uvloop",
+                **uvicorn_options(get_settings()))  # fmt: skip
 
 
 if __name__ == "__main__":

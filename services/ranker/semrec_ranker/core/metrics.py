@@ -39,6 +39,10 @@ class Metrics:
                                registry=self.registry)  # fmt: skip
         self.errors = Counter("semrec_errors_total", "errors by endpoint and kind", ["endpoint", "kind"],
                               registry=self.registry)  # fmt: skip
+        self.events_unknown_items = Counter(
+            "semrec_events_unknown_items_total", "item ids of POST /events not in the catalogue (dropped)",
+            registry=self.registry,
+        )  # fmt: skip
         self.fallbacks = Counter("semrec_popularity_fallback_total", "recommendations served by popularity",
                                  registry=self.registry)  # fmt: skip
 

@@ -9,18 +9,35 @@ import orjson
 from semrec_ranker.core.metrics import Metrics
 
 
-async def _reply(send, status: int, detail: str) -> None:
+async def _reply(send, status: int, detail: str, close: bool = False) -> None:
     body = orjson.dumps({"detail": detail})
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})  # fmt: skip
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
+async def _discard(receive, limit: int) -> bool:
+    """Read and drop up to `limit` bytes of the request body; True if the whole body was read. A client that
+    writes its whole body before reading then sees the 413 instead of a reset connection."""
+    seen = 0
+    while seen <= limit:
+        message = await receive()
+        if message["type"] != "http.request":
+            return False
+        seen += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return True
+    return False
+
+
 class ObservabilityMiddleware:
-    def __init__(self, app, metrics: Metrics, max_body_bytes: int) -> None:
+    def __init__(self, app, metrics: Metrics, max_body_bytes: int, max_discard_bytes: int = 1024 * 1024) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self.max_discard_bytes = max_discard_bytes
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -66,7 +83,8 @@ class ObservabilityMiddleware:
                 await _reply(send, 400, "invalid Content-Length")
                 return None
             if too_big:
-                await _reply(send, 413, f"request body over {self.max_body_bytes} bytes")
+                drained = await _discard(receive, self.max_discard_bytes)
+                await _reply(send, 413, f"request body over {self.max_body_bytes} bytes", close=not drained)
                 return None
             return receive
         if scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS"):
@@ -79,7 +97,8 @@ class ObservabilityMiddleware:
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
             if size > self.max_body_bytes:
-                await _reply(send, 413, f"request body over {self.max_body_bytes} bytes")
+                drained = not message.get("more_body", False) or await _discard(receive, self.max_discard_bytes)
+                await _reply(send, 413, f"request body over {self.max_body_bytes} bytes", close=not drained)
                 return None
             if not message.get("more_body", False):
                 break

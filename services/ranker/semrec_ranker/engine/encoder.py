@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Protocol
 
 import numpy as np
@@ -17,6 +18,53 @@ class SequenceEncoder(Protocol):
     def encode(self, item_ids: np.ndarray) -> np.ndarray:
         """int64 [batch, max_len] left-padded item indices -> float32 [batch, dim] L2-normalised."""
         ...
+
+
+class UnsafeModelError(ValueError):
+    """The model would make ONNX Runtime read files of the ranker host (tensors with external data)."""
+
+
+def _graph_tensors(graph) -> Iterator:
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield from (sparse.values, sparse.indices)
+    for node in graph.node:
+        yield from _node_tensors(node)
+
+
+def _node_tensors(node) -> Iterator:
+    for attribute in node.attribute:
+        if attribute.HasField("t"):
+            yield attribute.t
+        yield from attribute.tensors
+        if attribute.HasField("sparse_tensor"):
+            yield from (attribute.sparse_tensor.values, attribute.sparse_tensor.indices)
+        for sparse in attribute.sparse_tensors:
+            yield from (sparse.values, sparse.indices)
+        if attribute.HasField("g"):
+            yield from _graph_tensors(attribute.g)
+        for graph in attribute.graphs:
+            yield from _graph_tensors(graph)
+
+
+def refuse_external_data(model: bytes) -> None:
+    """Raise UnsafeModelError if any tensor of the model (initializers, constants, subgraphs, functions) keeps
+    its data outside the model. ONNX Runtime would resolve such paths on the ranker's file system, so a bundle
+    written to Redis could make the ranker read (and serve) local files."""
+    import onnx
+
+    try:
+        proto = onnx.load_model_from_string(model)
+    except Exception as exc:  # noqa: BLE001 - protobuf raises DecodeError and friends
+        raise UnsafeModelError(f"encoder is not a valid ONNX model ({type(exc).__name__})") from None
+    tensors = list(_graph_tensors(proto.graph))
+    for function in proto.functions:
+        for node in function.node:
+            tensors += _node_tensors(node)
+    for tensor in tensors:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL or len(tensor.external_data):
+            raise UnsafeModelError(f"encoder tensor {tensor.name!r} has external data; refusing the model "
+                                   "(bundles must embed every tensor)")  # fmt: skip
 
 
 def choose_providers(device: str) -> list[str]:
@@ -41,6 +89,7 @@ class OnnxEncoder:
     def __init__(self, model: bytes, threads: int = 1, device: str = "auto") -> None:
         import onnxruntime as ort
 
+        refuse_external_data(model)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from semrec_ranker.api.deps import RankerState, get_engine, get_state
 from semrec_ranker.api.models import RecommendRequest, RecommendResponse
 from semrec_ranker.api.responses import OrjsonResponse
+from semrec_ranker.api.routes.events import redis_unavailable
 from semrec_ranker.engine import Engine
 
 router = APIRouter(tags=["recommend"])
@@ -32,13 +33,17 @@ async def recommend(
             raise HTTPException(422, f"history has {len(body.history)} items; at most {cap} (SEMREC_HISTORY_CAP)")
         history = body.history
     else:
-        try:
-            history = await run_in_threadpool(read_history, state.redis, state.settings.catalog, body.user_id, cap)
-        except RedisError as exc:
-            state.metrics.errors.labels("/recommend", "redis").inc()
+        # fail fast while Redis is known to be down; else one try bounded by SEMREC_REDIS_REQUEST_TIMEOUT_S
+        error = None
+        if state.health.usable:
+            try:
+                history = await run_in_threadpool(read_history, state.redis, state.settings.catalog, body.user_id, cap)
+            except RedisError as exc:
+                error = exc
+        if error is not None or not state.health.usable:
+            failure = redis_unavailable(state, "/recommend", error)
             raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE,
-                f"user history unavailable: Redis unreachable ({type(exc).__name__}); send `history` instead",
+                status.HTTP_503_SERVICE_UNAVAILABLE, f"user history unavailable: {failure.detail}; send `history` instead"
             ) from None
     result = engine.recommend(history, body.k, body.exclude_seen, body.exclude)
     if result.fallback:
