@@ -18,8 +18,10 @@ RUN python3 -m venv /opt/semrec \
  && /opt/semrec/bin/pip uninstall -y onnxruntime \
  && /opt/semrec/bin/pip install --no-cache-dir "onnxruntime-gpu>=1.20" \
  && /opt/semrec/bin/python -c "import onnxruntime as ort; assert 'CUDAExecutionProvider' in ort.get_available_providers()" \
- && rm -rf /src
-WORKDIR /
+ && rm -rf /src \
+ && mkdir -p /var/lib/semrec/empty && chmod 0555 /var/lib/semrec/empty
+# An empty working directory the ranker cannot write to: nothing a relative path could reach.
+WORKDIR /var/lib/semrec/empty
 ENV PATH=/opt/semrec/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     SEMREC_REDIS_URL=redis://redis:6379/0 \

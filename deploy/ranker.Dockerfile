@@ -12,7 +12,10 @@ RUN python -m venv /opt/semrec \
  && if /opt/semrec/bin/python -c "import torch" 2>/dev/null; then echo "torch must not be in the ranker image" >&2; exit 1; fi
 
 FROM python:3.11-slim
-RUN useradd --system --uid 10001 --no-create-home semrec
+# An empty working directory the ranker cannot write to: nothing a relative path could reach.
+RUN useradd --system --uid 10001 --no-create-home semrec \
+ && mkdir -p /var/lib/semrec/empty && chmod 0555 /var/lib/semrec/empty
+WORKDIR /var/lib/semrec/empty
 COPY --from=build /opt/semrec /opt/semrec
 ENV PATH=/opt/semrec/bin:$PATH \
     PYTHONUNBUFFERED=1 \

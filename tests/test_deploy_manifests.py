@@ -26,6 +26,8 @@ KNOWN_SETTINGS = {
     "SEMREC_REDIS_TIMEOUT_S", "SEMREC_CATALOG", "SEMREC_ADMIN_TOKEN", "SEMREC_HISTORY_CAP",
     "SEMREC_POLL_INTERVAL_S", "SEMREC_ORT_THREADS", "SEMREC_BLAS_THREADS", "SEMREC_ANN_THRESHOLD",
     "SEMREC_ANN_EXPANSION", "SEMREC_DEVICE", "SEMREC_MAX_BODY_BYTES", "SEMREC_LOG_LEVEL", "SEMREC_CACHE",
+    "SEMREC_BUNDLE_SIGNING_KEY", "SEMREC_HISTORY_TTL_S", "SEMREC_DOCS_ENABLED", "SEMREC_REDIS_REQUEST_TIMEOUT_S",
+    "SEMREC_HEADER_TIMEOUT_S", "SEMREC_BODY_TIMEOUT_S", "SEMREC_KEEP_ALIVE_S", "SEMREC_LIMIT_CONCURRENCY",
 }  # fmt: skip
 # Metrics the ranker exports that alerts, recording rules and the HPA's adapter rule use.
 RANKER_METRICS = {"semrec_request_seconds", "semrec_bundle_version", "semrec_reloads_total"}
@@ -82,7 +84,7 @@ def test_compose_services_and_wiring() -> None:
     assert all("profiles" not in s for name, s in services.items() if name != "locust")
 
     ranker = services["ranker"]
-    assert ranker["command"] == SERVE and "8000:8000" in ranker["ports"]
+    assert ranker["command"] == SERVE and "${SEMREC_BIND:-127.0.0.1}:8000:8000" in ranker["ports"]
     assert "/readyz" in " ".join(ranker["healthcheck"]["test"])
     assert ranker["depends_on"]["redis"]["condition"] == "service_healthy"
     assert ranker["environment"]["SEMREC_REDIS_URL"] == "redis://redis:6379/0"
@@ -212,7 +214,7 @@ def test_kustomize_renders_the_manifests() -> None:
     assert result.returncode == 0, result.stderr
     rendered = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
     listed = [o for o in k8s_objects() if o["kind"] != "Kustomization"]
-    example_only = {("Secret", "semrec-redis"), ("Secret", "semrec-admin")}
+    example_only = {("Secret", "semrec-redis"), ("Secret", "semrec-admin"), ("Secret", "semrec-bundle-signing")}
     expected = {(o["kind"], o["metadata"]["name"]) for o in listed} - example_only
     assert {(o["kind"], o["metadata"]["name"]) for o in rendered} == expected
 
@@ -397,3 +399,35 @@ def test_manifest_commands_use_existing_flags() -> None:
         checked += 1
     if not checked:
         pytest.skip(f"none of the commands is on this branch yet: {sorted(missing)}")
+
+
+# ---------------------------------------------------------------- hardening
+def test_pods_get_no_service_account_token_and_the_ranker_runs_from_an_empty_workdir() -> None:
+    pods = [o["spec"]["template"]["spec"] for o in k8s("Deployment") + k8s("StatefulSet")]
+    pods += [o["spec"]["jobTemplate"]["spec"]["template"]["spec"] for o in k8s("CronJob")]
+    semrec_pods = [p for p in pods if any(c["image"].startswith(("semrec/", "redis")) for c in p["containers"])]
+    assert semrec_pods and all(p.get("automountServiceAccountToken") is False for p in semrec_pods)
+    for stem in ("ranker", "ranker-gpu"):
+        final_stage = instructions(dockerfiles()[stem]).split("\nFROM ")[-1]
+        workdirs = re.findall(r"^WORKDIR (\S+)$", final_stage, re.MULTILINE)
+        assert workdirs and workdirs[-1] not in ("/", "/src"), f"{stem}: runs from {workdirs}"
+        assert f"chmod 0555 {workdirs[-1]}" in final_stage  # empty and not writable by the ranker
+
+
+def test_redis_memory_is_bounded_and_never_evicts_bundles() -> None:
+    (redis_set,) = k8s("StatefulSet", "semrec-redis")
+    args = " ".join(redis_set["spec"]["template"]["spec"]["containers"][0]["args"])
+    compose_args = " ".join(compose()["services"]["redis"]["command"])
+    for command in (args, compose_args):
+        assert "--maxmemory " in command
+        # volatile-*: only keys with a TTL (histories, unfinished publishes) can go; bundle keys have none
+        assert "--maxmemory-policy volatile-lru" in command and "noeviction" not in command
+
+
+def test_compose_has_no_default_secret_and_binds_loopback() -> None:
+    services = compose()["services"]
+    text = COMPOSE.read_text()
+    assert "change-me" not in text
+    assert services["ranker"]["environment"]["SEMREC_ADMIN_TOKEN"] == "${SEMREC_ADMIN_TOKEN:-}"
+    for name in ("ranker", "prometheus"):
+        assert all(str(p).startswith("${SEMREC_BIND:-127.0.0.1}:") for p in services[name]["ports"]), name

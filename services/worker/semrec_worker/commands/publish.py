@@ -36,6 +36,13 @@ class PublishConfig(StoreJobConfig):
         None, description="the run's items (items.jsonl[.gz], dataset folder or synthetic spec) for refresh "
         "content hashes (default: the run's config.json `data`)",
     )  # fmt: skip
+    histories: bool = Field(
+        False, description="also seed user histories (each user's newest --history-cap items) from the run's "
+        "dataset, so known users get model answers from the first request",
+    )  # fmt: skip
+    history_cap: int = Field(200, ge=1, le=10_000, description="items per seeded history (as SEMREC_HISTORY_CAP)")
+    history_ttl_s: int = Field(90 * 86400, ge=0, description="TTL of seeded histories (0: never expire)")
+    max_histories: int = Field(1_000_000, ge=1, description="seed at most this many users (the most recent last)")
     refresh_encoder: Literal["none", "minilm", "hashing"] = Field(
         "none", description="fit a text -> item-vector map for `semrec refresh` and save it in the run "
         "(RUN_DIR/refresh_encoder/, or refresh_encoder/linear-text-map/ beside a method's own encoder)",
@@ -46,19 +53,41 @@ def _run_dir(path: Path) -> Path:
     return path.parent if path.name == "bundle" else path
 
 
-def _items_source(config: PublishConfig) -> str | None:
-    if config.items:
-        return config.items
+def _run_config(config: PublishConfig) -> dict:
     import json
 
     for candidate in (_run_dir(config.run) / "config.json", config.run / "config.json"):
         if candidate.exists():
             payload = json.loads(candidate.read_text())
             payload = payload.get("config", payload) if isinstance(payload, dict) else {}
-            data = payload.get("data") if isinstance(payload, dict) else None
-            if isinstance(data, str):
-                return data
-    return None
+            if isinstance(payload, dict):
+                return payload
+    return {}
+
+
+def _items_source(config: PublishConfig) -> str | None:
+    if config.items:
+        return config.items
+    data = _run_config(config).get("data")
+    return data if isinstance(data, str) else None
+
+
+def _seed_histories(config: PublishConfig, bundle, client) -> int:
+    """Write the run's user sequences (item ids the bundle knows, newest `history_cap`) as histories."""
+    from semrec.store import write_histories
+    from semrec_worker.data import DataConfig, load_dataset
+
+    run_config = _run_config(config)
+    if not isinstance(run_config.get("data"), str):
+        raise UserError("--histories needs the run's dataset: the run has no config.json with `data`")
+    data_config = DataConfig(**{k: v for k, v in run_config.items() if k in DataConfig.model_fields})
+    dataset = load_dataset(data_config)
+    known = set(bundle.item_ids)
+    ids = dataset.item_ids
+    users = list(zip(dataset.user_ids, dataset.sequences, strict=True))[-config.max_histories :]
+    histories = ((user, [ids[i - 1] for i in seq[-config.history_cap :].tolist() if ids[i - 1] in known])
+                 for user, seq in users)  # fmt: skip
+    return write_histories(client, config.catalog, histories, config.history_cap, config.history_ttl_s)
 
 
 def publish_with_index(bundle, config: StoreJobConfig, extras: dict[str, bytes], label: str):
@@ -80,10 +109,17 @@ def publish_with_index(bundle, config: StoreJobConfig, extras: dict[str, bytes],
     report = publish_bundle(
         client, config.catalog, bundle, dtype=config.dtype, keep=config.keep,
         chunk_bytes=int(config.chunk_mib * 2**20), pending_ttl_s=config.pending_ttl_s, extras=extras, progress=True,
+        signing_key=settings.signing_key(),
     )  # fmt: skip
     echo(f"catalogue {report.catalog}: version {report.version} is current (was {report.previous}); "
          f"{report.n_items} items x {report.dim} {report.dtype}, {report.bytes_written / 2**20:.1f} MiB, "
-         f"{report.seconds['total_s']:.2f}s; deleted versions {report.deleted_versions or 'none'}")  # fmt: skip
+         f"{report.seconds['total_s']:.2f}s; deleted versions {report.deleted_versions or 'none'}"
+         f"{'; signed' if settings.signing_key() else ''}")  # fmt: skip
+    if isinstance(config, PublishConfig) and config.histories:
+        start = time.perf_counter()
+        n_users = _seed_histories(config, bundle, client)
+        echo(f"seeded {n_users} user histories (newest {config.history_cap} items each, TTL "
+             f"{config.history_ttl_s or 'none'}s) in {time.perf_counter() - start:.2f}s")  # fmt: skip
     return report
 
 
