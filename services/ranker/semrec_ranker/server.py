@@ -8,8 +8,9 @@ per connection phase:
 - head: from the connection (or the first byte after a response) to the end of the headers;
 - body: from the end of the headers to the end of the body;
 
-after which the connection is closed (the app sees a disconnect). Idle keep-alive, concurrency and head size
-are uvicorn's own settings, filled from `RankerSettings`.
+after which the connection is closed (the app sees a disconnect). It also answers 431 to a request head over
+`max_header_bytes` even when the head arrives in one read (h11 only bounds a head that arrives in pieces).
+Idle keep-alive and concurrency are uvicorn's own settings, filled from `RankerSettings`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ log = logging.getLogger("semrec.ranker")
 class ConnectionLimits:
     header_timeout_s: float = 10.0
     body_timeout_s: float = 15.0
+    max_header_bytes: int = 16 * 1024
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -40,6 +42,8 @@ class GuardedH11Protocol(H11Protocol):
         self.limits = limits
         self._deadline: asyncio.TimerHandle | None = None
         self._phase: str | None = None
+        self._head_bytes = 0  # of the request head being received
+        self._tail = b""  # its last 3 bytes, to find a CRLFCRLF split over two reads
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -50,8 +54,28 @@ class GuardedH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self.conn.their_state is h11.IDLE and self._head_too_big(data):
+            return
         super().data_received(data)
         self._follow_state()
+
+    def _head_too_big(self, data: bytes) -> bool:
+        """h11 limits only a head that arrives in pieces; this counts one that arrives in a single read too."""
+        end = (self._tail + data).find(b"\r\n\r\n")
+        self._head_bytes += len(data) if end < 0 else end + 4 - len(self._tail)
+        self._tail = b"" if end >= 0 else (self._tail + data)[-3:]
+        if end >= 0:
+            too_big, self._head_bytes = self._head_bytes > self.limits.max_header_bytes, 0
+        else:
+            too_big = self._head_bytes > self.limits.max_header_bytes
+        if not too_big:
+            return False
+        body = f"request head over {self.limits.max_header_bytes} bytes".encode()
+        self.transport.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain\r\n"
+                             b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))  # fmt: skip
+        self._disarm()
+        self.transport.close()
+        return True
 
     def on_response_complete(self) -> None:
         super().on_response_complete()  # arms uvicorn's keep-alive timer for the idle wait
@@ -96,7 +120,8 @@ class GuardedH11Protocol(H11Protocol):
 
 def uvicorn_options(settings) -> dict[str, Any]:
     """uvicorn.run / uvicorn.Config keyword arguments that bound what clients can hold (see module docstring)."""
-    limits = ConnectionLimits(header_timeout_s=settings.header_timeout_s, body_timeout_s=settings.body_timeout_s)
+    limits = ConnectionLimits(header_timeout_s=settings.header_timeout_s, body_timeout_s=settings.body_timeout_s,
+                              max_header_bytes=settings.max_header_bytes)  # fmt: skip
     return {
         "http": functools.partial(GuardedH11Protocol, limits=limits),
         "h11_max_incomplete_event_size": settings.max_header_bytes,
