@@ -9,17 +9,14 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import httpx
 import numpy as np
-import onnx
 import orjson
 import pytest
 from conftest import RedisServer, free_port
+from hardening_helpers import hardened_ranker
 from onnx import TensorProto, helper
 from pydantic import SecretStr
 from semrec.bundle import Bundle
@@ -37,36 +34,6 @@ def _settings(redis_server, **overrides) -> RankerSettings:
               "admin_token": SecretStr(TOKEN), "history_cap": 20, "max_body_bytes": 4096,
               "redis_health_interval_s": 0.2}  # fmt: skip
     return RankerSettings(**{**values, **overrides})
-
-
-@contextmanager
-def hardened_ranker(settings: RankerSettings) -> Iterator[str]:
-    """The app under uvicorn with exactly the protocol and limits `semrec serve` uses; yields the base URL."""
-    import uvicorn
-    from semrec_ranker.main import create_app
-    from semrec_ranker.server import uvicorn_options
-
-    app = create_app(settings)
-    for attempt in range(5):  # a free port can be taken between the probe and the bind: retry
-        port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
-                                **uvicorn_options(settings))  # fmt: skip
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.time() + 30
-        while not server.started and thread.is_alive() and time.time() < deadline:
-            time.sleep(0.05)
-        if server.started:
-            break
-        thread.join(5)
-    else:
-        raise RuntimeError("ranker did not start")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def _client(redis_server):

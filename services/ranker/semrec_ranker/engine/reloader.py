@@ -18,7 +18,15 @@ from dataclasses import dataclass
 import orjson
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from semrec.store import NoBundleError, current_version, keys, list_versions, load_bundle, publish_id, read_manifest
+from semrec.store import (
+    NoBundleError,
+    current_version,
+    keys,
+    list_versions,
+    load_bundle,
+    publish_id,
+    read_manifest,
+)
 
 from semrec_ranker.engine.engine import Engine
 

@@ -75,6 +75,7 @@ def _items_source(config: PublishConfig) -> str | None:
 def _seed_histories(config: PublishConfig, bundle, client) -> int:
     """Write the run's user sequences (item ids the bundle knows, newest `history_cap`) as histories."""
     from semrec.store import write_histories
+
     from semrec_worker.data import DataConfig, load_dataset
 
     run_config = _run_config(config)
