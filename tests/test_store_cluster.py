@@ -43,7 +43,9 @@ class RedisCluster:
             node_dir = directory / f"node{i}"
             node_dir.mkdir()
             port = free_port()
+            # the bus port defaults to port + 10000, which can be above 65535 or taken: pick a free one
             args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+                    "--cluster-port", str(free_port()),
                     "--cluster-config-file", "nodes.conf", "--save", "", "--appendonly", "no",
                     "--dir", str(node_dir)]  # fmt: skip
             self.processes.append(subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
