@@ -15,3 +15,13 @@ def register(groups: CommandGroups) -> None:
 
     config_command(groups.bench, "ranker", RankerBenchConfig, run,
                    "Ranker latency: in-process encode+top-k (10k..1M items, SASRec/GRU4Rec), ANN recall, HTTP load.")  # fmt: skip
+
+    from semrec_ranker.bench.faults import FaultBenchConfig
+
+    def run_faults(config: FaultBenchConfig):
+        from semrec_ranker.bench.faults import bench_faults
+
+        return bench_faults(config)
+
+    config_command(groups.bench, "faults", FaultBenchConfig, run_faults,
+                   "Faults under load: Redis SIGKILL/SIGSTOP/data loss, corrupt/unsigned bundles, publisher SIGKILL.")  # fmt: skip
