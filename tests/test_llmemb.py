@@ -13,7 +13,7 @@ from semrec.errors import UserError
 from semrec.item_table import ItemTable
 from semrec_worker.lm import load_language_model
 from semrec_worker.methods.llm_settings import SCFTSettings
-from semrec_worker.methods.llmemb import (
+from semrec_worker.methods.llmemb.model import (
     ADAPTER_DIR,
     CHECKPOINT,
     CollaborativeAlignment,

@@ -18,7 +18,7 @@ from semrec_worker.data.records import Item
 from semrec_worker.export.onnx import export_run, serving_item_vectors
 from semrec_worker.lm import load_language_model
 from semrec_worker.methods.llm_settings import SCFTSettings
-from semrec_worker.methods.llmemb import LLMEmbSCFT, train_rat
+from semrec_worker.methods.llmemb.model import LLMEmbSCFT, train_rat
 from semrec_worker.refresh.encoders import load_item_encoder, to_serving_space
 from semrec_worker.training import SeqRecConfig, train_seqrec
 from typer.testing import CliRunner
@@ -147,8 +147,8 @@ def test_rat_without_an_llmemb_table_saves_no_encoder(tmp_path, small):
 @pytest.fixture(scope="module")
 def said_stage2(tmp_path_factory, small):
     """SAID stage 1 (amortised projector, 1 epoch, tiny LM) -> SASRec initialised from it (PCA 128 -> 8)."""
-    from semrec_worker.said.settings import TrainSAIDConfig
-    from semrec_worker.said.trainer import train_said
+    from semrec_worker.methods.said.settings import TrainSAIDConfig
+    from semrec_worker.methods.said.trainer import train_said
 
     root = tmp_path_factory.mktemp("said")
     train_said(TrainSAIDConfig(data=SMALL, llm="tiny", out=root / "said", epochs=1, max_caption_tokens=12,

@@ -14,10 +14,10 @@ from semrec.errors import UserError
 from semrec.item_table import ItemTable
 from semrec_worker.data.dataset import SequenceDataset
 from semrec_worker.lm import load_language_model
-from semrec_worker.methods import said
-from semrec_worker.said.generation import word_accuracy
-from semrec_worker.said.settings import TrainSAIDConfig
-from semrec_worker.said.trainer import SAIDTrainer, train_said
+from semrec_worker.methods.said import model as said
+from semrec_worker.methods.said.generation import word_accuracy
+from semrec_worker.methods.said.settings import TrainSAIDConfig
+from semrec_worker.methods.said.trainer import SAIDTrainer, train_said
 
 torch.set_num_threads(1)  # the CI machine is shared; one thread avoids oversubscription stalls
 
@@ -150,7 +150,7 @@ def test_cli_train_said_on_tiny_lm(tmp_path):
 
 def test_stage2_summary_compares_against_random_init():
     from semrec.results import RunResult
-    from semrec_worker.said.stage2 import summarise
+    from semrec_worker.methods.said.stage2 import summarise
 
     def run(init, freeze, seed, ndcg):
         return RunResult(backbone="gru4rec", protocol="full", seed=seed, metrics={"ndcg@10": ndcg, "recall@10": 0.1,
@@ -163,7 +163,7 @@ def test_stage2_summary_compares_against_random_init():
 
 
 def test_length_buckets_cover_every_row_once_with_little_padding():
-    from semrec_worker.said.batches import length_buckets
+    from semrec_worker.methods.said.batches import length_buckets
 
     lengths = np.random.default_rng(0).integers(3, 40, size=100)
     rows = np.arange(100)
@@ -177,7 +177,7 @@ def test_length_buckets_cover_every_row_once_with_little_padding():
 
 def test_auto_precision_is_bf16_only_where_the_cpu_has_native_bf16(monkeypatch):
     from semrec_worker.lm import backends
-    from semrec_worker.said.trainer import resolve_precision
+    from semrec_worker.methods.said.trainer import resolve_precision
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     monkeypatch.setattr(backends, "native_bf16", lambda device: False)

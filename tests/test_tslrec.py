@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 from semrec_worker.lm import load_language_model
-from semrec_worker.methods.tslrec import (
+from semrec_worker.methods.tslrec.model import (
     GatedFusionEmbedding,
     TSLRecSettings,
     UserSFTModel,

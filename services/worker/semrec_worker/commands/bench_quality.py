@@ -8,7 +8,7 @@ from pathlib import Path
 
 from semrec.cli_builder import CommandGroups, config_command, echo
 
-from semrec_worker.report.config import FIGURES, LLM_INITIALISED, QualityConfig
+from semrec_worker.experiments.config import FIGURES, LLM_INITIALISED, QualityConfig
 
 
 def command_line(config: QualityConfig) -> str:
@@ -32,8 +32,8 @@ def tsne_tables(config: QualityConfig, cells, runs_dir: Path) -> dict[str, objec
     """The item tables of the t-SNE figure: each LLM method's input table and a trained random-init table."""
     from semrec.item_table import ItemTable
 
-    from semrec_worker.report.config import LABELS
-    from semrec_worker.report.grid import TABLE_FILE
+    from semrec_worker.experiments.config import LABELS
+    from semrec_worker.experiments.grid import TABLE_FILE
 
     tables: dict[str, object] = {}
     given = config.table_paths()
@@ -52,7 +52,7 @@ def tsne_tables(config: QualityConfig, cells, runs_dir: Path) -> dict[str, objec
 
 def draw_figures(config: QualityConfig, cells, aggregates, dataset, runs_dir: Path) -> list[Path]:
     """The `--figures` of docs/results.md, drawn into --images-dir; returns the files written."""
-    from semrec_worker.report import plots
+    from semrec_worker.experiments import plots
 
     stem = config.images_dir / f"quality-{dataset.name}"
     drawn: list[Path | None] = []
@@ -77,9 +77,9 @@ def bench_quality(config: QualityConfig) -> Path:
     from semrec.results import write_results
 
     from semrec_worker.data.dataset import load_dataset
-    from semrec_worker.report import tables
-    from semrec_worker.report.grid import default_runs_dir, run_grid
-    from semrec_worker.report.recorded import load_recorded
+    from semrec_worker.experiments import tables
+    from semrec_worker.experiments.grid import default_runs_dir, run_grid
+    from semrec_worker.experiments.recorded import load_recorded
 
     if config.threads:
         import torch

@@ -111,7 +111,7 @@ def train_llm2x(config: TrainLLM2XConfig):
 
 def train_llmemb(config: TrainLLMEmbConfig):
     from semrec_worker.data.dataset import load_dataset
-    from semrec_worker.methods.llmemb import CHECKPOINT, LLMEmbSCFT
+    from semrec_worker.methods.llmemb.model import CHECKPOINT, LLMEmbSCFT
 
     dataset = load_dataset(config)
     out = run_dir(config, "llmemb", dataset)
@@ -137,7 +137,7 @@ def train_llmemb_rat(config: TrainRATConfig):
     from semrec.errors import UserError
     from semrec.item_table import ItemTable
 
-    from semrec_worker.methods.llmemb import train_rat
+    from semrec_worker.methods.llmemb.model import train_rat
 
     if config.init != "random" or config.freeze_items or config.projection != "pca":
         raise UserError("RAT builds its own item layer (adapter over --scft): leave --init/--freeze-items/--projection")
@@ -156,7 +156,7 @@ def eval_llmseqsim(config: EvalLLMSeqSimConfig):
     from semrec.results import write_results
 
     from semrec_worker.commands.evaluate import evaluate_runs
-    from semrec_worker.data.captions import caption
+    from semrec_worker.data.text import caption
     from semrec_worker.data.dataset import load_dataset
     from semrec_worker.lm.backends import text_encoder
     from semrec_worker.methods.llmseqsim import LLMSeqSim

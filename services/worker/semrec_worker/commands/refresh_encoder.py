@@ -25,7 +25,7 @@ class ExportRefreshEncoderConfig(JobConfig):
 
 
 def run_kind(payload: dict) -> str | None:
-    from semrec_worker.refresh.said_encoder import said_source
+    from semrec_worker.methods.said.refresh_encoder import said_source
 
     if "scft" in payload:
         return "llmemb"
@@ -52,8 +52,8 @@ def export_refresh_encoder(config: ExportRefreshEncoderConfig) -> Path:
     item_table = ItemTable.load(run / "item_table.npz")
     if kind == "llmemb":
         from semrec_worker.commands.llm_embeddings import TrainRATConfig
-        from semrec_worker.methods.llmemb import LLMEmbAdapter
-        from semrec_worker.refresh.llmemb_encoder import save_rat_encoder
+        from semrec_worker.methods.llmemb.model import LLMEmbAdapter
+        from semrec_worker.methods.llmemb.refresh_encoder import save_rat_encoder
 
         rat = TrainRATConfig.load(run)
         dataset = load_dataset(rat)
@@ -65,7 +65,7 @@ def export_refresh_encoder(config: ExportRefreshEncoderConfig) -> Path:
     else:
         from types import SimpleNamespace
 
-        from semrec_worker.refresh.said_encoder import save_stage2_encoder
+        from semrec_worker.methods.said.refresh_encoder import save_stage2_encoder
         from semrec_worker.training.config import load_seqrec_config
 
         seqrec = load_seqrec_config(run)

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import Field
 from semrec.cli_builder import CommandGroups, config_command
 
-from semrec_worker.said.settings import TrainSAIDConfig
+from semrec_worker.methods.said.settings import TrainSAIDConfig
 
 
 class BenchSAIDConfig(TrainSAIDConfig):
@@ -18,13 +18,13 @@ class BenchSAIDConfig(TrainSAIDConfig):
 
 
 def train_said(config: TrainSAIDConfig):
-    from semrec_worker.said.trainer import train_said as run
+    from semrec_worker.methods.said.trainer import train_said as run
 
     run(config)
 
 
 def bench_said(config: BenchSAIDConfig):
-    from semrec_worker.said.bench import run_bench
+    from semrec_worker.methods.said.bench import run_bench
 
     run_bench(config)
 

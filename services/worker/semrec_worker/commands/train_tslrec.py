@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from semrec.cli_builder import CommandGroups, config_command, echo
 
-from semrec_worker.methods.tslrec_config import TSLRecSettings
+from semrec_worker.methods.tslrec.settings import TSLRecSettings
 from semrec_worker.training.config import SeqRecConfig
 
 STAGE1 = "tslrec"  # the run directory's folder holding stage 1: config, LoRA, heads, knowledge, item table
@@ -70,7 +70,7 @@ def run_stage1(config: TSLRecJobConfig, dataset, stage1: Path):
     from semrec.item_table import ItemTable
 
     from semrec_worker.lm import load_language_model
-    from semrec_worker.methods.tslrec import (
+    from semrec_worker.methods.tslrec.model import (
         UserSFTModel,
         add_lora,
         category_distributions,
@@ -124,7 +124,7 @@ def train_tslrec(config: TSLRecJobConfig):
     from semrec.item_table import ItemTable
 
     from semrec_worker.data.dataset import load_dataset
-    from semrec_worker.methods.tslrec import GatedFusionEmbedding
+    from semrec_worker.methods.tslrec.model import GatedFusionEmbedding
     from semrec_worker.training import train_seqrec
 
     torch.manual_seed(config.seed)

@@ -12,7 +12,7 @@ import time
 from semrec.cli_builder import echo
 from semrec.results import RunResult, write_results
 
-from semrec_worker.data.captions import caption
+from semrec_worker.data.text import caption
 from semrec_worker.data.dataset import load_dataset
 
 

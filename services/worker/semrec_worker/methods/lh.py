@@ -11,7 +11,7 @@ import time
 
 from semrec.item_table import ItemTable
 
-from semrec_worker.data.captions import caption
+from semrec_worker.data.text import caption
 from semrec_worker.data.dataset import SequenceDataset
 from semrec_worker.lm.backends import EmbeddingBackend, language_model_backend
 from semrec_worker.methods.llm_settings import LHSettings

@@ -15,7 +15,7 @@ import time
 from semrec.errors import UserError
 from semrec.item_table import ItemTable
 
-from semrec_worker.data.captions import caption
+from semrec_worker.data.text import caption
 from semrec_worker.data.dataset import SequenceDataset
 from semrec_worker.lm.backends import EmbeddingBackend, text_encoder
 from semrec_worker.methods.llm_settings import LLM2XSettings

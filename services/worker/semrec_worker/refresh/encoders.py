@@ -2,9 +2,9 @@
 
 Any method can plug in by implementing `ItemEncoder` and registering a loader under its `kind`:
 
-- `llmemb` (`semrec_worker.refresh.llmemb_encoder`, saved by `semrec train llmemb-rat`): text -> the
+- `llmemb` (`semrec_worker.methods.llmemb.refresh_encoder`, saved by `semrec train llmemb-rat`): text -> the
   SCFT-tuned LM's mean-pooled embedding -> the PCAs -> the trained RAT adapter;
-- `said` (`semrec_worker.refresh.said_encoder`, saved by `semrec train seqrec --init <SAID run>`): SAID
+- `said` (`semrec_worker.methods.said.refresh_encoder`, saved by `semrec train seqrec --init <SAID run>`): SAID
   prefixes for the new items only through the frozen LM (amortised projector, optional per-row training),
   then the stage-2 PCA and a map fitted to the trained stage-2 vectors;
 - `linear-text-map` (below, saved by `semrec publish --refresh-encoder minilm|hashing`): any run.
@@ -192,13 +192,13 @@ class LinearTextMapEncoder:
 
 
 def _load_llmemb(directory: Path) -> ItemEncoder:
-    from semrec_worker.refresh.llmemb_encoder import LLMEmbItemEncoder  # torch only when used
+    from semrec_worker.methods.llmemb.refresh_encoder import LLMEmbItemEncoder  # torch only when used
 
     return LLMEmbItemEncoder.load(directory)
 
 
 def _load_said(directory: Path) -> ItemEncoder:
-    from semrec_worker.refresh.said_encoder import SAIDItemEncoder
+    from semrec_worker.methods.said.refresh_encoder import SAIDItemEncoder
 
     return SAIDItemEncoder.load(directory)
 

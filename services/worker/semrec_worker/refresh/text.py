@@ -8,7 +8,7 @@ import numpy as np
 import xxhash
 from semrec.errors import UserError
 
-from semrec_worker.data.captions import caption
+from semrec_worker.data.text import caption
 from semrec_worker.data.records import Item
 
 

@@ -25,7 +25,7 @@ initialisation report, peak memory, `cut_short` when --max-train-minutes ran out
 state_dict), checkpoint.pt (resumable: --resume), item_table.npz, popularity.npy (training counts, for the
 bundle), results.json, test_ranks.npz (each test case's target and rank per protocol, for breakdowns such as
 NDCG by item-popularity group); for a run initialised from a SAID table also refresh_encoder/ (the `said`
-item encoder of `semrec refresh`, refresh/said_encoder.py).
+item encoder of `semrec refresh`, methods/said/refresh_encoder.py).
 """
 
 from __future__ import annotations
@@ -307,7 +307,7 @@ def _train(
         _write_run(run_dir, config, model, item_table, dataset, history, runs, init_report, best_epoch, best_valid,
                    ctx, loss_fn.similarity, batches, cut_short, train_total_s)  # fmt: skip
         if item_embedding is None and config.init != "random":
-            from semrec_worker.refresh.said_encoder import save_stage2_encoder
+            from semrec_worker.methods.said.refresh_encoder import save_stage2_encoder
 
             save_stage2_encoder(run_dir, config, dataset, model, item_table)  # SAID init: refresh_encoder/
     distributed.barrier(ctx)

@@ -48,7 +48,7 @@ def plot_accuracy(metrics: list[dict], path: Path, title: str = "SAID stage 1") 
 
 
 def examples_markdown(pairs: list[tuple[str, str]], last: dict, limit: int = 10) -> str:
-    from semrec_worker.said.generation import word_accuracy
+    from semrec_worker.methods.said.generation import word_accuracy
 
     lines = [
         "# Generated captions (greedy decoding from the item embedding alone)",

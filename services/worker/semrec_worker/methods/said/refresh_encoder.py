@@ -88,7 +88,7 @@ class SAIDItemEncoder:
         import torch
 
         from semrec_worker.backbones.item_embedding import table_reduction, unit_mean_norm
-        from semrec_worker.said.settings import TrainSAIDConfig
+        from semrec_worker.methods.said.settings import TrainSAIDConfig
 
         if not (said_dir / "config.json").exists() or not (said_dir / "checkpoint.pt").exists():
             raise UserError(f"{said_dir}: the SAID run's config.json / checkpoint.pt are needed to embed new items")
@@ -141,9 +141,9 @@ class SAIDItemEncoder:
         """The new items' SAID table rows (prefixes flattened or averaged as the SAID run's table)."""
         import torch
 
-        from semrec_worker.methods import said
-        from semrec_worker.said.settings import TrainSAIDConfig
-        from semrec_worker.said.trainer import SAIDTrainer
+        from semrec_worker.methods.said import model as said
+        from semrec_worker.methods.said.settings import TrainSAIDConfig
+        from semrec_worker.methods.said.trainer import SAIDTrainer
 
         overrides = {"projector": self.spec["projector"], "max_items": None, "resume": None, "only_new": False,
                      "device": "auto", "out": None, "threads": None}  # fmt: skip

@@ -4,7 +4,7 @@ checkpoints (resume mid-epoch), generation accuracy per epoch with early stop, a
 Run directory layout: config.json, checkpoint.pt, metrics.json, accuracy.png, generation_examples.md,
 item_table.npz, train.log (when run from the CLI in the background).
 
-Data parallel (`torchrun --nproc-per-node G -m semrec_worker.said.trainer --config cfg.json`, or the CLI
+Data parallel (`torchrun --nproc-per-node G -m semrec_worker.methods.said.trainer --config cfg.json`, or the CLI
 under torchrun): items are sharded by row (row % world == rank), so each per-item row is owned by one rank
 and never needs synchronising during an epoch; only the amortised projector's MLP gradients are averaged.
 Rows are gathered to every rank before evaluation and checkpoints; rank 0 writes the files.
@@ -28,11 +28,11 @@ from semrec.item_table import ItemTable, utc_now
 
 from semrec_worker.data.dataset import SequenceDataset, load_dataset
 from semrec_worker.lm import LanguageModel, load_language_model
-from semrec_worker.methods import said
-from semrec_worker.said.batches import TokenizedCaptions, length_buckets, tokenize_captions
-from semrec_worker.said.generation import generation_report
-from semrec_worker.said.report import write_reports
-from semrec_worker.said.settings import RESUMABLE, TrainSAIDConfig
+from semrec_worker.methods.said import model as said
+from semrec_worker.methods.said.batches import TokenizedCaptions, length_buckets, tokenize_captions
+from semrec_worker.methods.said.generation import generation_report
+from semrec_worker.methods.said.report import write_reports
+from semrec_worker.methods.said.settings import RESUMABLE, TrainSAIDConfig
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"

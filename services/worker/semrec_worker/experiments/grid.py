@@ -31,8 +31,8 @@ from semrec.config import JobConfig
 from semrec.errors import UserError
 from semrec.results import RunResult, read_results
 
-from semrec_worker.report.config import NO_BACKBONE, QualityConfig
-from semrec_worker.report.recorded import Recorded
+from semrec_worker.experiments.config import NO_BACKBONE, QualityConfig
+from semrec_worker.experiments.recorded import Recorded
 
 RESULTS = "results.json"
 CONFIG = "config.json"
@@ -213,7 +213,7 @@ def table_for(method: str, config: QualityConfig, runs_dir: Path) -> Path:
     if config.report_only:
         raise UserError(f"no {method} table (--report-only builds none; pass --tables {method}=PATH)")
     from semrec_worker.commands.llm_embeddings import TrainLHConfig, TrainLLM2XConfig, TrainLLMEmbConfig
-    from semrec_worker.said.settings import TrainSAIDConfig
+    from semrec_worker.methods.said.settings import TrainSAIDConfig
 
     data = _data_fields(config)
     jobs: dict[str, JobConfig] = {
@@ -306,7 +306,7 @@ def run_reference_cell(cell: Cell, config: QualityConfig, dataset) -> None:
             table = ItemTable.load(given)
             source = str(table.metadata.get("method", "table"))
         else:
-            from semrec_worker.data.captions import caption
+            from semrec_worker.data.text import caption
             from semrec_worker.lm.backends import text_encoder
 
             encoder = text_encoder(config.text_encoder)

@@ -22,8 +22,8 @@ from semrec.results import RunResult, write_results
 
 from semrec_worker.data.dataset import load_dataset
 from semrec_worker.lm import load_language_model
-from semrec_worker.said.batches import length_buckets
-from semrec_worker.said.trainer import SAIDTrainer
+from semrec_worker.methods.said.batches import length_buckets
+from semrec_worker.methods.said.trainer import SAIDTrainer
 
 
 class PlainLoop:

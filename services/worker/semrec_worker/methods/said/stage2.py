@@ -1,6 +1,6 @@
 """Stage-2 summary: seqrec runs initialised from a SAID table vs random, frozen vs fine-tuned table.
 
-`python -m semrec_worker.said.stage2 OUT.json RUN_DIR...` collects each RUN_DIR/results.json (the results
+`python -m semrec_worker.methods.said.stage2 OUT.json RUN_DIR...` collects each RUN_DIR/results.json (the results
 schema written by `semrec train seqrec`), writes them into one results file and prints a markdown table of
 mean +- std over seeds and the relative change against random init of the same backbone.
 """

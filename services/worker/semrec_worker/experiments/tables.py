@@ -16,7 +16,7 @@ from typing import Any
 
 from semrec.results import RunResult
 
-from semrec_worker.report.config import (
+from semrec_worker.experiments.config import (
     BASELINES,
     LABELS,
     LLM_INITIALISED,
@@ -24,8 +24,8 @@ from semrec_worker.report.config import (
     NO_BACKBONE,
     QualityConfig,
 )
-from semrec_worker.report.grid import GRID_RANKS, Cell
-from semrec_worker.report.recorded import Recorded
+from semrec_worker.experiments.grid import GRID_RANKS, Cell
+from semrec_worker.experiments.recorded import Recorded
 
 PARTS = ("metrics", "head", "tail")
 

@@ -26,8 +26,8 @@ per item (one per attribute, or simply more capacity). Two projectors:
   with no training at all.
 
 Generation accuracy (paper section 3.3, Figure 3) greedily decodes each item's caption from its prefix
-alone and compares words: `semrec_worker.said.generation`. The training loop (buckets, checkpoints, early
-stop, progress) lives in `semrec_worker.said.trainer`; this module holds the method itself.
+alone and compares words: `semrec_worker.methods.said.generation`. The training loop (buckets, checkpoints, early
+stop, progress) lives in `semrec_worker.methods.said.trainer`; this module holds the method itself.
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
-from semrec_worker.said.settings import ProjectorKind, SAIDSettings
+from semrec_worker.methods.said.settings import ProjectorKind, SAIDSettings
 
-__all__ = ["SAID", "SAIDSettings", "PrefixTable", "AmortisedPrefix", "caption_loss", "build_projector"]
+__all__ = ["SAIDSettings", "PrefixTable", "AmortisedPrefix", "caption_loss", "build_projector"]
 
 
 def resolve_projector(kind: ProjectorKind, device: torch.device) -> Literal["table", "amortised"]:
@@ -183,17 +183,3 @@ def prefixes_for_table(projector: nn.Module, n_items: int, how: str, chunk: int 
 
 def projector_device(projector: nn.Module) -> torch.device:
     return next(projector.parameters()).device
-
-
-class SAID:
-    """`EmbeddingMethod`: `SAID(TrainSAIDConfig(...)).fit(dataset)` runs stage 1 and returns the `ItemTable`."""
-
-    name = "said"
-
-    def __init__(self, config) -> None:
-        self.config = config
-
-    def fit(self, dataset):
-        from semrec_worker.said.trainer import train_said
-
-        return train_said(self.config, dataset=dataset)

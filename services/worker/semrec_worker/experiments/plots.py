@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from semrec_worker.report.config import LABELS, METHODS
-from semrec_worker.report.tables import Aggregate
+from semrec_worker.experiments.config import LABELS, METHODS
+from semrec_worker.experiments.tables import Aggregate
 
 MAX_CATEGORIES = 10
 
@@ -121,7 +121,7 @@ def said_accuracy_epochs(said_run: Path) -> list[dict] | None:
 
 
 def plot_said_accuracy(said_run: Path, path: Path, dataset_name: str) -> Path | None:
-    from semrec_worker.said.report import plot_accuracy
+    from semrec_worker.methods.said.report import plot_accuracy
 
     epochs = said_accuracy_epochs(said_run)
     if epochs is None:

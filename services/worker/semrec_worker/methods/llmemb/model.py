@@ -504,7 +504,7 @@ def train_rat(
     align = CollaborativeAlignment.from_table(collaborative, dataset, alpha, temperature)
     result = train_seqrec(config, dataset=dataset, item_embedding=adapter, extra_loss=align)
     if scft_source is not None and int(os.environ.get("RANK", "0")) == 0:  # one writer under torchrun
-        from semrec_worker.refresh.llmemb_encoder import save_rat_encoder
+        from semrec_worker.methods.llmemb.refresh_encoder import save_rat_encoder
 
         save_rat_encoder(result.run_dir, scft_source, scft_table, result.model.item_embedding, result.item_table)
     return result

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from semrec_worker.methods.tslrec_config import INSTRUCTION, RESPONSE, TSLRecSettings
+from semrec_worker.methods.tslrec.settings import INSTRUCTION, RESPONSE, TSLRecSettings
 
 
 def pre_group(item_vectors: np.ndarray, n_groups: int, seed: int = 0) -> np.ndarray:

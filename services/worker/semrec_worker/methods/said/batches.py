@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from semrec_worker.data.captions import caption
+from semrec_worker.data.text import caption
 from semrec_worker.data.records import Item
 
 

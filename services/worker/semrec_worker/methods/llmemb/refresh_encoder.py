@@ -92,7 +92,7 @@ class LLMEmbItemEncoder:
 
     # ---- encoding ------------------------------------------------------------------------------------
     def prompts(self, items: list[Item]) -> list[str]:
-        from semrec_worker.methods.llmemb import item_attributes, item_prompt
+        from semrec_worker.methods.llmemb.model import item_attributes, item_prompt
 
         return [item_prompt(item_attributes(i), self.spec["domain"], self.spec["max_value_chars"]) for i in items]
 
@@ -151,7 +151,7 @@ class LLMEmbItemEncoder:
 
 
 def _domain(dataset_name: str) -> str:
-    from semrec_worker.methods.llmemb import DOMAINS
+    from semrec_worker.methods.llmemb.model import DOMAINS
 
     return DOMAINS.get(dataset_name, dataset_name)
 
