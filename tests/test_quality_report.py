@@ -178,7 +178,7 @@ def test_cells_whose_run_directories_are_gone_are_reported_from_the_recorded_res
 
 def test_tslrec_cells_share_the_first_cells_stage1(tmp_path: Path):
     from semrec_worker.commands.bench_quality import bench_quality
-    from semrec_worker.commands.train_tslrec import TSLRecJobConfig
+    from semrec_worker.methods.tslrec.settings import TSLRecJobConfig
 
     bench_quality(_config(tmp_path, methods=["tslrec"], budget_min=None, epochs=1, llm="tiny",
                           tslrec_sft_max_steps=2, protocols=["full"]))  # fmt: skip

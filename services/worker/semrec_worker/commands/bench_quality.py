@@ -8,7 +8,8 @@ from pathlib import Path
 
 from semrec.cli_builder import CommandGroups, config_command, echo
 
-from semrec_worker.experiments.config import FIGURES, LLM_INITIALISED, QualityConfig
+from semrec_worker.experiments.config import FIGURES, QualityConfig
+from semrec_worker.methods import registry
 
 
 def command_line(config: QualityConfig) -> str:
@@ -32,15 +33,14 @@ def tsne_tables(config: QualityConfig, cells, runs_dir: Path) -> dict[str, objec
     """The item tables of the t-SNE figure: each LLM method's input table and a trained random-init table."""
     from semrec.item_table import ItemTable
 
-    from semrec_worker.experiments.config import LABELS
     from semrec_worker.experiments.grid import TABLE_FILE
 
     tables: dict[str, object] = {}
     given = config.table_paths()
-    for method in [m for m in LLM_INITIALISED if m in config.methods and m != "tslrec"]:
+    for method in [m for m in registry.with_table() if m in config.methods]:
         path = given.get(method) or runs_dir / method / "table"
         if (path / TABLE_FILE).exists() or (path.suffix == ".npz" and path.exists()):
-            tables[f"{LABELS[method]} (input table)"] = ItemTable.load(path)
+            tables[f"{registry.label(method)} (input table)"] = ItemTable.load(path)
     for method, name in (("tslrec", "TSLRec knowledge (stage 1)"), ("random", "Random init, after training")):
         done = [c for c in cells if c.method == method and c.ok and c.requested]
         if done:

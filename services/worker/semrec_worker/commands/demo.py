@@ -31,7 +31,8 @@ class DemoConfig(JobConfig):
 
 def demo(config: DemoConfig) -> None:
     from semrec_worker.commands.data import DataStatsConfig, data_stats
-    from semrec_worker.commands.evaluate import EvalJobConfig, eval_popularity
+    from semrec_worker.commands.evaluate import eval_popularity
+    from semrec_worker.evaluation.jobs import EvalJobConfig
     from semrec_worker.serving_demo import semrec_cli, serve_and_load
 
     start = time.perf_counter()

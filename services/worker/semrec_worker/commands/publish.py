@@ -12,6 +12,12 @@ from semrec.cli_builder import CommandGroups, config_command, echo
 from semrec.config import JobConfig
 from semrec.errors import UserError
 
+from semrec_worker.data.text import CAPTION_VIEW, TextView, content_hashes
+from semrec_worker.methods.registry import load_item_encoder
+from semrec_worker.refresh.encoders import LinearTextMapEncoder, encoder_dir
+from semrec_worker.refresh.items import load_items
+from semrec_worker.refresh.job import TEXT_VIEW_KEY
+
 TEXT_HASHES = "text_hashes"  # extra blob: uint64 content hash of each item's text, for `semrec refresh`
 
 
@@ -87,6 +93,15 @@ def publish_with_index(bundle, config: StoreJobConfig, extras: dict[str, bytes],
     return report
 
 
+def refresh_view(run_dir: Path) -> TextView:
+    """The text the run's default refresh encoder reads (the caption when it has none yet): what the content
+    hashes cover, so `semrec refresh` re-encodes exactly the items whose text that encoder reads changed."""
+    try:
+        return load_item_encoder(run_dir).text_view
+    except UserError:
+        return CAPTION_VIEW
+
+
 def publish(config: PublishConfig):
     from redis.exceptions import RedisError
     from semrec.bundle import Bundle
@@ -97,21 +112,18 @@ def publish(config: PublishConfig):
     extras: dict[str, bytes] = {}
     source = _items_source(config)
     if source is not None:
-        from semrec_worker.refresh.text import content_hashes, load_items
-
         items = load_items(source)
-        hashes = content_hashes(bundle.item_ids, items)
-        extras[TEXT_HASHES] = hashes.astype("<u8").tobytes()
-        bundle.metadata["items_source"] = source
         if config.refresh_encoder != "none":
-            from semrec_worker.refresh.encoders import LinearTextMapEncoder, encoder_dir
-
             known = [(row, items[i]) for row, i in enumerate(bundle.item_ids) if i in items]
             rows = np.array([r for r, _ in known])
             encoder = LinearTextMapEncoder.fit([it for _, it in known], bundle.item_vectors[rows], config.refresh_encoder)
             path = encoder.save(encoder_dir(run_dir, encoder.kind))
             echo(f"refresh encoder ({encoder.kind}, {config.refresh_encoder}) saved to {path}; "
                  f"in-sample cosine to the trained vectors {encoder.fit_cosine:.3f}")  # fmt: skip
+        view = refresh_view(run_dir)
+        extras[TEXT_HASHES] = content_hashes(bundle.item_ids, items, view).astype("<u8").tobytes()
+        bundle.metadata["items_source"] = source
+        bundle.metadata[TEXT_VIEW_KEY] = view.key
     else:
         echo("no items source found (give --items): `semrec refresh` will not be able to diff this version")
         if config.refresh_encoder != "none":

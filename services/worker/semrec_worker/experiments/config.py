@@ -7,35 +7,34 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from semrec_worker.commands.bench_seqrec import TrainingOverrides
-from semrec_worker.commands.evaluate import EvalJobConfig
+from semrec_worker.core.names import BackboneName, LossName
+from semrec_worker.evaluation.jobs import EvalJobConfig
 from semrec_worker.lm.backends import MINILM
+from semrec_worker.methods import registry
+from semrec_worker.training.config import TrainingOverrides
 
-MethodName = Literal["popularity", "llmseqsim", "random", "lh", "llm2x", "said", "llmemb", "tslrec"]
-METHODS: tuple[str, ...] = ("popularity", "llmseqsim", "random", "lh", "llm2x", "said", "llmemb", "tslrec")
-BASELINES = ("popularity", "llmseqsim", "random")
-LLM_INITIALISED = ("lh", "llm2x", "said", "llmemb", "tslrec")
 FigureName = Literal["popularity-groups", "said-accuracy", "tsne"]
 FIGURES: tuple[str, ...] = ("popularity-groups", "said-accuracy", "tsne")  # docs/images/quality-<dataset>-<name>.png
-NO_BACKBONE = ("popularity", "llmseqsim")  # one cell each: no backbone, no training seed
-LABELS = {"popularity": "Popularity", "llmseqsim": "LLMSeqSim", "random": "Random", "lh": "LH", "llm2x": "LLM2X",
-          "said": "SAID", "llmemb": "LLMEmb", "tslrec": "TSLRec"}  # fmt: skip
-# `--tables` keys: a method's prebuilt table, or `sasrec` = the pretrained ID-based SASRec that LLMEmb's
-# alignment and TSLRec's pre-grouping use (default: the grid's own random/sasrec/seed<S> cell)
-TABLE_KEYS = ("lh", "llm2x", "said", "llmemb", "llmseqsim", "sasrec")
+
+
+def table_keys() -> tuple[str, ...]:
+    """`--tables` keys: a method's prebuilt table (LLMSeqSim's: the embeddings it ranks by), or `sasrec` = the
+    pretrained ID-based SASRec that LLMEmb's alignment and TSLRec's pre-grouping use (default: the grid's own
+    random/sasrec/seed<S> cell)."""
+    return (*registry.with_table(), "llmseqsim", "sasrec")
 
 
 class QualityConfig(EvalJobConfig, TrainingOverrides):
-    methods: list[MethodName] = Field(list(METHODS), description="methods of the grid")
-    backbones: list[Literal["gru4rec", "sasrec"]] = Field(["gru4rec", "sasrec"], description="backbones")
+    methods: list[str] = Field(registry.names(), description="methods of the grid (" + ", ".join(registry.names()) + ")")
+    backbones: list[BackboneName] = Field(["gru4rec", "sasrec"], description="backbones")
     seeds: list[int] = Field([0, 1, 2], description="training seeds of every backbone cell")
-    loss: Literal["said_cosine", "full_ce", "sampled_softmax", "bce"] = Field(
+    loss: LossName = Field(
         "said_cosine", description="training loss of every backbone cell"
     )
     runs_dir: Path | None = Field(None, description="cell directories (default runs/quality-<dataset>)")
     tables: list[str] = Field(
         [], description="prebuilt tables as method=PATH (ItemTable .npz or run dir), methods: "
-        + ", ".join(TABLE_KEYS) + "; others are built by their own trainer under RUNS_DIR/<method>/table",
+        + ", ".join(table_keys()) + "; others are built by their own trainer under RUNS_DIR/<method>/table",
     )
     budget_min: float | None = Field(
         None, gt=0, description="wall-clock training budget per backbone cell (minutes); cells that hit it are "
@@ -80,8 +79,16 @@ class QualityConfig(EvalJobConfig, TrainingOverrides):
     def _method_equals_path(cls, value: list[str]) -> list[str]:
         for entry in value:
             key, sep, path = entry.partition("=")
-            if not sep or not path or key not in TABLE_KEYS:
-                raise ValueError(f"'{entry}': expected method=PATH with method one of {', '.join(TABLE_KEYS)}")
+            if not sep or not path or key not in table_keys():
+                raise ValueError(f"'{entry}': expected method=PATH with method one of {', '.join(table_keys())}")
+        return value
+
+    @field_validator("methods")
+    @classmethod
+    def _registered(cls, value: list[str]) -> list[str]:
+        unknown = [m for m in value if m not in registry.SPECS]
+        if unknown:
+            raise ValueError(f"unknown method {', '.join(unknown)} (known: {', '.join(registry.names())})")
         return value
 
     def table_paths(self) -> dict[str, Path]:

@@ -29,10 +29,16 @@ from typing import Any
 from semrec.cli_builder import echo
 from semrec.config import JobConfig
 from semrec.errors import UserError
-from semrec.results import RunResult, read_results
+from semrec.item_table import ItemTable
+from semrec.results import RunResult, read_results, write_results
 
-from semrec_worker.experiments.config import NO_BACKBONE, QualityConfig
+from semrec_worker.data.text import caption
+from semrec_worker.evaluation.jobs import PROTOCOLS, TEST_RANKS, EvalJobConfig, evaluate_runs
+from semrec_worker.experiments.config import QualityConfig
 from semrec_worker.experiments.recorded import Recorded
+from semrec_worker.methods import registry
+from semrec_worker.methods.registry import CellInputs
+from semrec_worker.training.config import TrainingOverrides
 
 RESULTS = "results.json"
 CONFIG = "config.json"
@@ -41,9 +47,6 @@ LOG = "train.log"
 REEVALUATED = "grid-eval.json"  # protocols a cell's own run did not evaluate, added by the grid from model.pt
 GRID_RANKS = "grid-test-ranks.npz"  # per-case test ranks from that re-evaluation
 TABLE_FILE = "item_table.npz"
-# the `semrec train` command that runs each method's backbone cells
-TRAIN_COMMAND = {"random": "seqrec", "lh": "seqrec", "llm2x": "seqrec", "said": "seqrec", "llmemb": "llmemb-rat",
-                 "tslrec": "tslrec"}  # fmt: skip
 
 
 @dataclass
@@ -70,7 +73,7 @@ class Cell:
 
 
 def cell_path(runs_dir: Path, method: str, backbone: str | None = None, seed: int | None = None) -> Path:
-    if method in NO_BACKBONE:
+    if method in registry.without_backbone():
         return runs_dir / method
     return runs_dir / method / str(backbone) / f"seed{seed}"
 
@@ -82,12 +85,13 @@ def default_runs_dir(dataset_name: str) -> Path:
 def plan(config: QualityConfig, runs_dir: Path) -> list[Cell]:
     """Every cell, prerequisites first (random SASRec cells before the LLMEmb / TSLRec cells that use them)."""
     cells: list[Cell] = []
-    needs_sasrec = {"llmemb", "tslrec"} & set(config.methods) and "sasrec" not in config.table_paths()
+    order = registry.names()
+    needs_sasrec = any(registry.get(m).needs_sasrec for m in config.methods) and "sasrec" not in config.table_paths()
     for method in config.methods:
-        if method in NO_BACKBONE:
+        if not registry.get(method).has_backbone:
             cells.append(Cell(method, None, None, cell_path(runs_dir, method)))
-    for method in sorted({m for m in config.methods if m not in NO_BACKBONE} | ({"random"} if needs_sasrec else set()),
-                         key=lambda m: (m != "random", list(TRAIN_COMMAND).index(m))):  # fmt: skip
+    with_backbone = {m for m in config.methods if registry.get(m).has_backbone} | ({"random"} if needs_sasrec else set())
+    for method in sorted(with_backbone, key=lambda m: (m != "random", order.index(m))):
         backbones = list(config.backbones) if method in config.methods else []
         if method == "random" and needs_sasrec and "sasrec" not in backbones:
             backbones.append("sasrec")
@@ -141,8 +145,6 @@ def _eval_fields(config: QualityConfig) -> dict[str, Any]:
 
 
 def _training_fields(config: QualityConfig) -> dict[str, Any]:
-    from semrec_worker.commands.bench_seqrec import TrainingOverrides
-
     values = {k: getattr(config, k) for k in TrainingOverrides.model_fields if getattr(config, k) is not None}
     if config.budget_min is not None:
         values["max_train_minutes"] = config.budget_min
@@ -153,7 +155,7 @@ def _run_job(command: str, job: JobConfig, out: Path, config: QualityConfig) -> 
     """`semrec train <command>` on `job`: in its own process (log in OUT/train.log) or in this one."""
     out.mkdir(parents=True, exist_ok=True)
     if not config.isolate:
-        _run_in_process(command, job)
+        registry.train_commands()[command](job)
         return
     job_file = out / "grid-job.json"
     job.save(job_file)
@@ -165,39 +167,6 @@ def _run_job(command: str, job: JobConfig, out: Path, config: QualityConfig) -> 
     if done.returncode != 0:
         tail = (out / LOG).read_text().strip().splitlines()[-1:] or ["(empty log)"]
         raise UserError(f"`semrec train {command}` exited {done.returncode}: {tail[0][:300]} (log {out / LOG})")
-
-
-def _run_in_process(command: str, job: JobConfig) -> None:
-    if command == "seqrec":
-        from semrec_worker.training import train_seqrec
-
-        train_seqrec(job)  # type: ignore[arg-type]
-    elif command == "llmemb-rat":
-        from semrec_worker.commands.llm_embeddings import train_llmemb_rat
-
-        train_llmemb_rat(job)  # type: ignore[arg-type]
-    elif command == "tslrec":
-        from semrec_worker.commands.train_tslrec import train_tslrec
-
-        train_tslrec(job)  # type: ignore[arg-type]
-    elif command == "lh":
-        from semrec_worker.commands.llm_embeddings import train_lh
-
-        train_lh(job)  # type: ignore[arg-type]
-    elif command == "llm2x":
-        from semrec_worker.commands.llm_embeddings import train_llm2x
-
-        train_llm2x(job)  # type: ignore[arg-type]
-    elif command == "llmemb":
-        from semrec_worker.commands.llm_embeddings import train_llmemb
-
-        train_llmemb(job)  # type: ignore[arg-type]
-    elif command == "said":
-        from semrec_worker.commands.train_said import train_said
-
-        train_said(job)  # type: ignore[arg-type]
-    else:  # pragma: no cover - the table above lists every command
-        raise ValueError(command)
 
 
 def table_for(method: str, config: QualityConfig, runs_dir: Path) -> Path:
@@ -212,21 +181,12 @@ def table_for(method: str, config: QualityConfig, runs_dir: Path) -> Path:
         return out
     if config.report_only:
         raise UserError(f"no {method} table (--report-only builds none; pass --tables {method}=PATH)")
-    from semrec_worker.commands.llm_embeddings import TrainLHConfig, TrainLLM2XConfig, TrainLLMEmbConfig
-    from semrec_worker.methods.said.settings import TrainSAIDConfig
-
-    data = _data_fields(config)
-    jobs: dict[str, JobConfig] = {
-        "lh": TrainLHConfig(**data, llm=config.llm, out=out),
-        "llm2x": TrainLLM2XConfig(**data, text_encoder=config.text_encoder, dim=config.dim or 256, out=out),
-        "llmemb": TrainLLMEmbConfig(**data, llm=config.llm, time_budget_min=config.stage1_budget_min, out=out),
-        "said": TrainSAIDConfig(**data, llm=config.llm, time_budget_min=config.stage1_budget_min,
-                                threads=config.threads, out=out),  # fmt: skip
-    }
-    if method not in jobs:
+    build = registry.get(method).table
+    if build is None:
         raise UserError(f"{method} has no table to build")
+    job = build.config(**_data_fields(config), **build.grid_settings(config), out=out)
     echo(f"building the {method} table in {out}")
-    _run_job(method, jobs[method], out, config)
+    _run_job(method, job, out, config)
     if not (out / TABLE_FILE).exists():
         raise UserError(f"the {method} build finished without {out / TABLE_FILE}")
     return out
@@ -243,51 +203,27 @@ def pretrained_sasrec(seed: int, config: QualityConfig, runs_dir: Path) -> Path:
 
 
 def backbone_job(cell: Cell, config: QualityConfig, runs_dir: Path) -> JobConfig:
-    from semrec_worker.commands.llm_embeddings import TrainRATConfig
-    from semrec_worker.commands.train_tslrec import TSLRecJobConfig
-    from semrec_worker.training.config import SeqRecConfig
-
+    """The job of a backbone cell: the grid's data, evaluation and training settings plus what the method's
+    registry entry adds (its table, the pretrained SASRec, ...)."""
+    spec = registry.get(cell.method)
+    assert spec.stage2 is not None
     settings = {**_data_fields(config), **_eval_fields(config), **_training_fields(config), "backbone": cell.backbone,
                 "seed": cell.seed, "loss": config.loss, "out": cell.path,
                 "resume": (cell.path / CHECKPOINT).exists()}  # fmt: skip
-    if cell.method == "random":
-        return SeqRecConfig(**settings, init="random")
-    if cell.method in ("lh", "llm2x", "said"):
-        return SeqRecConfig(**settings, init=str(table_for(cell.method, config, runs_dir)))
-    if cell.method == "llmemb":
-        return TrainRATConfig(**settings, scft=str(table_for("llmemb", config, runs_dir)),
-                              collaborative=str(pretrained_sasrec(int(cell.seed or 0), config, runs_dir)))  # fmt: skip
-    if cell.method == "tslrec":
-        if settings["resume"]:
-            raise UserError("a TSLRec cell cannot resume (its stage 1 reruns): delete its checkpoint.pt")
-        shared = shared_tslrec_stage1(config, runs_dir) if config.tslrec_shared_stage1 else None
-        if shared is not None:
-            return TSLRecJobConfig(**settings, stage1=shared)
-        seed = 0 if config.tslrec_shared_stage1 else int(cell.seed or 0)
-        return TSLRecJobConfig(**settings, llm=config.llm, pretrained=pretrained_sasrec(seed, config, runs_dir),
-                               sft_max_steps=config.tslrec_sft_max_steps)  # fmt: skip
-    raise ValueError(cell.method)
-
-
-def shared_tslrec_stage1(config: QualityConfig, runs_dir: Path) -> Path | None:
-    """The stage 1 every TSLRec cell reuses: that of the first TSLRec cell (grid order) which ran its own."""
-    from semrec_worker.commands.train_tslrec import KNOWLEDGE, STAGE1
-
-    for cell in plan(config, runs_dir):
-        folder = cell.path / STAGE1
-        if cell.method == "tslrec" and (folder / "lora").is_dir() and (folder / KNOWLEDGE).exists():
-            return cell.path
-    return None
+    inputs = CellInputs(
+        seed=int(cell.seed or 0),
+        resume=settings["resume"],
+        grid=config,
+        table=lambda: table_for(cell.method, config, runs_dir),
+        sasrec=lambda seed: pretrained_sasrec(seed, config, runs_dir),
+        same_method_cells=[c.path for c in plan(config, runs_dir) if c.method == cell.method],
+    )
+    return spec.stage2.config(**settings, **spec.cell(inputs))
 
 
 def run_reference_cell(cell: Cell, config: QualityConfig, dataset) -> None:
     """Popularity and LLMSeqSim: no training, evaluated in this process."""
     import time as clock
-
-    from semrec.item_table import ItemTable
-    from semrec.results import write_results
-
-    from semrec_worker.commands.evaluate import TEST_RANKS, EvalJobConfig, evaluate_runs
 
     eval_config = EvalJobConfig(**_data_fields(config), **_eval_fields(config))
     cell.path.mkdir(parents=True, exist_ok=True)
@@ -306,7 +242,6 @@ def run_reference_cell(cell: Cell, config: QualityConfig, dataset) -> None:
             table = ItemTable.load(given)
             source = str(table.metadata.get("method", "table"))
         else:
-            from semrec_worker.data.text import caption
             from semrec_worker.lm.backends import text_encoder
 
             encoder = text_encoder(config.text_encoder)
@@ -330,8 +265,6 @@ def complete_cell(cell: Cell, config: QualityConfig, dataset) -> None:
     The cell's own results.json is never changed: added protocols go to RUNS_DIR/.../grid-eval.json. The
     protocols the run did evaluate must come out the same (else nothing is added and the cell says why).
     """
-    from semrec_worker.commands.evaluate import TEST_RANKS, EvalJobConfig, evaluate_runs
-
     present = {r.protocol for r in cell.runs}
     if (cell.path / REEVALUATED).exists():
         cell.runs += [r for r in read_results(cell.path / REEVALUATED).runs if r.protocol not in present]
@@ -340,9 +273,7 @@ def complete_cell(cell: Cell, config: QualityConfig, dataset) -> None:
     has_ranks = (cell.path / TEST_RANKS).exists() or (cell.path / GRID_RANKS).exists()
     if not lacking and has_ranks:
         return
-    from semrec.results import write_results
-
-    from semrec_worker.export.onnx import load_run_encoder
+    from semrec_worker.export.onnx import load_run_encoder  # torch only when a cell is re-evaluated
     from semrec_worker.training.recommender import SeqRecRecommender
 
     try:
@@ -350,7 +281,7 @@ def complete_cell(cell: Cell, config: QualityConfig, dataset) -> None:
     except (UserError, OSError, RuntimeError, ValueError) as exc:
         cell.reason = f"could not re-evaluate its model: {str(exc)[:200]}"
         return
-    protocols = sorted(set(config.protocols) | present, key=["full", "sampled100"].index)
+    protocols = sorted(set(config.protocols) | present, key=PROTOCOLS.index)
     eval_config = EvalJobConfig(**_data_fields(config), protocols=protocols, exclude_history=run_config.exclude_history,
                                 eval_seed=run_config.eval_seed)  # fmt: skip
     echo(f"{cell.label}: re-evaluating its best model ({', '.join(protocols)}) for "
@@ -401,10 +332,11 @@ def run_grid(config: QualityConfig, dataset, runs_dir: Path, recorded: Recorded 
         started = time.perf_counter()
         echo(f"[{i}/{len(cells)}] {cell.label}: {'resuming' if (cell.path / CHECKPOINT).exists() else 'training'}")
         try:
-            if cell.method in NO_BACKBONE:
+            stage2 = registry.get(cell.method).stage2
+            if stage2 is None:
                 run_reference_cell(cell, config, dataset)
             else:
-                _run_job(TRAIN_COMMAND[cell.method], backbone_job(cell, config, runs_dir), cell.path, config)
+                _run_job(stage2.command, backbone_job(cell, config, runs_dir), cell.path, config)
             runs, why = check_existing(cell, config)
             if runs is None:
                 raise UserError(f"finished but {why}")

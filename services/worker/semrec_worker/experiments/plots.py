@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from semrec_worker.experiments.config import LABELS, METHODS
 from semrec_worker.experiments.tables import Aggregate
+from semrec_worker.methods import registry
 
 MAX_CATEGORIES = 10
 
@@ -144,7 +144,7 @@ def plot_popularity_groups(aggregates: list[Aggregate], backbones: list[str], pa
     for r, protocol in enumerate(protocols):
         for c, backbone in enumerate(backbones):
             ax = axes[r][c]
-            shown = [a for m in METHODS for a in with_groups
+            shown = [a for m in registry.names() for a in with_groups
                      if a.method == m and a.protocol == protocol and a.backbone in (backbone, None)]  # fmt: skip
             if not shown:
                 ax.axis("off")
@@ -152,7 +152,7 @@ def plot_popularity_groups(aggregates: list[Aggregate], backbones: list[str], pa
             width = 0.8 / len(shown)
             for k, agg in enumerate(shown):
                 xs = np.arange(n_groups) + (k - (len(shown) - 1) / 2) * width
-                ax.bar(xs, agg.popularity_groups[metric], width, label=LABELS[agg.method])
+                ax.bar(xs, agg.popularity_groups[metric], width, label=registry.label(agg.method))
             cases = shown[0].popularity_groups["cases"]
             ax.set_xticks(np.arange(n_groups), [f"G{g + 1}\n({int(n)} cases)" for g, n in enumerate(cases)],
                           fontsize=7)  # fmt: skip

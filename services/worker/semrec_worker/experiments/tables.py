@@ -16,16 +16,10 @@ from typing import Any
 
 from semrec.results import RunResult
 
-from semrec_worker.experiments.config import (
-    BASELINES,
-    LABELS,
-    LLM_INITIALISED,
-    METHODS,
-    NO_BACKBONE,
-    QualityConfig,
-)
+from semrec_worker.experiments.config import QualityConfig
 from semrec_worker.experiments.grid import GRID_RANKS, Cell
 from semrec_worker.experiments.recorded import Recorded
+from semrec_worker.methods import registry
 
 PARTS = ("metrics", "head", "tail")
 
@@ -98,7 +92,7 @@ def add_popularity_groups(aggregates: list[Aggregate], cells: list[Cell], datase
     (recorded cells: from the recorded aggregate, when it covered exactly their seeds)."""
     import numpy as np
 
-    from semrec_worker.commands.evaluate import TEST_RANKS
+    from semrec_worker.evaluation.jobs import TEST_RANKS
     from semrec_worker.evaluation.popularity import metrics_by_group, popularity_groups
 
     item_groups = popularity_groups(dataset.item_counts("train"), n_groups)
@@ -156,7 +150,7 @@ def aggregate_rows(aggregates: list[Aggregate], dataset_name: str, loss: str) ->
         if agg.popularity_groups is not None:
             config["popularity_groups"] = agg.popularity_groups
         rows.append(RunResult(dataset=dataset_name, method=agg.method, backbone=agg.backbone,
-                              loss=None if agg.method in NO_BACKBONE else loss, protocol=agg.protocol, seed=None,
+                              loss=None if agg.method in registry.without_backbone() else loss, protocol=agg.protocol, seed=None,
                               metrics=agg.mean["metrics"], head=agg.mean["head"], tail=agg.mean["tail"],
                               config=config))  # fmt: skip
     return rows
@@ -166,7 +160,7 @@ def aggregate_rows(aggregates: list[Aggregate], dataset_name: str, loss: str) ->
 
 
 def find(aggregates: list[Aggregate], method: str, backbone: str, protocol: str) -> Aggregate | None:
-    wanted_backbone = None if method in NO_BACKBONE else backbone
+    wanted_backbone = None if method in registry.without_backbone() else backbone
     for agg in aggregates:
         if (agg.method, agg.backbone, agg.protocol) == (method, wanted_backbone, protocol):
             return agg
@@ -178,7 +172,7 @@ def _cell_text(agg: Aggregate | None, part: str, metric: str, n_seeds: int) -> s
         return "-"
     mean, std = agg.mean[part][metric], agg.std[part][metric]
     text = f"{mean:.4f}" if agg.n == 1 else f"{mean:.4f} ± {std:.4f}"
-    expected = 1 if agg.method in NO_BACKBONE else n_seeds
+    expected = 1 if agg.method in registry.without_backbone() else n_seeds
     if agg.n < expected:
         text += f" (n={agg.n})"
     if agg.cut_short_seeds:
@@ -198,21 +192,21 @@ def _improvement(aggregates: list[Aggregate], methods: list[str], backbone: str,
                 scored.append((agg.mean[part][metric], method))
         return (max(scored)[1], max(scored)[0]) if scored else None
 
-    llm, base = best(LLM_INITIALISED), best(BASELINES)
+    llm, base = best(registry.llm_initialised()), best(registry.baselines())
     if llm is None or base is None or base[1] <= 0:
         return "-"
     change = 100 * (llm[1] - base[1]) / base[1]
-    return f"{change:+.1f}% ({LABELS[llm[0]]} vs {LABELS[base[0]]})"
+    return f"{change:+.1f}% ({registry.label(llm[0])} vs {registry.label(base[0])})"
 
 
 def _table(aggregates: list[Aggregate], config: QualityConfig, protocol: str,
            columns: list[tuple[str, str, str]]) -> list[str]:  # fmt: skip
     """Rows = methods, then Improv.; per backbone one column per (part, metric, header)."""
-    methods = [m for m in METHODS if m in config.methods]
+    methods = [m for m in registry.names() if m in config.methods]
     header = ["method"] + [f"{b} {h}" for b in config.backbones for _, _, h in columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for method in methods:
-        row = [LABELS[method]]
+        row = [registry.label(method)]
         for backbone in config.backbones:
             agg_cells = [_cell_text(find(aggregates, method, backbone, protocol), part, metric, len(config.seeds))
                          for part, metric, _ in columns]  # fmt: skip
@@ -245,7 +239,7 @@ def epoch_caps(cells: list[Cell]) -> str:
     values = set().union(*per_method.values()) if per_method else set()
     if len(values) <= 1:
         return f"epochs={values.pop()}" if values else ""
-    return "epoch cap " + ", ".join(f"{LABELS.get(m, m)} {'/'.join(str(v) for v in sorted(caps))}"
+    return "epoch cap " + ", ".join(f"{registry.label(m)} {'/'.join(str(v) for v in sorted(caps))}"
                                     for m, caps in per_method.items())  # fmt: skip
 
 

@@ -12,8 +12,8 @@ import time
 from semrec.cli_builder import echo
 from semrec.results import RunResult, write_results
 
-from semrec_worker.data.text import caption
 from semrec_worker.data.dataset import load_dataset
+from semrec_worker.data.text import caption
 
 
 def _time_embed(backend, texts: list[str], warmup: list[str]) -> float:

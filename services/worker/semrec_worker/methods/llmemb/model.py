@@ -34,7 +34,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,33 +44,19 @@ from semrec.errors import UserError
 from semrec.item_table import ItemTable
 from torch import nn
 
+from semrec_worker.core.reduction import PCAFit, fit_pca
 from semrec_worker.data.dataset import SequenceDataset
-from semrec_worker.data.records import Item
+from semrec_worker.data.text import domain_for, item_attributes, item_prompt
 from semrec_worker.lm.backends import TransformersBackend, default_device
 from semrec_worker.lm.loader import LanguageModel, load_language_model
-from semrec_worker.methods.llm_settings import SCFTSettings
-from semrec_worker.methods.reduction import PCAFit, fit_pca
+from semrec_worker.methods.llmemb.settings import ADAPTER_DIR, CHECKPOINT, SCFT_PCA, SCFTSettings
 from semrec_worker.methods.symmetric_infonce import SymmetricInfoNCE
 
 log = logging.getLogger(__name__)
 
-PROMPT_PREFIX = "The {domain} item has the following attributes: "
-DOMAINS = {"amazon2018-scientific": "scientific", "amazon2018-videogames": "video game", "ml-100k": "movie"}
-CHECKPOINT = "checkpoint.pt"
-ADAPTER_DIR = "adapter"
-SCFT_PCA = "scft_pca.npz"  # the --dim PCA of the SCFT table (mean, components), for new items at refresh
 
 
 # --------------------------------------------------------------------------------------------- prompts (eq. 3)
-
-
-def item_attributes(item: Item) -> dict[str, str]:
-    return item.attributes() or {"id": item.item_id}
-
-
-def item_prompt(attributes: dict[str, str], domain: str, max_value_chars: int = 100) -> str:
-    body = "; ".join(f"{key} is {str(value)[:max_value_chars].strip()}" for key, value in attributes.items())
-    return PROMPT_PREFIX.format(domain=domain) + body + ";"
 
 
 def attribute_view(
@@ -87,7 +72,7 @@ def attribute_view(
 
 
 def domain_of(dataset: SequenceDataset, domain: str | None) -> str:
-    return domain or DOMAINS.get(dataset.name, dataset.name)
+    return domain_for(dataset.name, domain)
 
 
 # ---------------------------------------------------------------------------------------------------- SCFT
@@ -478,36 +463,6 @@ class CollaborativeAlignment(nn.Module):
         if unique.numel() < 2:
             return items.sum() * 0.0
         return self.alpha * self.loss(items[unique], collaborative[unique])
-
-
-def train_rat(
-    config,
-    scft_table: ItemTable,
-    collaborative: ItemTable,
-    d_m: int = 128,
-    alpha: float = 0.01,
-    temperature: float = 2.0,
-    dataset: SequenceDataset | None = None,
-    scft_source: str | Path | None = None,
-):
-    """RAT (eqs. 6-8): train `config.backbone` (a `SeqRecConfig`) through `LLMEmbAdapter` over the frozen,
-    PCA'd SCFT embeddings, adding alpha * L_align to a pretrained SASRec's item table (`collaborative`,
-    same width as `config.dim`). Returns the seqrec trainer's `TrainResult`.
-
-    With `scft_source` (the SCFT run dir or its item_table.npz), the run also gets the `llmemb` refresh
-    encoder (RUN_DIR/refresh_encoder/) that embeds new items the same way (see refresh.llmemb_encoder)."""
-    from semrec_worker.data.dataset import load_dataset
-    from semrec_worker.training import train_seqrec
-
-    dataset = dataset if dataset is not None else load_dataset(config)
-    adapter = LLMEmbAdapter.from_table(scft_table, dataset, width=config.dim, d_m=d_m)
-    align = CollaborativeAlignment.from_table(collaborative, dataset, alpha, temperature)
-    result = train_seqrec(config, dataset=dataset, item_embedding=adapter, extra_loss=align)
-    if scft_source is not None and int(os.environ.get("RANK", "0")) == 0:  # one writer under torchrun
-        from semrec_worker.methods.llmemb.refresh_encoder import save_rat_encoder
-
-        save_rat_encoder(result.run_dir, scft_source, scft_table, result.model.item_embedding, result.item_table)
-    return result
 
 
 def scft_texts(dataset: SequenceDataset, settings: SCFTSettings) -> Sequence[str]:

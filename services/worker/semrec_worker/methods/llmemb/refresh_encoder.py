@@ -26,10 +26,12 @@ import numpy as np
 from semrec.cli_builder import echo
 from semrec.errors import UserError
 from semrec.item_table import ItemTable
+from semrec.serving_space import ServingSpace
 
+from semrec_worker.core.reduction import PCAFit
 from semrec_worker.data.records import Item
-from semrec_worker.methods.reduction import PCAFit
-from semrec_worker.refresh.encoders import SPEC_FILE, encoder_dir, serving_space_of_run, to_serving_space
+from semrec_worker.data.text import DOMAINS, PromptView
+from semrec_worker.refresh.encoders import SPEC_FILE, encoder_dir, serving_space_of_run
 
 WEIGHTS = "weights.npz"
 LORA_DIR = "lora"
@@ -44,6 +46,8 @@ class LLMEmbItemEncoder:
         self.lora_dir = lora_dir
         self.scft_pca = PCAFit.from_arrays(self.arrays, "scft_pca_") if "scft_pca_mean" in self.arrays else None
         self.rat_pca = PCAFit.from_arrays(self.arrays, "rat_pca_")
+        self.text_view = PromptView(spec["domain"], spec["max_value_chars"])  # every attribute, values cut
+        self.serving = ServingSpace.from_dict(spec)
         self.progress = True
         self._backend = None
 
@@ -92,9 +96,7 @@ class LLMEmbItemEncoder:
 
     # ---- encoding ------------------------------------------------------------------------------------
     def prompts(self, items: list[Item]) -> list[str]:
-        from semrec_worker.methods.llmemb.model import item_attributes, item_prompt
-
-        return [item_prompt(item_attributes(i), self.spec["domain"], self.spec["max_value_chars"]) for i in items]
+        return [self.text_view.text(item) for item in items]
 
     def backend(self):
         if self._backend is None:
@@ -125,7 +127,7 @@ class LLMEmbItemEncoder:
         if not items:
             return np.zeros((0, self.spec["dim"]), np.float32)
         lm_vectors = self.backend().embed(self.prompts(items))
-        return to_serving_space(self.adapter_output(lm_vectors), self.spec["similarity"], self.spec["max_norm"])
+        return self.serving.apply(self.adapter_output(lm_vectors))
 
     # ---- persistence ---------------------------------------------------------------------------------
     def save(self, directory: Path) -> Path:
@@ -151,8 +153,6 @@ class LLMEmbItemEncoder:
 
 
 def _domain(dataset_name: str) -> str:
-    from semrec_worker.methods.llmemb.model import DOMAINS
-
     return DOMAINS.get(dataset_name, dataset_name)
 
 

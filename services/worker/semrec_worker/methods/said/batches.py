@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from semrec_worker.data.text import caption
 from semrec_worker.data.records import Item
+from semrec_worker.data.text import caption
 
 
 @dataclass

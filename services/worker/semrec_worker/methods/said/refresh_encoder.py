@@ -30,16 +30,21 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from semrec.cli_builder import echo
 from semrec.errors import UserError
 from semrec.item_table import ItemTable
+from semrec.serving_space import ServingSpace
 
+from semrec_worker.core.reduction import PCAFit
 from semrec_worker.data.records import Item
-from semrec_worker.methods.reduction import PCAFit
-from semrec_worker.refresh.encoders import SPEC_FILE, encoder_dir, serving_space_of_run, to_serving_space
+from semrec_worker.data.text import CaptionView
+from semrec_worker.refresh.encoders import SPEC_FILE, encoder_dir, serving_space_of_run
+
+if TYPE_CHECKING:
+    from semrec_worker.training.trainer import FinishedRun
 
 WEIGHTS = "weights.npz"
 MLP_PREFIX = "mlp."
@@ -77,6 +82,9 @@ class SAIDItemEncoder:
         self.arrays = {k: np.asarray(v) for k, v in arrays.items()}
         self.pca = PCAFit.from_arrays(self.arrays) if "pca_mean" in self.arrays else None
         self.row_epochs = int(spec.get("row_epochs", 0))
+        # the SAID trainer's captions: the run's caption fields (a token cap only shortens them)
+        self.text_view = CaptionView(tuple(spec["said_config"].get("caption_fields", ["title", "brand"])))
+        self.serving = ServingSpace.from_dict(spec)
         self.progress = True
         self._lm = None
 
@@ -118,8 +126,8 @@ class SAIDItemEncoder:
             how = "ridge map from the init rows to the trained rows"
         arrays["map_weight"], arrays["map_bias"] = weights.astype(np.float32), bias.astype(np.float32)
         serving = serving_space_of_run(run_dir, item_table.vectors)
-        predicted = to_serving_space(z @ weights + bias, serving["similarity"], serving["max_norm"])
-        actual = to_serving_space(targets, serving["similarity"], serving["max_norm"])
+        space = ServingSpace.from_dict(serving)
+        predicted, actual = space.apply(z @ weights + bias), space.apply(targets)
         fit_cosine = float(np.mean(np.sum(predicted * actual, axis=1)))
         spec = {
             "kind": cls.kind,
@@ -166,7 +174,7 @@ class SAIDItemEncoder:
         u = self.said_vectors(items)
         z = (u if self.pca is None else self.pca.transform(u)) / float(self.arrays["scale"])
         e = z @ self.arrays["map_weight"] + self.arrays["map_bias"]
-        return to_serving_space(e, self.spec["similarity"], self.spec["max_norm"])
+        return self.serving.apply(e)
 
     # ---- persistence ---------------------------------------------------------------------------------
     def save(self, directory: Path) -> Path:
@@ -214,3 +222,8 @@ def save_stage2_encoder(run_dir: Path, config, dataset, model, item_table: ItemT
     echo(f"refresh encoder (said: {encoder.spec['projector']} projector -> {encoder.spec['map']}; in-sample "
          f"cosine to the trained vectors {encoder.spec['fit_cosine']:.3f}) saved to {path}")  # fmt: skip
     return path
+
+
+def after_stage2(run: FinishedRun) -> Path | None:
+    """SAID's stage-2 hook (method registry): the `said` refresh encoder of a SAID-initialised seqrec run."""
+    return save_stage2_encoder(run.run_dir, run.config, run.dataset, run.model, run.item_table)

@@ -1,5 +1,5 @@
-"""`semrec train said`: SAID stage 1 (item embeddings aligned through a frozen causal LM), and
-`semrec bench said`: its trainer vs a plain fp32 Hugging Face loop on the same items."""
+"""`semrec bench said`: the SAID stage-1 trainer vs a plain fp32 Hugging Face loop on the same items
+(`semrec train said` itself: `train_tables`, from the method registry)."""
 
 from __future__ import annotations
 
@@ -17,12 +17,6 @@ class BenchSAIDConfig(TrainSAIDConfig):
     results: Path = Field(Path("results/said-throughput.json"), description="results JSON to write")
 
 
-def train_said(config: TrainSAIDConfig):
-    from semrec_worker.methods.said.trainer import train_said as run
-
-    run(config)
-
-
 def bench_said(config: BenchSAIDConfig):
     from semrec_worker.methods.said.bench import run_bench
 
@@ -30,14 +24,6 @@ def bench_said(config: BenchSAIDConfig):
 
 
 def register(groups: CommandGroups) -> None:
-    config_command(
-        groups.train,
-        "said",
-        TrainSAIDConfig,
-        train_said,
-        "SAID stage 1: learn item embeddings that make a frozen LM reproduce each item's caption "
-        "(progress bar, checkpoints, --resume RUN_DIR [--only-new], early stop on generation accuracy).",
-    )
     config_command(
         groups.bench,
         "said",
