@@ -51,7 +51,7 @@ def export_refresh_encoder(config: ExportRefreshEncoderConfig) -> Path:
     state = torch.load(run / "model.pt", map_location="cpu", weights_only=True)
     item_table = ItemTable.load(run / "item_table.npz")
     if kind == "llmemb":
-        from semrec_worker.commands.llm_embeddings import TrainRATConfig
+        from semrec_worker.methods.llmemb.job import TrainRATConfig
         from semrec_worker.methods.llmemb.model import LLMEmbAdapter
         from semrec_worker.methods.llmemb.refresh_encoder import save_rat_encoder
 

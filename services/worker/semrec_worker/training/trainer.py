@@ -120,11 +120,11 @@ def build_model(
     if item_embedding is None:
         table = load_init_table(config.init)
         if table is not None:
-            # "dataset" holds a name in the LM tables and a fingerprint in older trained tables
-            fingerprint = table.metadata.get("dataset_fingerprint", table.metadata.get("dataset"))
-            if fingerprint and fingerprint not in (dataset.fingerprint, dataset.name):
-                echo(f"warning: table was built for dataset {fingerprint}, this is {dataset.fingerprint}; "
-                     "rows are matched by item id")  # fmt: skip
+            fingerprint, name = table.metadata.get("dataset_fingerprint"), table.metadata.get("dataset")
+            # without a fingerprint field, "dataset" may hold the fingerprint (tables of older versions)
+            if (fingerprint != dataset.fingerprint) if fingerprint else (name not in (None, dataset.name, dataset.fingerprint)):
+                echo(f"warning: table was built for dataset {name} ({fingerprint}), this is {dataset.name} "
+                     f"({dataset.fingerprint}); rows are matched by item id")  # fmt: skip
         item_embedding, report = build_item_embedding(
             dataset.item_ids, config.dim, table, config.projection, config.freeze_items, generator
         )
@@ -355,9 +355,8 @@ def trained_item_table(model: SequenceEncoder, dataset: SequenceDataset, config:
             "init_method": method,
             "backbone": config.backbone,
             "loss": config.loss,
-            "dataset": dataset.fingerprint,
+            "dataset": dataset.name,
             "dataset_fingerprint": dataset.fingerprint,
-            "dataset_name": dataset.name,
             "source_run": str(config.out),
             "created_at": utc_now(),
         },

@@ -44,10 +44,12 @@ from semrec.errors import UserError
 from semrec.item_table import ItemTable
 from torch import nn
 
+from semrec_worker.core.lora import add_lora
 from semrec_worker.core.reduction import PCAFit, fit_pca
+from semrec_worker.core.runtime import default_device
 from semrec_worker.data.dataset import SequenceDataset
 from semrec_worker.data.text import domain_for, item_attributes, item_prompt
-from semrec_worker.lm.backends import TransformersBackend, default_device
+from semrec_worker.lm.backends import TransformersBackend
 from semrec_worker.lm.loader import LanguageModel, load_language_model
 from semrec_worker.methods.llmemb.settings import ADAPTER_DIR, CHECKPOINT, SCFT_PCA, SCFTSettings
 from semrec_worker.methods.symmetric_infonce import SymmetricInfoNCE
@@ -120,22 +122,7 @@ def view_retrieval(
 
 
 def lora_model(model, settings: SCFTSettings):
-    from peft import LoraConfig, get_peft_model
-
-    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-    targets = [t for t in settings.lora_targets if t in present]
-    if not targets:
-        raise UserError(
-            f"none of the LoRA targets {settings.lora_targets} exist in this model; set --lora-targets"
-        )
-    config = LoraConfig(
-        r=settings.lora_r,
-        lora_alpha=settings.lora_alpha,
-        lora_dropout=settings.lora_dropout,
-        target_modules=targets,
-        bias="none",
-    )
-    return get_peft_model(model, config)
+    return add_lora(model, settings.lora_r, settings.lora_alpha, settings.lora_dropout, settings.lora_targets)
 
 
 def _batches_for(step: int, train_rows: np.ndarray, batch_size: int, seed: int) -> np.ndarray:

@@ -1,6 +1,6 @@
 """The `llmemb` refresh encoder: new items through the same path LLMEmb's trained items took.
 
-For a `semrec train llmemb-rat` run the served item vector of item i is (methods/llmemb.py, eqs. 4 and 6):
+For a `semrec train llmemb-rat` run the served item vector of item i is (methods/llmemb/model.py, eqs. 4 and 6):
 
     x_i = mean_t h_L(p_i)_t                    SCFT-tuned LM (base + LoRA), masked mean over the prompt p_i (eq. 3)
     x_i <- PCA_scft(x_i)                       only when the SCFT run used --dim

@@ -6,7 +6,8 @@ from __future__ import annotations
 from pydantic import Field
 from semrec.config import StrictModel
 
-LLAMA_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+from semrec_worker.core.lora import LLAMA_LORA_TARGETS
+
 CHECKPOINT = "checkpoint.pt"  # the SCFT checkpoint in the run directory (resumed from)
 ADAPTER_DIR = "adapter"
 SCFT_PCA = "scft_pca.npz"  # the --dim PCA of the SCFT table (mean, components), for new items at refresh

@@ -1,7 +1,7 @@
 """The `said` refresh encoder: SAID prefixes for new items only, mapped into a stage-2 run's item space.
 
 A stage-2 run (`semrec train seqrec --init <SAID run>`) initialised its item layer from SAID's table
-(methods/said.py eq. 4, backbones/item_embedding.py):
+(methods/said/model.py eq. 4, backbones/item_embedding.py):
 
     u_i = f_theta(i) flattened (K x width, or the K vectors' mean)     SAID stage 1, frozen LM
     z_i = PCA(u_i) / s                                                 `--projection pca` (no PCA if widths match)

@@ -12,7 +12,6 @@ Rows are gathered to every rank before evaluation and checkpoints; rank 0 writes
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
@@ -26,6 +25,7 @@ from semrec.cli_builder import echo
 from semrec.errors import UserError
 from semrec.item_table import ItemTable, utc_now
 
+from semrec_worker.core.runtime import autocast, resolve_device, resolve_precision
 from semrec_worker.data.dataset import SequenceDataset, load_dataset
 from semrec_worker.lm import LanguageModel, load_language_model
 from semrec_worker.methods.said import model as said
@@ -63,14 +63,6 @@ class Distributed:
         return self.rank == 0
 
 
-def select_device(choice: str, dist: Distributed) -> torch.device:
-    if choice == "cpu" or (choice == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available")
-    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", dist.rank)) % torch.cuda.device_count())
-
-
 def init_distributed() -> Distributed:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
@@ -80,21 +72,6 @@ def init_distributed() -> Distributed:
     if not tdist.is_initialized():
         tdist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return Distributed(tdist.get_rank(), tdist.get_world_size())
-
-
-def resolve_precision(choice: str, device: torch.device) -> str:
-    """auto: bf16 autocast on CUDA and on CPUs with native bf16 (AMX / AVX512-BF16), fp32 on other CPUs."""
-    if choice != "auto":
-        return choice
-    from semrec_worker.lm.backends import native_bf16
-
-    return "bf16" if device.type == "cuda" or native_bf16("cpu") else "fp32"
-
-
-def autocast(device: torch.device, precision: str):
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 class SAIDTrainer:
@@ -109,7 +86,7 @@ class SAIDTrainer:
     ) -> None:
         self.config, self.run_dir, self.dataset = config, run_dir, dataset
         self.dist = init_distributed()
-        self.device = select_device(config.device, self.dist)
+        self.device = resolve_device(config.device, int(os.environ.get("LOCAL_RANK", self.dist.rank)))
         if config.threads:
             torch.set_num_threads(config.threads)
         self.precision = resolve_precision(config.precision, self.device)
@@ -407,9 +384,8 @@ class SAIDTrainer:
         metadata = {
             "method": "said",
             "lm": self.lm.name,
-            "dataset": self.dataset.fingerprint,  # the key seqrec checks, as in every semrec item table
+            "dataset": self.dataset.name,
             "dataset_fingerprint": self.dataset.fingerprint,
-            "dataset_name": self.dataset.name,
             "created_at": utc_now(),
             "accuracy": last.get("word_accuracy"),
             "exact_match": last.get("exact_match"),

@@ -36,6 +36,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from semrec_worker.core import lora
+from semrec_worker.core.runtime import autocast, default_device, precision_of
 from semrec_worker.methods.tslrec.settings import INSTRUCTION, RESPONSE, TSLRecSettings
 
 
@@ -117,15 +119,7 @@ def sft_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def add_lora(lm: nn.Module, settings: TSLRecSettings) -> nn.Module:
-    from peft import LoraConfig, get_peft_model
-
-    config = LoraConfig(
-        r=settings.lora_r,
-        lora_alpha=settings.lora_alpha,
-        lora_dropout=settings.lora_dropout,
-        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-    )
-    return get_peft_model(lm, config)
+    return lora.add_lora(lm, settings.lora_r, settings.lora_alpha, settings.lora_dropout)
 
 
 def _history_batch(
@@ -139,11 +133,6 @@ def _history_batch(
         index[row, : len(seq)] = torch.as_tensor(seq)
         mask[row, : len(seq)] = True
     return id_vectors[index], mask
-
-
-def _autocast(enabled: bool):
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.autocast(device, dtype=torch.bfloat16, enabled=enabled)
 
 
 def train_user_sft(
@@ -175,7 +164,7 @@ def train_user_sft(
                 break
             batch = [users[i] for i in order[lo : lo + settings.sft_batch_size]]
             vectors, mask = _history_batch([sequences[u] for u in batch], id_vectors, settings.max_history)
-            with _autocast(settings.bf16):
+            with autocast(default_device(), precision_of(settings.bf16)):
                 predicted = model(vectors, mask)
             loss = sft_loss(predicted, torch.as_tensor(targets[batch]))
             optimiser.zero_grad(set_to_none=True)
@@ -206,7 +195,7 @@ def item_knowledge(
         hi = min(lo + settings.item_batch_size, n_items + 1)
         vectors = id_vectors[lo:hi].unsqueeze(1)
         mask = torch.ones(hi - lo, 1, dtype=torch.bool)
-        with _autocast(settings.bf16):
+        with autocast(default_device(), precision_of(settings.bf16)):
             hidden = model.last_hidden(vectors, mask)
         knowledge.append(hidden)
         distributions.append(torch.softmax(model.group_head(hidden), dim=-1))

@@ -80,7 +80,7 @@ def run_stage1(config: TSLRecJobConfig, dataset: SequenceDataset, stage1: Path):
     ItemTable(
         dataset.item_ids,
         knowledge,
-        {"method": "tslrec", "lm": lm.name, "dataset": dataset.fingerprint, "dataset_fingerprint": dataset.fingerprint,
+        {"method": "tslrec", "lm": lm.name, "dataset": dataset.name, "dataset_fingerprint": dataset.fingerprint,
          "n_groups": n_groups,
          "sft_steps": len(losses), "sft_final_loss": float(np.mean(losses[-10:])) if losses else None},
     ).save(stage1 / "item_table.npz")  # fmt: skip
