@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+from semrec.cli_builder import echo
 from semrec.errors import UserError
 from semrec.serving_space import ServingSpace
 from tqdm import tqdm
@@ -185,3 +186,19 @@ def encoder_dir(run_dir: str | Path, kind: str) -> Path:
     top = Path(run_dir) / ENCODER_DIRNAME
     saved = encoder_kind(top)
     return top if saved in (None, kind) else top / kind
+
+
+def save_run_encoder(run_dir: str | Path, kind: str, build: Callable[[], Any]) -> tuple[Any, Path] | None:
+    """Build and save a finished run's refresh encoder (`build()` -> an `ItemEncoder`) in its slot; a run it
+    cannot be built for is reported, not failed (the training run stays good)."""
+    try:
+        encoder = build()
+        path = encoder.save(encoder_dir(run_dir, encoder.kind))
+    except UserError as exc:
+        echo(f"note: no {kind} refresh encoder for {run_dir}: {exc}")
+        return None
+    except Exception as exc:  # a finished training run must not fail on its refresh encoder
+        echo(f"warning: the {kind} refresh encoder of {run_dir} failed ({type(exc).__name__}: {exc}); rebuild it "
+             f"with `semrec export refresh-encoder --run {run_dir}`")  # fmt: skip
+        return None
+    return encoder, path

@@ -212,7 +212,7 @@ def _train(
             echo(f"resuming {run_dir} after epoch {state['epoch']} (best {config.valid_metric} {best_valid:.4f})")
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        config.save(run_dir)
+        config.save(run_dir, parts=run_parts(model, extra_loss, method))
         echo(
             f"{dataset.name}: {dataset.n_users} users, {dataset.n_items} items | {config.backbone} dim={config.dim} "
             f"loss={config.loss} init={method} | {len(batches.padded)} windows, {batches.n_targets} targets, "
@@ -331,6 +331,16 @@ def _train(
             after_training(FinishedRun(run_dir, config, dataset, model, item_table, method, item_embedding is not None))
     distributed.barrier(ctx)
     return TrainResult(model, runs, history, best_epoch, best_valid, item_table, run_dir, asdict(init_report))
+
+
+def qualified_name(obj: object) -> str:
+    return f"{type(obj).__module__}:{type(obj).__qualname__}"
+
+
+def run_parts(model: SequenceEncoder, extra_loss: ExtraLoss | None, init_method: str) -> dict[str, Any]:
+    """The pluggable parts of a run, recorded in its config.json beside the settings."""
+    return {"backbone": qualified_name(model), "item_embedding": qualified_name(model.item_embedding),
+            "extra_loss": qualified_name(extra_loss) if extra_loss is not None else None, "init_method": init_method}  # fmt: skip
 
 
 class TrainingPairs(nn.Module):

@@ -31,7 +31,7 @@ from semrec.serving_space import ServingSpace
 from semrec_worker.core.reduction import PCAFit
 from semrec_worker.data.records import Item
 from semrec_worker.data.text import DOMAINS, PromptView
-from semrec_worker.refresh.encoders import SPEC_FILE, encoder_dir, serving_space_of_run
+from semrec_worker.refresh.encoders import SPEC_FILE, save_run_encoder, serving_space_of_run
 
 WEIGHTS = "weights.npz"
 LORA_DIR = "lora"
@@ -158,15 +158,10 @@ def _domain(dataset_name: str) -> str:
 
 def save_rat_encoder(run_dir: Path, scft_source, scft_table: ItemTable, adapter, item_table: ItemTable) -> Path | None:
     """Save the run's `llmemb` refresh encoder; a run it cannot be built for is reported, not failed."""
-    try:
-        encoder = LLMEmbItemEncoder.from_rat(Path(run_dir), scft_source, scft_table, adapter, item_table)
-        path = encoder.save(encoder_dir(run_dir, encoder.kind))
-    except UserError as exc:
-        echo(f"note: no llmemb refresh encoder for {run_dir}: {exc}")
+    saved = save_run_encoder(run_dir, LLMEmbItemEncoder.kind, lambda: LLMEmbItemEncoder.from_rat(
+        Path(run_dir), scft_source, scft_table, adapter, item_table))  # fmt: skip
+    if saved is None:
         return None
-    except Exception as exc:  # a finished training run must not fail on its refresh encoder
-        echo(f"warning: the llmemb refresh encoder of {run_dir} failed ({type(exc).__name__}: {exc}); rebuild it "
-             f"with `semrec export refresh-encoder --run {run_dir}`")  # fmt: skip
-        return None
+    encoder, path = saved
     echo(f"refresh encoder (llmemb: LM {encoder.spec['lm']} + LoRA -> PCA -> adapter) saved to {path}")
     return path

@@ -41,7 +41,7 @@ from semrec.serving_space import ServingSpace
 from semrec_worker.core.reduction import PCAFit
 from semrec_worker.data.records import Item
 from semrec_worker.data.text import CaptionView
-from semrec_worker.refresh.encoders import SPEC_FILE, encoder_dir, serving_space_of_run
+from semrec_worker.refresh.encoders import SPEC_FILE, save_run_encoder, serving_space_of_run
 
 if TYPE_CHECKING:
     from semrec_worker.training.trainer import FinishedRun
@@ -209,16 +209,11 @@ def save_stage2_encoder(run_dir: Path, config, dataset, model, item_table: ItemT
     source = said_source(config.init)
     if source is None:
         return None
-    try:
-        encoder = SAIDItemEncoder.from_stage2(Path(run_dir), config, dataset, model, item_table, *source)
-        path = encoder.save(encoder_dir(run_dir, encoder.kind))
-    except UserError as exc:
-        echo(f"note: no said refresh encoder for {run_dir}: {exc}")
+    saved = save_run_encoder(run_dir, SAIDItemEncoder.kind, lambda: SAIDItemEncoder.from_stage2(
+        Path(run_dir), config, dataset, model, item_table, *source))  # fmt: skip
+    if saved is None:
         return None
-    except Exception as exc:  # a finished training run must not fail on its refresh encoder
-        echo(f"warning: the said refresh encoder of {run_dir} failed ({type(exc).__name__}: {exc}); rebuild it "
-             f"with `semrec export refresh-encoder --run {run_dir}`")  # fmt: skip
-        return None
+    encoder, path = saved
     echo(f"refresh encoder (said: {encoder.spec['projector']} projector -> {encoder.spec['map']}; in-sample "
          f"cosine to the trained vectors {encoder.spec['fit_cosine']:.3f}) saved to {path}")  # fmt: skip
     return path
