@@ -7,8 +7,12 @@ import os
 from pathlib import Path
 
 from semrec.cli_builder import CommandGroups, config_command, echo
+from semrec.item_table import ItemTable
+from semrec.results import write_results
 
+from semrec_worker.data.dataset import load_dataset
 from semrec_worker.experiments.config import FIGURES, QualityConfig
+from semrec_worker.experiments.recorded import load_recorded
 from semrec_worker.methods import registry
 
 
@@ -31,9 +35,7 @@ def command_line(config: QualityConfig) -> str:
 
 def tsne_tables(config: QualityConfig, cells, runs_dir: Path) -> dict[str, object]:
     """The item tables of the t-SNE figure: each LLM method's input table and a trained random-init table."""
-    from semrec.item_table import ItemTable
-
-    from semrec_worker.experiments.grid import TABLE_FILE
+    from semrec_worker.experiments.grid import TABLE_FILE  # the grid imports torch: only when it runs
 
     tables: dict[str, object] = {}
     given = config.table_paths()
@@ -52,7 +54,7 @@ def tsne_tables(config: QualityConfig, cells, runs_dir: Path) -> dict[str, objec
 
 def draw_figures(config: QualityConfig, cells, aggregates, dataset, runs_dir: Path) -> list[Path]:
     """The `--figures` of docs/results.md, drawn into --images-dir; returns the files written."""
-    from semrec_worker.experiments import plots
+    from semrec_worker.experiments import plots  # matplotlib only with --plots
 
     stem = config.images_dir / f"quality-{dataset.name}"
     drawn: list[Path | None] = []
@@ -74,12 +76,9 @@ def draw_figures(config: QualityConfig, cells, aggregates, dataset, runs_dir: Pa
 
 
 def bench_quality(config: QualityConfig) -> Path:
-    from semrec.results import write_results
-
-    from semrec_worker.data.dataset import load_dataset
+    # the grid and its tables import torch: only when the command runs, not for `semrec --help`
     from semrec_worker.experiments import tables
     from semrec_worker.experiments.grid import default_runs_dir, run_grid
-    from semrec_worker.experiments.recorded import load_recorded
 
     if config.threads:
         import torch

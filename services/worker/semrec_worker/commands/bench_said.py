@@ -18,7 +18,7 @@ class BenchSAIDConfig(TrainSAIDConfig):
 
 
 def bench_said(config: BenchSAIDConfig):
-    from semrec_worker.methods.said.bench import run_bench
+    from semrec_worker.methods.said.bench import run_bench  # torch only when the command runs
 
     run_bench(config)
 

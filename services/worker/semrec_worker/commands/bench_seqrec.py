@@ -19,6 +19,7 @@ from typing import get_args
 from pydantic import Field
 from semrec.cli_builder import CommandGroups, config_command, echo
 from semrec.errors import UserError
+from semrec.results import RunResult, write_results
 
 from semrec_worker.core.names import BackboneName, LossName
 from semrec_worker.training.config import TrainingOverrides
@@ -127,8 +128,6 @@ class BenchSeqRecSpeedConfig(TrainingOverrides):
 
 
 def bench_seqrec_speed(config: BenchSeqRecSpeedConfig) -> Path:
-    from semrec.results import RunResult, write_results
-
     _check(config.backbones, BackboneName, "backbone")
 
     if config.epochs is None:

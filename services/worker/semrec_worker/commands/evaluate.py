@@ -13,7 +13,7 @@ from semrec_worker.evaluation.jobs import EvalJobConfig, evaluate_runs
 
 
 def eval_popularity(config: EvalJobConfig) -> list[RunResult]:
-    from semrec_worker.models.popularity import PopularityRecommender
+    from semrec_worker.models.popularity import PopularityRecommender  # torch only when the command runs
 
     dataset = load_dataset(config)
     start = time.perf_counter()

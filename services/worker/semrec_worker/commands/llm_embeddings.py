@@ -22,6 +22,7 @@ from semrec_worker.data.dataset import DataConfig, load_dataset
 from semrec_worker.data.text import caption
 from semrec_worker.evaluation.jobs import EvalJobConfig, evaluate_runs
 from semrec_worker.lm.backends import MINILM, text_encoder
+from semrec_worker.lm.bench import run_embed_bench
 from semrec_worker.methods.llm_settings import LLMSeqSimSettings
 from semrec_worker.methods.llmemb.job import TrainRATConfig, train_llmemb_rat
 
@@ -92,8 +93,6 @@ def eval_llmseqsim(config: EvalLLMSeqSimConfig):
 
 
 def bench_embed(config: BenchEmbedConfig):
-    from semrec_worker.lm.bench import run_embed_bench
-
     return run_embed_bench(config)
 
 

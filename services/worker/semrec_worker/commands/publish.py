@@ -8,9 +8,12 @@ from typing import Literal
 
 import numpy as np
 from pydantic import Field
+from semrec.bundle import Bundle
 from semrec.cli_builder import CommandGroups, config_command, echo
 from semrec.config import JobConfig
 from semrec.errors import UserError
+from semrec.settings import redis_settings
+from semrec.store import publish_bundle
 
 from semrec_worker.data.text import CAPTION_VIEW, TextView, content_hashes
 from semrec_worker.methods.registry import load_item_encoder
@@ -69,16 +72,13 @@ def _items_source(config: PublishConfig) -> str | None:
 
 def publish_with_index(bundle, config: StoreJobConfig, extras: dict[str, bytes], label: str):
     """Build the ANN index if the catalogue needs one, then publish. Returns the PublishReport."""
-    from semrec.store import publish_bundle
-
     if bundle.ann_index is None and len(bundle.item_ids) >= config.ann_threshold:
-        from semrec.store.ann import build_hnsw
+        from semrec.store.ann import build_hnsw  # usearch only when a catalogue needs the index
 
         echo(f"building the HNSW index over {len(bundle.item_ids)} items (usearch)")
         start = time.perf_counter()
         bundle.ann_index = build_hnsw(bundle.item_vectors, progress=True)
         bundle.metadata = {**bundle.metadata, "ann": {"kind": "usearch-hnsw", "build_s": round(time.perf_counter() - start, 1)}}
-    from semrec.settings import redis_settings
 
     settings = redis_settings(config.redis)
     client = settings.client()
@@ -104,7 +104,6 @@ def refresh_view(run_dir: Path) -> TextView:
 
 def publish(config: PublishConfig):
     from redis.exceptions import RedisError
-    from semrec.bundle import Bundle
 
     bundle = Bundle.load(config.run)
     run_dir = _run_dir(config.run)

@@ -10,6 +10,8 @@ import numpy as np
 from pydantic import Field
 from semrec.cli_builder import CommandGroups, config_command, echo
 from semrec.errors import UserError
+from semrec.settings import redis_settings
+from semrec.store import load_bundle
 
 from semrec_worker.commands.publish import TEXT_HASHES, StoreJobConfig, publish_with_index
 from semrec_worker.methods.registry import load_item_encoder
@@ -33,9 +35,6 @@ class RefreshConfig(StoreJobConfig):
 
 def refresh(config: RefreshConfig) -> dict:
     from redis.exceptions import RedisError
-    from semrec.settings import redis_settings
-    from semrec.store import load_bundle
-
 
     start = time.perf_counter()
     encoder = load_item_encoder(config.run, config.encoder) if config.run is not None else None

@@ -36,9 +36,14 @@ from semrec_worker.data.text import caption
 from semrec_worker.evaluation.jobs import PROTOCOLS, TEST_RANKS, EvalJobConfig, evaluate_runs
 from semrec_worker.experiments.config import QualityConfig
 from semrec_worker.experiments.recorded import Recorded
+from semrec_worker.export.onnx import load_run_encoder  # torch only when a cell is re-evaluated
+from semrec_worker.lm.backends import text_encoder
 from semrec_worker.methods import registry
+from semrec_worker.methods.llmseqsim import LLMSeqSim
 from semrec_worker.methods.registry import CellInputs
+from semrec_worker.models.popularity import PopularityRecommender
 from semrec_worker.training.config import TrainingOverrides
+from semrec_worker.training.recommender import SeqRecRecommender
 
 RESULTS = "results.json"
 CONFIG = "config.json"
@@ -230,20 +235,14 @@ def run_reference_cell(cell: Cell, config: QualityConfig, dataset) -> None:
     start = clock.perf_counter()
     extra: dict[str, Any] = {}
     if cell.method == "popularity":
-        from semrec_worker.models.popularity import PopularityRecommender
-
         model = PopularityRecommender.fit(dataset, "test")
         name = "popularity"
     else:
-        from semrec_worker.methods.llmseqsim import LLMSeqSim
-
         given = config.table_paths().get("llmseqsim")
         if given is not None:
             table = ItemTable.load(given)
             source = str(table.metadata.get("method", "table"))
         else:
-            from semrec_worker.lm.backends import text_encoder
-
             encoder = text_encoder(config.text_encoder)
             vectors = encoder.embed([caption(item) for item in dataset.items])
             table = ItemTable(dataset.item_ids, vectors, {"method": "text", "lm": encoder.name,
@@ -273,8 +272,6 @@ def complete_cell(cell: Cell, config: QualityConfig, dataset) -> None:
     has_ranks = (cell.path / TEST_RANKS).exists() or (cell.path / GRID_RANKS).exists()
     if not lacking and has_ranks:
         return
-    from semrec_worker.export.onnx import load_run_encoder  # torch only when a cell is re-evaluated
-    from semrec_worker.training.recommender import SeqRecRecommender
 
     try:
         encoder, run_config, _, metrics = load_run_encoder(cell.path)

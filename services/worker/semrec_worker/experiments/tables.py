@@ -16,6 +16,8 @@ from typing import Any
 
 from semrec.results import RunResult
 
+from semrec_worker.evaluation.jobs import TEST_RANKS
+from semrec_worker.evaluation.popularity import metrics_by_group, popularity_groups
 from semrec_worker.experiments.config import QualityConfig
 from semrec_worker.experiments.grid import GRID_RANKS, Cell
 from semrec_worker.experiments.recorded import Recorded
@@ -91,9 +93,6 @@ def add_popularity_groups(aggregates: list[Aggregate], cells: list[Cell], datase
     """Mean over seeds of NDCG@10 (and Recall@10) per item-popularity group, from each cell's test_ranks.npz
     (recorded cells: from the recorded aggregate, when it covered exactly their seeds)."""
     import numpy as np
-
-    from semrec_worker.evaluation.jobs import TEST_RANKS
-    from semrec_worker.evaluation.popularity import metrics_by_group, popularity_groups
 
     item_groups = popularity_groups(dataset.item_counts("train"), n_groups)
     per_key: dict[tuple, list[list[dict[str, float]]]] = defaultdict(list)

@@ -37,6 +37,8 @@ from semrec.serving_space import ServingSpace
 from torch import nn
 
 from semrec_worker.backbones import SequenceEncoder, build_backbone, left_pad
+from semrec_worker.data import DataConfig, load_dataset
+from semrec_worker.evaluation import EvalSettings, evaluate
 from semrec_worker.training.config import SeqRecConfig, load_seqrec_config
 
 ITEM_PREFIX = "item_embedding."
@@ -114,9 +116,6 @@ class BundleRecommender:
 
 def evaluate_bundle(bundle_dir: str | Path, data: str) -> dict[str, float]:
     """Full-ranking test metrics of the bundle itself (ONNX Runtime + cosine top-k) on `data`."""
-    from semrec_worker.data import DataConfig, load_dataset
-    from semrec_worker.evaluation import EvalSettings, evaluate
-
     bundle = Bundle.load(bundle_dir)
     dataset = load_dataset(DataConfig(data=data))
     if dataset.fingerprint != bundle.metadata.get("dataset_fingerprint"):

@@ -23,7 +23,9 @@ from semrec.config import JobConfig
 from semrec.errors import UserError
 from semrec.results import RunResult, write_results
 
-from semrec_worker.loadgen.runner import DEFAULT_LOCUSTFILE
+from semrec_worker.loadgen.memory import MemorySampler, memory_growth
+from semrec_worker.loadgen.runner import DEFAULT_LOCUSTFILE, run_locust
+from semrec_worker.loadgen.samples import ALL, per_endpoint, per_second, read_samples
 
 
 class LoadTestConfig(JobConfig):
@@ -77,10 +79,7 @@ class LoadTestOutcome:
 
 def run_load_test(config: LoadTestConfig) -> LoadTestOutcome:
     """Run the load test, print the summary, write the results; the verdict is in the outcome."""
-    from semrec_worker.loadgen.memory import MemorySampler, memory_growth
     from semrec_worker.loadgen.plot import plot_load
-    from semrec_worker.loadgen.runner import run_locust
-    from semrec_worker.loadgen.samples import ALL, per_endpoint, per_second, read_samples
 
     readiness = check_ranker(config.url)
     bundle = readiness.get("bundle") or {}

@@ -31,6 +31,8 @@ from semrec.serving_space import ServingSpace
 from semrec_worker.core.reduction import PCAFit
 from semrec_worker.data.records import Item
 from semrec_worker.data.text import DOMAINS, PromptView
+from semrec_worker.lm.backends import TransformersBackend
+from semrec_worker.lm.loader import LanguageModel, load_language_model
 from semrec_worker.refresh.encoders import SPEC_FILE, save_run_encoder, serving_space_of_run
 
 WEIGHTS = "weights.npz"
@@ -100,9 +102,6 @@ class LLMEmbItemEncoder:
 
     def backend(self):
         if self._backend is None:
-            from semrec_worker.lm.backends import TransformersBackend
-            from semrec_worker.lm.loader import LanguageModel, load_language_model
-
             lm = load_language_model(self.spec["lm"])
             model = lm.model
             if self.lora_dir is not None:

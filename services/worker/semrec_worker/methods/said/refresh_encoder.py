@@ -41,6 +41,7 @@ from semrec.serving_space import ServingSpace
 from semrec_worker.core.reduction import PCAFit
 from semrec_worker.data.records import Item
 from semrec_worker.data.text import CaptionView
+from semrec_worker.methods.said.settings import TrainSAIDConfig
 from semrec_worker.refresh.encoders import SPEC_FILE, save_run_encoder, serving_space_of_run
 
 if TYPE_CHECKING:
@@ -93,10 +94,10 @@ class SAIDItemEncoder:
     def from_stage2(cls, run_dir: Path, config, dataset, model, item_table: ItemTable, table: ItemTable,
                     said_dir: Path) -> SAIDItemEncoder:  # fmt: skip
         """From a finished stage-2 run: its config (SeqRecConfig), dataset, model, trained table, SAID table."""
+        # torch only when an encoder is built or used: loading one (publish, refresh's diff) stays torch-free
         import torch
 
         from semrec_worker.backbones.item_embedding import table_reduction, unit_mean_norm
-        from semrec_worker.methods.said.settings import TrainSAIDConfig
 
         if not (said_dir / "config.json").exists() or not (said_dir / "checkpoint.pt").exists():
             raise UserError(f"{said_dir}: the SAID run's config.json / checkpoint.pt are needed to embed new items")
@@ -147,10 +148,9 @@ class SAIDItemEncoder:
     # ---- encoding ------------------------------------------------------------------------------------
     def said_vectors(self, items: list[Item]) -> np.ndarray:
         """The new items' SAID table rows (prefixes flattened or averaged as the SAID run's table)."""
-        import torch
+        import torch  # torch only when new items are encoded (see above)
 
         from semrec_worker.methods.said import model as said
-        from semrec_worker.methods.said.settings import TrainSAIDConfig
         from semrec_worker.methods.said.trainer import SAIDTrainer
 
         overrides = {"projector": self.spec["projector"], "max_items": None, "resume": None, "only_new": False,

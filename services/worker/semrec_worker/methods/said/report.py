@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from semrec_worker.methods.said.generation import word_accuracy
+
 METRICS = "metrics.json"
 PLOT = "accuracy.png"
 EXAMPLES = "generation_examples.md"
@@ -48,8 +50,6 @@ def plot_accuracy(metrics: list[dict], path: Path, title: str = "SAID stage 1") 
 
 
 def examples_markdown(pairs: list[tuple[str, str]], last: dict, limit: int = 10) -> str:
-    from semrec_worker.methods.said.generation import word_accuracy
-
     lines = [
         "# Generated captions (greedy decoding from the item embedding alone)",
         "",
