@@ -43,6 +43,25 @@ ENCODER_DIRNAME = "refresh_encoder"
 SPEC_FILE = "encoder.json"
 
 
+WEIGHTS_FILE = "weights.npz"
+
+
+def write_encoder(directory: str | Path, spec: dict[str, Any], arrays: dict[str, np.ndarray]) -> Path:
+    """An encoder's files: `encoder.json` (its spec, with its `kind`) and `weights.npz` (its arrays)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    np.savez(directory / WEIGHTS_FILE, **arrays)
+    (directory / SPEC_FILE).write_text(json.dumps(spec, indent=2) + "\n")
+    return directory
+
+
+def read_encoder(directory: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    directory = Path(directory)
+    spec = json.loads((directory / SPEC_FILE).read_text())
+    with np.load(directory / WEIGHTS_FILE) as data:
+        return spec, {k: data[k] for k in data.files}
+
+
 def serving_space_of_run(run_dir: Path, vectors: np.ndarray) -> dict[str, Any]:
     """The run's serving space (similarity from RUN_DIR/metrics.json, fitted on its trained item matrix) as a
     refresh encoder records it: what reproduces the run's bundle."""

@@ -17,7 +17,6 @@ vectors in the same space. The PCAs are fixed at training time: new items are pr
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -33,9 +32,8 @@ from semrec_worker.data.records import Item
 from semrec_worker.data.text import DOMAINS, PromptView
 from semrec_worker.lm.backends import TransformersBackend
 from semrec_worker.lm.loader import LanguageModel, load_language_model
-from semrec_worker.refresh.encoders import SPEC_FILE, save_run_encoder, serving_space_of_run
+from semrec_worker.refresh.encoders import read_encoder, save_run_encoder, serving_space_of_run, write_encoder
 
-WEIGHTS = "weights.npz"
 LORA_DIR = "lora"
 
 
@@ -132,21 +130,16 @@ class LLMEmbItemEncoder:
     def save(self, directory: Path) -> Path:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        np.savez(directory / WEIGHTS, **self.arrays)
-        spec = dict(self.spec)
         if self.lora_dir is not None and Path(self.lora_dir).resolve() != (directory / LORA_DIR).resolve():
             shutil.rmtree(directory / LORA_DIR, ignore_errors=True)
             shutil.copytree(self.lora_dir, directory / LORA_DIR)
-        spec["lora"] = LORA_DIR if self.lora_dir is not None else None
-        (directory / SPEC_FILE).write_text(json.dumps(spec, indent=2) + "\n")
-        return directory
+        return write_encoder(directory, {**self.spec, "lora": LORA_DIR if self.lora_dir is not None else None},
+                             self.arrays)  # fmt: skip
 
     @classmethod
     def load(cls, directory: Path) -> LLMEmbItemEncoder:
         directory = Path(directory)
-        spec = json.loads((directory / SPEC_FILE).read_text())
-        with np.load(directory / WEIGHTS) as data:
-            arrays = {k: data[k] for k in data.files}
+        spec, arrays = read_encoder(directory)
         lora = directory / spec["lora"] if spec.get("lora") else None
         return cls(spec, arrays, lora)
 

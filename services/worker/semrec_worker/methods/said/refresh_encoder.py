@@ -27,7 +27,6 @@ rows carry trained residuals a new item cannot have, so this encoder does not re
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,12 +41,11 @@ from semrec_worker.core.reduction import PCAFit
 from semrec_worker.data.records import Item
 from semrec_worker.data.text import CaptionView
 from semrec_worker.methods.said.settings import TrainSAIDConfig
-from semrec_worker.refresh.encoders import SPEC_FILE, save_run_encoder, serving_space_of_run
+from semrec_worker.refresh.encoders import read_encoder, save_run_encoder, serving_space_of_run, write_encoder
 
 if TYPE_CHECKING:
     from semrec_worker.training.trainer import FinishedRun
 
-WEIGHTS = "weights.npz"
 MLP_PREFIX = "mlp."
 
 
@@ -178,18 +176,11 @@ class SAIDItemEncoder:
 
     # ---- persistence ---------------------------------------------------------------------------------
     def save(self, directory: Path) -> Path:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        np.savez(directory / WEIGHTS, **self.arrays)
-        (directory / SPEC_FILE).write_text(json.dumps({**self.spec, "row_epochs": self.row_epochs}, indent=2) + "\n")
-        return directory
+        return write_encoder(directory, {**self.spec, "row_epochs": self.row_epochs}, self.arrays)
 
     @classmethod
     def load(cls, directory: Path) -> SAIDItemEncoder:
-        directory = Path(directory)
-        spec = json.loads((directory / SPEC_FILE).read_text())
-        with np.load(directory / WEIGHTS) as data:
-            return cls(spec, {k: data[k] for k in data.files})
+        return cls(*read_encoder(directory))
 
 
 def said_source(init: str) -> tuple[ItemTable, Path] | None:
