@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from semrec.errors import DataError
 from semrec_worker.data import DataConfig, load_dataset
-from semrec_worker.data.captions import caption
 from semrec_worker.data.dataset import kcore_mask
 from semrec_worker.data.records import Item
 from semrec_worker.data.synthetic import CATEGORIES, COMPLEMENT, SyntheticConfig, generate
+from semrec_worker.data.text import caption
 
 
 def write_common(tmp_path, rows, items, header="user_id,item_id,timestamp"):

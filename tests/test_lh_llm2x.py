@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from semrec.errors import UserError
 from semrec.item_table import ItemTable
+from semrec_worker.core.reduction import pca_reduce
 from semrec_worker.lm.backends import text_encoder
 from semrec_worker.methods.lh import LastHiddenState
 from semrec_worker.methods.llm2x import LLM2X
 from semrec_worker.methods.llm_settings import LHSettings, LLM2XSettings
-from semrec_worker.methods.reduction import pca_reduce
 from typer.testing import CliRunner
 
 SMALL = "synthetic:users=60,items=30,avg_len=6,seed=3"

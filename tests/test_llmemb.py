@@ -12,8 +12,7 @@ import torch
 from semrec.errors import UserError
 from semrec.item_table import ItemTable
 from semrec_worker.lm import load_language_model
-from semrec_worker.methods.llm_settings import SCFTSettings
-from semrec_worker.methods.llmemb import (
+from semrec_worker.methods.llmemb.model import (
     ADAPTER_DIR,
     CHECKPOINT,
     CollaborativeAlignment,
@@ -23,6 +22,7 @@ from semrec_worker.methods.llmemb import (
     item_prompt,
     train_scft,
 )
+from semrec_worker.methods.llmemb.settings import SCFTSettings
 from semrec_worker.methods.symmetric_infonce import SymmetricInfoNCE
 
 SMALL = "synthetic:users=60,items=30,avg_len=6,seed=3"

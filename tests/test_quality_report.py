@@ -12,9 +12,9 @@ import pytest
 from semrec.results import read_results, write_results
 from semrec_worker.data.records import Item
 from semrec_worker.evaluation.popularity import metrics_by_group, popularity_groups
-from semrec_worker.report import grid
-from semrec_worker.report.config import QualityConfig
-from semrec_worker.report.plots import top_level_categories
+from semrec_worker.experiments import grid
+from semrec_worker.experiments.config import QualityConfig
+from semrec_worker.experiments.plots import top_level_categories
 
 DATA = "synthetic:users=300,items=200,avg_len=10,seed=1"  # the tiny_synthetic fixture's data (150 items after 5-core)
 
@@ -178,7 +178,7 @@ def test_cells_whose_run_directories_are_gone_are_reported_from_the_recorded_res
 
 def test_tslrec_cells_share_the_first_cells_stage1(tmp_path: Path):
     from semrec_worker.commands.bench_quality import bench_quality
-    from semrec_worker.commands.train_tslrec import TSLRecJobConfig
+    from semrec_worker.methods.tslrec.settings import TSLRecJobConfig
 
     bench_quality(_config(tmp_path, methods=["tslrec"], budget_min=None, epochs=1, llm="tiny",
                           tslrec_sft_max_steps=2, protocols=["full"]))  # fmt: skip
@@ -193,7 +193,7 @@ def test_tslrec_cells_share_the_first_cells_stage1(tmp_path: Path):
 
 def test_a_seed_still_improving_at_the_epoch_cap_is_marked():
     from semrec.results import RunResult
-    from semrec_worker.report import tables
+    from semrec_worker.experiments import tables
 
     def run(seed: int, best: int, ran: int) -> RunResult:
         return RunResult(dataset="d", method="random", backbone="sasrec", loss="said_cosine", protocol="full",

@@ -11,7 +11,8 @@ from semrec.store import current_version, load_bundle
 from semrec_ranker.engine import Engine
 from semrec_worker.commands.publish import TEXT_HASHES, PublishConfig, publish
 from semrec_worker.commands.refresh import RefreshConfig, refresh
-from semrec_worker.refresh.encoders import LinearTextMapEncoder, load_item_encoder
+from semrec_worker.methods.registry import load_item_encoder
+from semrec_worker.refresh.encoders import LinearTextMapEncoder
 from serving_helpers import tiny_bundle
 
 

@@ -12,14 +12,16 @@ import torch
 from semrec.bundle import Bundle
 from semrec.cli import build_app
 from semrec.item_table import ItemTable
-from semrec_worker.commands.llm_embeddings import TrainRATConfig, train_llmemb_rat
+from semrec.serving_space import ServingSpace
 from semrec_worker.data import DataConfig, load_dataset
 from semrec_worker.data.records import Item
-from semrec_worker.export.onnx import export_run, serving_item_vectors
+from semrec_worker.export.onnx import export_run
 from semrec_worker.lm import load_language_model
-from semrec_worker.methods.llm_settings import SCFTSettings
-from semrec_worker.methods.llmemb import LLMEmbSCFT, train_rat
-from semrec_worker.refresh.encoders import load_item_encoder, to_serving_space
+from semrec_worker.methods.llmemb.job import TrainRATConfig, train_llmemb_rat
+from semrec_worker.methods.llmemb.model import LLMEmbSCFT
+from semrec_worker.methods.llmemb.rat import train_rat
+from semrec_worker.methods.llmemb.settings import SCFTSettings
+from semrec_worker.methods.registry import load_item_encoder, train_backbone
 from semrec_worker.training import SeqRecConfig, train_seqrec
 from typer.testing import CliRunner
 
@@ -43,13 +45,19 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
-def test_serving_space_is_the_exports_transform():
-    vectors = np.random.default_rng(0).normal(size=(20, 6)) * np.linspace(0.5, 3, 20)[:, None]
+def test_serving_space_keeps_the_models_ranking_and_caps_longer_vectors():
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(20, 6)) * np.linspace(0.5, 3, 20)[:, None]
+    query = rng.normal(size=6)
     for similarity in ("cosine", "dot"):
-        max_norm = float(np.linalg.norm(vectors, axis=1).max())
-        np.testing.assert_allclose(to_serving_space(vectors, similarity, max_norm),
-                                   serving_item_vectors(vectors, similarity), atol=1e-6)  # fmt: skip
-    longer = to_serving_space(vectors[:1] * 100, "dot", 1.0)  # beyond the trained norms: capped, still unit
+        space = ServingSpace.fit(vectors, similarity)
+        served = space.apply(vectors)
+        np.testing.assert_allclose(np.linalg.norm(served, axis=1), 1.0, atol=1e-6)
+        served_query = np.concatenate([query / np.linalg.norm(query), np.zeros(space.extra_dims())])
+        model_scores = vectors @ query if similarity == "dot" else (vectors @ query) / np.linalg.norm(vectors, axis=1)
+        assert np.array_equal(np.argsort(-(served @ served_query)), np.argsort(-model_scores))
+        assert ServingSpace.from_dict(space.to_dict(6)) == space
+    longer = ServingSpace("dot", 1.0).apply(vectors[:1] * 100)  # beyond the trained norms: capped, still unit
     np.testing.assert_allclose(np.linalg.norm(longer, axis=1), 1.0, atol=1e-6)
 
 
@@ -74,6 +82,9 @@ def rat_run(tmp_path_factory, small):
 def test_llmemb_encoder_reproduces_the_rat_bundle_and_embeds_new_items(rat_run, small):
     spec = json.loads((rat_run / "rat" / "refresh_encoder" / "encoder.json").read_text())
     assert spec["kind"] == "llmemb" and spec["lm"] == "tiny" and (rat_run / "rat" / "refresh_encoder" / "lora").is_dir()
+    parts = json.loads((rat_run / "rat" / "config.json").read_text())["parts"]
+    assert parts["item_embedding"] == "semrec_worker.methods.llmemb.model:LLMEmbAdapter"
+    assert parts["extra_loss"] == "semrec_worker.methods.llmemb.model:CollaborativeAlignment"
     bundle = Bundle.load(rat_run / "rat")
     encoder = load_item_encoder(rat_run / "rat", "llmemb")
     encoder.progress = False
@@ -147,14 +158,14 @@ def test_rat_without_an_llmemb_table_saves_no_encoder(tmp_path, small):
 @pytest.fixture(scope="module")
 def said_stage2(tmp_path_factory, small):
     """SAID stage 1 (amortised projector, 1 epoch, tiny LM) -> SASRec initialised from it (PCA 128 -> 8)."""
-    from semrec_worker.said.settings import TrainSAIDConfig
-    from semrec_worker.said.trainer import train_said
+    from semrec_worker.methods.said.settings import TrainSAIDConfig
+    from semrec_worker.methods.said.trainer import train_said
 
     root = tmp_path_factory.mktemp("said")
     train_said(TrainSAIDConfig(data=SMALL, llm="tiny", out=root / "said", epochs=1, max_caption_tokens=12,
                                eval_items=2, batch_size=8, threads=1, projector="amortised", projector_hidden=16,
                                virtual_tokens=2), dataset=small)  # fmt: skip
-    train_seqrec(SeqRecConfig(out=root / "run", backbone="sasrec", init=str(root / "said"), **SEQREC), dataset=small)
+    train_backbone(SeqRecConfig(out=root / "run", backbone="sasrec", init=str(root / "said"), **SEQREC), dataset=small)
     export_run(root / "run")
     return root
 
@@ -204,7 +215,7 @@ def test_said_encoder_refreshes_new_items_only_and_is_idempotent(said_stage2, sm
 def test_said_linear_projection_maps_new_items_with_the_trained_layer(said_stage2, small, tmp_path):
     config = SeqRecConfig(out=tmp_path / "linear", backbone="sasrec", init=str(said_stage2 / "said"),
                           projection="linear", **SEQREC)  # fmt: skip
-    train_seqrec(config, dataset=small)
+    train_backbone(config, dataset=small)
     spec = json.loads((tmp_path / "linear" / "refresh_encoder" / "encoder.json").read_text())
     assert spec["projection"] == "linear" and spec["fit_cosine"] > 0.999  # exact: z -> the trained layer
     assert "pca_mean" not in np.load(tmp_path / "linear" / "refresh_encoder" / "weights.npz").files

@@ -14,10 +14,10 @@ from semrec.errors import UserError
 from semrec.item_table import ItemTable
 from semrec_worker.data.dataset import SequenceDataset
 from semrec_worker.lm import load_language_model
-from semrec_worker.methods import said
-from semrec_worker.said.generation import word_accuracy
-from semrec_worker.said.settings import TrainSAIDConfig
-from semrec_worker.said.trainer import SAIDTrainer, train_said
+from semrec_worker.methods.said import model as said
+from semrec_worker.methods.said.generation import word_accuracy
+from semrec_worker.methods.said.settings import TrainSAIDConfig
+from semrec_worker.methods.said.trainer import SAIDTrainer, train_said
 
 torch.set_num_threads(1)  # the CI machine is shared; one thread avoids oversubscription stalls
 
@@ -87,7 +87,7 @@ def test_train_writes_table_metrics_and_reports(tmp_path, tiny_synthetic, tiny_l
     assert len(table) == tiny_synthetic.n_items and table.dim == config.virtual_tokens * tiny_lm.hidden_size
     meta = ItemTable.load(run).metadata
     assert meta["method"] == "said" and meta["lm"] == "tiny"
-    assert meta["dataset"] == meta["dataset_fingerprint"] == tiny_synthetic.fingerprint
+    assert meta["dataset"] == tiny_synthetic.name and meta["dataset_fingerprint"] == tiny_synthetic.fingerprint
     assert meta["accuracy"] is not None
     metrics = json.loads((run / "metrics.json").read_text())
     assert [m["epoch"] for m in metrics["epochs"]] == [0.0, 1.0, 2.0]
@@ -150,7 +150,7 @@ def test_cli_train_said_on_tiny_lm(tmp_path):
 
 def test_stage2_summary_compares_against_random_init():
     from semrec.results import RunResult
-    from semrec_worker.said.stage2 import summarise
+    from semrec_worker.methods.said.stage2 import summarise
 
     def run(init, freeze, seed, ndcg):
         return RunResult(backbone="gru4rec", protocol="full", seed=seed, metrics={"ndcg@10": ndcg, "recall@10": 0.1,
@@ -163,7 +163,7 @@ def test_stage2_summary_compares_against_random_init():
 
 
 def test_length_buckets_cover_every_row_once_with_little_padding():
-    from semrec_worker.said.batches import length_buckets
+    from semrec_worker.methods.said.batches import length_buckets
 
     lengths = np.random.default_rng(0).integers(3, 40, size=100)
     rows = np.arange(100)
@@ -175,13 +175,14 @@ def test_length_buckets_cover_every_row_once_with_little_padding():
     assert [b.tolist() for b in batches] != [b.tolist() for b in length_buckets(lengths, rows, 8, seed=2)]
 
 
-def test_auto_precision_is_bf16_only_where_the_cpu_has_native_bf16(monkeypatch):
-    from semrec_worker.lm import backends
-    from semrec_worker.said.trainer import resolve_precision
+def test_auto_precision_is_bf16_only_where_the_device_has_native_bf16(monkeypatch):
+    from semrec_worker.core import runtime
+    from semrec_worker.core.runtime import precision_of, resolve_precision
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    monkeypatch.setattr(backends, "native_bf16", lambda device: False)
+    monkeypatch.setattr(runtime, "native_bf16", lambda device: str(device).startswith("cuda"))
     assert resolve_precision("auto", cpu) == "fp32" and resolve_precision("auto", cuda) == "bf16"
     assert resolve_precision("bf16", cpu) == "bf16"
-    monkeypatch.setattr(backends, "native_bf16", lambda device: device == "cpu")
+    monkeypatch.setattr(runtime, "native_bf16", lambda device: str(device) == "cpu")
     assert resolve_precision("auto", cpu) == "bf16" and resolve_precision("fp32", cpu) == "fp32"
+    assert (precision_of(None), precision_of(True), precision_of(False)) == ("auto", "bf16", "fp32")

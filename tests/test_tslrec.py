@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 from semrec_worker.lm import load_language_model
-from semrec_worker.methods.tslrec import (
+from semrec_worker.methods.tslrec.model import (
     GatedFusionEmbedding,
     TSLRecSettings,
     UserSFTModel,
@@ -87,8 +87,9 @@ def test_gated_fusion_embedding():
 
 def test_train_tslrec_job_end_to_end_and_exports(tmp_path):
     from semrec.bundle import Bundle
-    from semrec_worker.commands.train_tslrec import TSLRecJobConfig, train_tslrec
     from semrec_worker.export import export_run
+    from semrec_worker.methods.tslrec.settings import TSLRecJobConfig
+    from semrec_worker.methods.tslrec.train import train_tslrec
     from semrec_worker.training import SeqRecConfig, train_seqrec
 
     data = "synthetic:users=120,items=80,avg_len=8,seed=3"
@@ -110,7 +111,8 @@ def test_train_tslrec_job_end_to_end_and_exports(tmp_path):
 
 def test_stage1_reuse_trains_the_same_backbone_and_rejects_another_catalogue(tmp_path):
     from semrec.errors import UserError
-    from semrec_worker.commands.train_tslrec import TSLRecJobConfig, train_tslrec
+    from semrec_worker.methods.tslrec.settings import TSLRecJobConfig
+    from semrec_worker.methods.tslrec.train import train_tslrec
     from semrec_worker.training import SeqRecConfig, train_seqrec
 
     data = "synthetic:users=100,items=60,avg_len=8,seed=4"

@@ -27,12 +27,16 @@ class JobConfig(StrictModel):
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
-    def save(self, directory_or_file: str | Path) -> Path:
+    def save(self, directory_or_file: str | Path, parts: dict[str, Any] | None = None) -> Path:
+        """`parts`: what the job plugged in beside its settings (e.g. a trainer's item layer and extra loss, as
+        "module:Class"), saved as `parts` next to `config` so the file says how the artifact was built."""
         path = Path(directory_or_file)
         if path.suffix != ".json":
             path = path / CONFIG_FILENAME
         path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"kind": type(self).__name__, "config": self.to_dict()}
+        payload: dict[str, Any] = {"kind": type(self).__name__, "config": self.to_dict()}
+        if parts:
+            payload["parts"] = parts
         path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
         return path
 

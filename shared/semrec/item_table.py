@@ -1,8 +1,9 @@
 """`ItemTable`: the one artifact every embedding method produces and every backbone consumes.
 
 A table is item ids + a float32 matrix (one row per id) + metadata (method, language model, dims,
-dataset fingerprint, created_at, and whatever the method measured, e.g. generation accuracy).
-Stored as one `.npz` file that loads without pickle.
+dataset name and fingerprint, created_at, and whatever the method measured, e.g. generation accuracy).
+Stored as one `.npz` file that loads without pickle. The metadata is validated by `TableMetadata` whenever a
+table is made, saved or loaded; its named fields have one meaning each.
 """
 
 from __future__ import annotations
@@ -14,14 +15,44 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from semrec.errors import UserError
-
-REQUIRED_METADATA = ("method", "dim", "created_at")
 
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class TableMetadata(BaseModel):
+    """What every item table records; a method adds what it measured as further keys."""
+
+    model_config = ConfigDict(extra="allow")
+
+    dim: int
+    created_at: str
+    method: str | None = None  # the method that made the table ("said", "lh", "seqrec", ...)
+    dataset: str | None = None  # the dataset's name
+    dataset_fingerprint: str | None = None  # the dataset's content fingerprint (`SequenceDataset.fingerprint`)
+    lm: str | None = None  # the language model, for LM-based methods
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_meaning_per_field(cls, data: Any) -> Any:
+        """Tables saved before the schema held the fingerprint in "dataset" and the name in "dataset_name"."""
+        if isinstance(data, dict) and "dataset_name" in data:
+            data = dict(data)
+            name = data.pop("dataset_name")
+            if data.get("dataset") in (None, data.get("dataset_fingerprint")):
+                data["dataset"] = name
+        return data
+
+
+def validated_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return TableMetadata.model_validate(metadata).model_dump(exclude_unset=True)
+    except ValidationError as exc:
+        raise UserError(f"item table metadata: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
 
 
 @dataclass
@@ -41,7 +72,7 @@ class ItemTable:
             raise UserError("item table: item ids are not unique")
         if not np.isfinite(self.vectors).all():
             raise UserError("item table: vectors contain NaN or inf")
-        self.metadata = {"created_at": utc_now(), **self.metadata, "dim": self.dim}
+        self.metadata = validated_metadata({"created_at": utc_now(), **self.metadata, "dim": self.dim})
 
     @property
     def dim(self) -> int:
@@ -81,7 +112,7 @@ class ItemTable:
                 fh,
                 ids=np.array(self.ids, dtype=str),
                 vectors=self.vectors,
-                metadata=np.array(json.dumps(self.metadata, sort_keys=True)),
+                metadata=np.array(json.dumps(validated_metadata(self.metadata), sort_keys=True)),
             )
         return path
 

@@ -21,7 +21,7 @@ from semrec.bundle import Bundle
 from semrec.cli_builder import echo
 from semrec.errors import UserError
 
-from semrec_worker.commands.bench_load import LoadTestConfig, LoadTestOutcome, run_load_test
+from semrec_worker.loadgen.load_test import LoadTestConfig, LoadTestOutcome, run_load_test
 from semrec_worker.local_stack import LocalStack
 
 

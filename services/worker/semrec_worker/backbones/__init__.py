@@ -6,8 +6,6 @@ Registry (name -> class), used by `semrec train seqrec --backbone NAME`:
 
 from __future__ import annotations
 
-from typing import Literal
-
 from torch import nn
 
 from semrec_worker.backbones.base import SequenceEncoder, left_pad
@@ -15,9 +13,10 @@ from semrec_worker.backbones.bert4rec import BERT4Rec
 from semrec_worker.backbones.gru4rec import GRU4Rec
 from semrec_worker.backbones.item_embedding import TableProjection, build_item_embedding
 from semrec_worker.backbones.sasrec import SASRec
+from semrec_worker.core.names import BACKBONE_NAMES, BackboneName
 
-BackboneName = Literal["gru4rec", "sasrec", "bert4rec"]
 BACKBONES: dict[str, type[SequenceEncoder]] = {"gru4rec": GRU4Rec, "sasrec": SASRec, "bert4rec": BERT4Rec}
+assert tuple(BACKBONES) == BACKBONE_NAMES, "core.names.BackboneName lists every backbone"
 
 
 def build_backbone(name: str, item_embedding: nn.Module, **settings: object) -> SequenceEncoder:

@@ -20,7 +20,7 @@ from semrec.errors import UserError
 from semrec.item_table import ItemTable
 from torch import nn
 
-from semrec_worker.methods.reduction import PCAFit, fit_pca
+from semrec_worker.core.reduction import PCAFit, fit_pca
 
 Projection = Literal["pca", "linear"]
 

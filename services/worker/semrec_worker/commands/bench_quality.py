@@ -7,8 +7,13 @@ import os
 from pathlib import Path
 
 from semrec.cli_builder import CommandGroups, config_command, echo
+from semrec.item_table import ItemTable
+from semrec.results import write_results
 
-from semrec_worker.report.config import FIGURES, LLM_INITIALISED, QualityConfig
+from semrec_worker.data.dataset import load_dataset
+from semrec_worker.experiments.config import FIGURES, QualityConfig
+from semrec_worker.experiments.recorded import load_recorded
+from semrec_worker.methods import registry
 
 
 def command_line(config: QualityConfig) -> str:
@@ -30,17 +35,14 @@ def command_line(config: QualityConfig) -> str:
 
 def tsne_tables(config: QualityConfig, cells, runs_dir: Path) -> dict[str, object]:
     """The item tables of the t-SNE figure: each LLM method's input table and a trained random-init table."""
-    from semrec.item_table import ItemTable
-
-    from semrec_worker.report.config import LABELS
-    from semrec_worker.report.grid import TABLE_FILE
+    from semrec_worker.experiments.grid import TABLE_FILE  # the grid imports torch: only when it runs
 
     tables: dict[str, object] = {}
     given = config.table_paths()
-    for method in [m for m in LLM_INITIALISED if m in config.methods and m != "tslrec"]:
+    for method in [m for m in registry.with_table() if m in config.methods]:
         path = given.get(method) or runs_dir / method / "table"
         if (path / TABLE_FILE).exists() or (path.suffix == ".npz" and path.exists()):
-            tables[f"{LABELS[method]} (input table)"] = ItemTable.load(path)
+            tables[f"{registry.label(method)} (input table)"] = ItemTable.load(path)
     for method, name in (("tslrec", "TSLRec knowledge (stage 1)"), ("random", "Random init, after training")):
         done = [c for c in cells if c.method == method and c.ok and c.requested]
         if done:
@@ -52,7 +54,7 @@ def tsne_tables(config: QualityConfig, cells, runs_dir: Path) -> dict[str, objec
 
 def draw_figures(config: QualityConfig, cells, aggregates, dataset, runs_dir: Path) -> list[Path]:
     """The `--figures` of docs/results.md, drawn into --images-dir; returns the files written."""
-    from semrec_worker.report import plots
+    from semrec_worker.experiments import plots  # matplotlib only with --plots
 
     stem = config.images_dir / f"quality-{dataset.name}"
     drawn: list[Path | None] = []
@@ -74,12 +76,9 @@ def draw_figures(config: QualityConfig, cells, aggregates, dataset, runs_dir: Pa
 
 
 def bench_quality(config: QualityConfig) -> Path:
-    from semrec.results import write_results
-
-    from semrec_worker.data.dataset import load_dataset
-    from semrec_worker.report import tables
-    from semrec_worker.report.grid import default_runs_dir, run_grid
-    from semrec_worker.report.recorded import load_recorded
+    # the grid and its tables import torch: only when the command runs, not for `semrec --help`
+    from semrec_worker.experiments import tables
+    from semrec_worker.experiments.grid import default_runs_dir, run_grid
 
     if config.threads:
         import torch

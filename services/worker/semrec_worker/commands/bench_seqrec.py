@@ -14,38 +14,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Literal, get_args
+from typing import get_args
 
 from pydantic import Field
 from semrec.cli_builder import CommandGroups, config_command, echo
-from semrec.config import JobConfig
 from semrec.errors import UserError
+from semrec.results import RunResult, write_results
 
-Backbone = Literal["gru4rec", "sasrec", "bert4rec"]
-Loss = Literal["said_cosine", "full_ce", "sampled_softmax", "bce"]
-
-
-class TrainingOverrides(JobConfig):
-    """Settings passed to every `semrec train seqrec` of a benchmark (None: the trainer's default)."""
-
-    lr: float | None = Field(None, description="learning rate")
-    dropout: float | None = Field(None, description="dropout")
-    weight_decay: float | None = Field(None, description="AdamW weight decay")
-    epochs: int | None = Field(None, description="maximum epochs")
-    patience: int | None = Field(None, description="early-stopping patience")
-    dim: int | None = Field(None, description="model width")
-    max_len: int | None = Field(None, description="history length")
-    batch_size: int | None = Field(None, description="batch size")
-    temperature: float | None = Field(None, description="said_cosine temperature")
-    threads: int | None = Field(1, description="torch threads per training process")
-
-    def flags(self) -> list[str]:
-        out = []
-        for name in TrainingOverrides.model_fields:
-            value = getattr(self, name)
-            if value is not None:
-                out += ["--" + name.replace("_", "-"), str(value)]
-        return out
+from semrec_worker.core.names import BackboneName, LossName
+from semrec_worker.training.config import TrainingOverrides
 
 
 class BenchSeqRecConfig(TrainingOverrides):
@@ -78,8 +55,8 @@ def _done(results: Path) -> set[tuple]:
 
 
 def bench_seqrec(config: BenchSeqRecConfig) -> Path:
-    _check(config.backbones, Backbone, "backbone")
-    _check(config.losses, Loss, "loss")
+    _check(config.backbones, BackboneName, "backbone")
+    _check(config.losses, LossName, "loss")
     dataset = Path(config.data).name
     results = config.results or Path("results") / f"seqrec-{dataset}.json"
     method = "random" if config.init == "random" else None
@@ -145,15 +122,13 @@ def print_summary(results: Path) -> None:
 class BenchSeqRecSpeedConfig(TrainingOverrides):
     data: str = Field(..., description="dataset folder")
     backbones: list[str] = Field(["gru4rec", "sasrec", "bert4rec"], description="backbones")
-    loss: Loss = Field("full_ce", description="loss")
+    loss: LossName = Field("full_ce", description="loss")
     runs_dir: Path = Field(Path("runs/bench-seqrec-speed"), description="where the run directories go")
     results: Path = Field(Path("results/seqrec-speed.json"), description="results JSON (appended)")
 
 
 def bench_seqrec_speed(config: BenchSeqRecSpeedConfig) -> Path:
-    from semrec.results import RunResult, write_results
-
-    _check(config.backbones, Backbone, "backbone")
+    _check(config.backbones, BackboneName, "backbone")
 
     if config.epochs is None:
         config.epochs = 2

@@ -6,8 +6,13 @@ import os
 from pathlib import Path
 
 from pydantic import Field, field_validator
+from semrec.bundle import Bundle
 from semrec.cli_builder import CommandGroups, config_command, echo
 from semrec.config import JobConfig
+from semrec.results import RunResult, write_results
+from semrec.settings import redis_settings
+from semrec.store import load_bundle, publish_bundle
+from semrec.store.local import local_redis
 
 
 class StoreBenchConfig(JobConfig):
@@ -32,11 +37,6 @@ def bench_store(config: StoreBenchConfig) -> Path:
     import statistics
 
     import numpy as np
-    from semrec.bundle import Bundle
-    from semrec.results import RunResult, write_results
-    from semrec.settings import redis_settings
-    from semrec.store import load_bundle, publish_bundle
-    from semrec.store.local import local_redis
 
     runs = []
     context = contextlib.nullcontext(config.redis) if config.redis else local_redis()

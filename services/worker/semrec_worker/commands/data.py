@@ -10,6 +10,7 @@ from semrec.cli_builder import CommandGroups, config_command, echo
 from semrec.config import JobConfig
 
 from semrec_worker.data.dataset import DataConfig, load_dataset, read_raw
+from semrec_worker.data.formats import write_common
 
 
 class DataStatsConfig(DataConfig):
@@ -36,8 +37,6 @@ class SynthConfig(JobConfig):
 
 
 def data_synth(config: SynthConfig) -> Path:
-    from semrec_worker.data.formats import write_common
-
     name, raw, items = read_raw(DataConfig(data=config.spec))
     write_common(config.out, raw, items)
     config.save(config.out / "synth_config.json")

@@ -16,6 +16,11 @@ from pydantic import Field
 from semrec.cli_builder import CommandGroups, config_command, echo
 from semrec.config import JobConfig
 
+from semrec_worker.commands.data import DataStatsConfig, data_stats
+from semrec_worker.commands.evaluate import eval_popularity
+from semrec_worker.evaluation.jobs import EvalJobConfig
+from semrec_worker.serving_demo import semrec_cli, serve_and_load
+
 
 class DemoConfig(JobConfig):
     data: str = Field("synthetic", description="dataset (default: the embedded synthetic catalogue)")
@@ -30,10 +35,6 @@ class DemoConfig(JobConfig):
 
 
 def demo(config: DemoConfig) -> None:
-    from semrec_worker.commands.data import DataStatsConfig, data_stats
-    from semrec_worker.commands.evaluate import EvalJobConfig, eval_popularity
-    from semrec_worker.serving_demo import semrec_cli, serve_and_load
-
     start = time.perf_counter()
     work = config.workdir
     if work.exists():

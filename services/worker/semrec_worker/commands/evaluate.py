@@ -4,79 +4,16 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field
 from semrec.cli_builder import CommandGroups, config_command, echo
 from semrec.results import RunResult, write_results
 
-from semrec_worker.data.dataset import DataConfig, SequenceDataset, load_dataset
-
-if TYPE_CHECKING:  # torch loads only when something is evaluated, not for `semrec --help`
-    from semrec_worker.evaluation import Recommender
-
-Protocol = Literal["full", "sampled100"]
-TEST_RANKS = "test_ranks.npz"  # per test case: `targets` (item index) and `<protocol>` (0-based rank)
-
-
-class EvalJobConfig(DataConfig):
-    protocols: list[Protocol] = Field(["full", "sampled100"], description="protocols to run")
-    exclude_history: bool = Field(False, description="mask items from the user's history (full protocol)")
-    eval_seed: int = Field(0, description="seed of the sampled negatives")
-    out: Path | None = Field(None, description="results JSON (default results/<method>-<dataset>.json)")
-
-
-def evaluate_runs(
-    model: Recommender,
-    dataset: SequenceDataset,
-    config: EvalJobConfig,
-    method: str,
-    backbone: str | None = None,
-    loss: str | None = None,
-    seed: int | None = None,
-    train_s: float = 0.0,
-    extra_config: dict | None = None,
-    ranks_path: Path | None = None,
-) -> list[RunResult]:
-    """Test-split results of one trained model under each configured protocol, printed as they come.
-
-    With `ranks_path`, each test case's rank per protocol is saved there (npz), so breakdowns that the
-    results schema does not hold (e.g. NDCG by item-popularity group) can be computed later.
-    """
-    import numpy as np
-
-    from semrec_worker.evaluation import EvalSettings, evaluate
-
-    runs = []
-    ranks: dict[str, np.ndarray] = {"targets": dataset.split("test")[1]}
-    for protocol in config.protocols:
-        settings = EvalSettings(protocol=protocol, exclude_history=config.exclude_history, eval_seed=config.eval_seed)
-        result = evaluate(model, dataset, "test", settings)
-        ranks[protocol] = result.ranks
-        echo(f"{dataset.name} {method}{'/' + backbone if backbone else ''}: {result.describe()}")
-        runs.append(
-            RunResult(
-                dataset=dataset.name,
-                method=method,
-                backbone=backbone,
-                loss=loss,
-                protocol=protocol,
-                seed=seed,
-                metrics=result.metrics,
-                head=result.head,
-                tail=result.tail,
-                wall_s=round(train_s + result.wall_s, 3),
-                config={**config.to_dict(), **(extra_config or {}), "ties": "pessimistic"},
-            )
-        )
-    if ranks_path is not None:
-        Path(ranks_path).parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(ranks_path, **ranks)
-    return runs
+from semrec_worker.data.dataset import load_dataset
+from semrec_worker.evaluation.jobs import EvalJobConfig, evaluate_runs
 
 
 def eval_popularity(config: EvalJobConfig) -> list[RunResult]:
-    from semrec_worker.models.popularity import PopularityRecommender
+    from semrec_worker.models.popularity import PopularityRecommender  # torch only when the command runs
 
     dataset = load_dataset(config)
     start = time.perf_counter()

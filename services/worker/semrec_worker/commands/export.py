@@ -20,7 +20,7 @@ class ExportOnnxConfig(JobConfig):
 
 
 def export_onnx(config: ExportOnnxConfig) -> Path:
-    from semrec_worker.export import export_run
+    from semrec_worker.export import export_run  # torch only when the command runs
 
     result = export_run(config.run, config.out, config.opset, config.tolerance, config.evaluate)
     config.save(result.bundle_dir / "export_config.json")

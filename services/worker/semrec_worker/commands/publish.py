@@ -8,9 +8,18 @@ from typing import Literal
 
 import numpy as np
 from pydantic import Field
+from semrec.bundle import Bundle
 from semrec.cli_builder import CommandGroups, config_command, echo
 from semrec.config import JobConfig
 from semrec.errors import UserError
+from semrec.settings import redis_settings
+from semrec.store import publish_bundle
+
+from semrec_worker.data.text import CAPTION_VIEW, TextView, content_hashes
+from semrec_worker.methods.registry import load_item_encoder
+from semrec_worker.refresh.encoders import LinearTextMapEncoder, encoder_dir
+from semrec_worker.refresh.items import load_items
+from semrec_worker.refresh.job import TEXT_VIEW_KEY
 
 TEXT_HASHES = "text_hashes"  # extra blob: uint64 content hash of each item's text, for `semrec refresh`
 
@@ -93,16 +102,13 @@ def _seed_histories(config: PublishConfig, bundle, client) -> int:
 
 def publish_with_index(bundle, config: StoreJobConfig, extras: dict[str, bytes], label: str):
     """Build the ANN index if the catalogue needs one, then publish. Returns the PublishReport."""
-    from semrec.store import publish_bundle
-
     if bundle.ann_index is None and len(bundle.item_ids) >= config.ann_threshold:
-        from semrec.store.ann import build_hnsw
+        from semrec.store.ann import build_hnsw  # usearch only when a catalogue needs the index
 
         echo(f"building the HNSW index over {len(bundle.item_ids)} items (usearch)")
         start = time.perf_counter()
         bundle.ann_index = build_hnsw(bundle.item_vectors, progress=True)
         bundle.metadata = {**bundle.metadata, "ann": {"kind": "usearch-hnsw", "build_s": round(time.perf_counter() - start, 1)}}
-    from semrec.settings import redis_settings
 
     settings = redis_settings(config.redis)
     client = settings.client()
@@ -124,9 +130,17 @@ def publish_with_index(bundle, config: StoreJobConfig, extras: dict[str, bytes],
     return report
 
 
+def refresh_view(run_dir: Path) -> TextView:
+    """The text the run's default refresh encoder reads (the caption when it has none yet): what the content
+    hashes cover, so `semrec refresh` re-encodes exactly the items whose text that encoder reads changed."""
+    try:
+        return load_item_encoder(run_dir).text_view
+    except UserError:
+        return CAPTION_VIEW
+
+
 def publish(config: PublishConfig):
     from redis.exceptions import RedisError
-    from semrec.bundle import Bundle
 
     bundle = Bundle.load(config.run)
     run_dir = _run_dir(config.run)
@@ -134,21 +148,18 @@ def publish(config: PublishConfig):
     extras: dict[str, bytes] = {}
     source = _items_source(config)
     if source is not None:
-        from semrec_worker.refresh.text import content_hashes, load_items
-
         items = load_items(source)
-        hashes = content_hashes(bundle.item_ids, items)
-        extras[TEXT_HASHES] = hashes.astype("<u8").tobytes()
-        bundle.metadata["items_source"] = source
         if config.refresh_encoder != "none":
-            from semrec_worker.refresh.encoders import LinearTextMapEncoder, encoder_dir
-
             known = [(row, items[i]) for row, i in enumerate(bundle.item_ids) if i in items]
             rows = np.array([r for r, _ in known])
             encoder = LinearTextMapEncoder.fit([it for _, it in known], bundle.item_vectors[rows], config.refresh_encoder)
             path = encoder.save(encoder_dir(run_dir, encoder.kind))
             echo(f"refresh encoder ({encoder.kind}, {config.refresh_encoder}) saved to {path}; "
                  f"in-sample cosine to the trained vectors {encoder.fit_cosine:.3f}")  # fmt: skip
+        view = refresh_view(run_dir)
+        extras[TEXT_HASHES] = content_hashes(bundle.item_ids, items, view).astype("<u8").tobytes()
+        bundle.metadata["items_source"] = source
+        bundle.metadata[TEXT_VIEW_KEY] = view.key
     else:
         echo("no items source found (give --items): `semrec refresh` will not be able to diff this version")
         if config.refresh_encoder != "none":

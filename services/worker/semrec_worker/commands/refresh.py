@@ -10,8 +10,13 @@ import numpy as np
 from pydantic import Field
 from semrec.cli_builder import CommandGroups, config_command, echo
 from semrec.errors import UserError
+from semrec.settings import redis_settings
+from semrec.store import load_bundle
 
 from semrec_worker.commands.publish import TEXT_HASHES, StoreJobConfig, publish_with_index
+from semrec_worker.methods.registry import load_item_encoder
+from semrec_worker.refresh.items import load_items
+from semrec_worker.refresh.job import hashed_view, refresh_bundle
 
 
 class RefreshConfig(StoreJobConfig):
@@ -30,12 +35,6 @@ class RefreshConfig(StoreJobConfig):
 
 def refresh(config: RefreshConfig) -> dict:
     from redis.exceptions import RedisError
-    from semrec.settings import redis_settings
-    from semrec.store import load_bundle
-
-    from semrec_worker.refresh.encoders import load_item_encoder
-    from semrec_worker.refresh.job import refresh_bundle
-    from semrec_worker.refresh.text import load_items
 
     start = time.perf_counter()
     encoder = load_item_encoder(config.run, config.encoder) if config.run is not None else None
@@ -56,6 +55,9 @@ def refresh(config: RefreshConfig) -> dict:
     if config.said_epochs is not None and hasattr(encoder, "row_epochs"):
         encoder.row_epochs = config.said_epochs
     echo(f"item encoder: {encoder.kind} from {run}")
+    if hashed_view(loaded.bundle) != encoder.text_view.key:
+        echo(f"note: the served hashes cover {hashed_view(loaded.bundle)!r}, this encoder reads "
+             f"{encoder.text_view.key!r}: every item is re-encoded once")  # fmt: skip
     bundle, new_hashes, diff = refresh_bundle(loaded.bundle, hashes, items, encoder, str(config.items))
     summary = {**diff.summary(), "version": loaded.version, "published": False}
     if diff.empty:

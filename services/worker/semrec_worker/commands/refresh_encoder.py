@@ -15,6 +15,13 @@ from pydantic import Field
 from semrec.cli_builder import CommandGroups, config_command
 from semrec.config import JobConfig
 from semrec.errors import UserError
+from semrec.item_table import ItemTable
+
+from semrec_worker.data.dataset import load_dataset
+from semrec_worker.methods.llmemb.job import TrainRATConfig
+from semrec_worker.methods.llmemb.refresh_encoder import save_rat_encoder
+from semrec_worker.methods.said.refresh_encoder import said_source, save_stage2_encoder
+from semrec_worker.training.config import load_seqrec_config
 
 
 class ExportRefreshEncoderConfig(JobConfig):
@@ -25,18 +32,13 @@ class ExportRefreshEncoderConfig(JobConfig):
 
 
 def run_kind(payload: dict) -> str | None:
-    from semrec_worker.refresh.said_encoder import said_source
-
     if "scft" in payload:
         return "llmemb"
     return "said" if said_source(str(payload.get("init", "random"))) is not None else None
 
 
 def export_refresh_encoder(config: ExportRefreshEncoderConfig) -> Path:
-    import torch
-    from semrec.item_table import ItemTable
-
-    from semrec_worker.data.dataset import load_dataset
+    import torch  # torch only when the command runs, not for `semrec --help`
 
     run = config.run
     needed = [run / n for n in ("config.json", "model.pt", "item_table.npz", "metrics.json")]
@@ -51,9 +53,7 @@ def export_refresh_encoder(config: ExportRefreshEncoderConfig) -> Path:
     state = torch.load(run / "model.pt", map_location="cpu", weights_only=True)
     item_table = ItemTable.load(run / "item_table.npz")
     if kind == "llmemb":
-        from semrec_worker.commands.llm_embeddings import TrainRATConfig
-        from semrec_worker.methods.llmemb import LLMEmbAdapter
-        from semrec_worker.refresh.llmemb_encoder import save_rat_encoder
+        from semrec_worker.methods.llmemb.model import LLMEmbAdapter  # torch
 
         rat = TrainRATConfig.load(run)
         dataset = load_dataset(rat)
@@ -64,9 +64,6 @@ def export_refresh_encoder(config: ExportRefreshEncoderConfig) -> Path:
         path = save_rat_encoder(run, rat.scft, scft_table, adapter, item_table)
     else:
         from types import SimpleNamespace
-
-        from semrec_worker.refresh.said_encoder import save_stage2_encoder
-        from semrec_worker.training.config import load_seqrec_config
 
         seqrec = load_seqrec_config(run)
         dataset = load_dataset(seqrec)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from semrec.cli_builder import CommandGroups, config_command
 
+from semrec_worker.methods.registry import train_backbone
 from semrec_worker.training.config import SeqRecConfig
 
 
 def train_seqrec_command(config: SeqRecConfig) -> None:
-    from semrec_worker.training.trainer import train_seqrec
-
-    train_seqrec(config)
+    train_backbone(config)
 
 
 def register(groups: CommandGroups) -> None:

@@ -19,6 +19,7 @@ from semrec.errors import DataError, UserError
 
 from semrec_worker.data import formats
 from semrec_worker.data.records import Item, RawInteractions
+from semrec_worker.data.synthetic import SyntheticConfig, generate
 
 SYNTHETIC = "synthetic"
 
@@ -166,8 +167,6 @@ def build_dataset(name: str, raw: RawInteractions, items: dict[str, Item], confi
 def read_raw(config: DataConfig) -> tuple[str, RawInteractions, dict[str, Item]]:
     """(name, interactions, items) from the configured source, before any filtering."""
     if config.data == SYNTHETIC or config.data.startswith(SYNTHETIC + ":"):
-        from semrec_worker.data.synthetic import SyntheticConfig, generate
-
         synth = SyntheticConfig.from_spec(config.data)
         raw, items = generate(synth)
         return synth.name, raw, items

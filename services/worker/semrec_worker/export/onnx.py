@@ -10,7 +10,8 @@ Serving contract: input `item_ids` int64 [batch, max_len] left-padded with 0, ou
   (the maximum-inner-product to nearest-neighbour reduction of Bachrach et al., RecSys 2014):
       e'_i = [e_i / M, sqrt(1 - |e_i|^2 / M^2)],  h' = [h_s / |h_s|, 0],  M = max_i |e_i|
   so |e'_i| = |h'| = 1 and e'_i . h' = (e_i . h_s) / (M |h_s|): the same order as the dot product. The bundle's
-  dim is then model dim + 1 (`metadata.model_dim` keeps the model's width).
+  dim is then model dim + 1 (`metadata.model_dim` keeps the model's width). The item side is
+  `semrec.serving_space.ServingSpace`, the transform the refresh encoders apply to new items too.
 
 Export uses the TorchScript-based exporter (`dynamo=False`): one self-contained .onnx file (the dynamo
 exporter writes weights to a separate .onnx.data file) with a dynamic batch axis. After writing, the
@@ -32,9 +33,12 @@ import torch
 from semrec.bundle import BUNDLE_DIRNAME, ENCODER_INPUT, ENCODER_OUTPUT, Bundle
 from semrec.errors import UserError
 from semrec.item_table import ItemTable, utc_now
+from semrec.serving_space import ServingSpace
 from torch import nn
 
 from semrec_worker.backbones import SequenceEncoder, build_backbone, left_pad
+from semrec_worker.data import DataConfig, load_dataset
+from semrec_worker.evaluation import EvalSettings, evaluate
 from semrec_worker.training.config import SeqRecConfig, load_seqrec_config
 
 ITEM_PREFIX = "item_embedding."
@@ -53,16 +57,6 @@ class ServingEncoder(nn.Module):
         if self.augment:
             hidden = torch.cat([hidden, torch.zeros_like(hidden[:, :1])], dim=1)
         return hidden
-
-
-def serving_item_vectors(vectors: np.ndarray, similarity: str) -> np.ndarray:
-    vectors = vectors.astype(np.float64)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    if similarity != "dot":
-        return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
-    largest = max(float(norms.max()), 1e-12)
-    extra = np.sqrt(np.clip(1.0 - (norms / largest) ** 2, 0.0, None))
-    return np.concatenate([vectors / largest, extra], axis=1).astype(np.float32)
 
 
 def load_run_encoder(run_dir: str | Path) -> tuple[SequenceEncoder, SeqRecConfig, ItemTable, dict]:
@@ -122,9 +116,6 @@ class BundleRecommender:
 
 def evaluate_bundle(bundle_dir: str | Path, data: str) -> dict[str, float]:
     """Full-ranking test metrics of the bundle itself (ONNX Runtime + cosine top-k) on `data`."""
-    from semrec_worker.data import DataConfig, load_dataset
-    from semrec_worker.evaluation import EvalSettings, evaluate
-
     bundle = Bundle.load(bundle_dir)
     dataset = load_dataset(DataConfig(data=data))
     if dataset.fingerprint != bundle.metadata.get("dataset_fingerprint"):
@@ -182,7 +173,7 @@ def export_run(
 
     popularity_path = run_dir / "popularity.npy"
     popularity = np.load(popularity_path) if popularity_path.exists() else np.zeros(len(table), np.float32)
-    item_vectors = serving_item_vectors(table.vectors, similarity)
+    item_vectors = ServingSpace.fit(table.vectors, similarity).apply(table.vectors)
     test = {r["protocol"]: r["metrics"] for r in metrics.get("test", [])}
     bundle = Bundle(
         encoder_onnx=onnx_bytes,

@@ -25,6 +25,7 @@ from typing import Literal, Protocol
 import numpy as np
 from semrec.errors import UserError
 
+from semrec_worker.core.runtime import autocast, default_device, precision_of, resolve_precision
 from semrec_worker.lm.loader import DEFAULT_LM, TINY_LM, LanguageModel, cache_dir, load_language_model
 
 log = logging.getLogger(__name__)
@@ -85,28 +86,6 @@ def ensure_pad_token(tokenizer) -> None:
         tokenizer.pad_token = tokenizer.eos_token
 
 
-def default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def native_bf16(device: str) -> bool:
-    """Whether bf16 autocast is likely to pay off: a CUDA GPU with bf16, or a CPU with avx512_bf16 / AMX.
-
-    Without native bf16 the CPU emulates it and autocast is slower than fp32 (measured: docs/llmemb.md).
-    """
-    import torch
-
-    if str(device).startswith("cuda"):
-        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 # ------------------------------------------------------------------------------------------------ transformers
 
 
@@ -128,7 +107,8 @@ class TransformersBackend:
         self.batch_size = batch_size
         self.max_length = max_length
         self.device = device or default_device()
-        self.bf16 = native_bf16(self.device) if bf16 is None else bf16
+        self.precision = resolve_precision(precision_of(bf16), self.device)
+        self.bf16 = self.precision == "bf16"
         self.name = f"transformers:{lm.name}:{pooling}{':bf16' if self.bf16 else ''}"
         self.progress = progress
         ensure_pad_token(lm.tokenizer)
@@ -163,14 +143,12 @@ class TransformersBackend:
 
     def embed_batch(self, texts: list[str], encoder=None):
         """Pooled states of one batch as a tensor (differentiable when called outside inference mode)."""
-        import torch
 
         encoder = encoder if encoder is not None else hidden_state_module(self.lm.model)
         batch = self.lm.tokenizer(
             texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
         ).to(self.device)
-        device_type = "cuda" if str(self.device).startswith("cuda") else "cpu"
-        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.bf16):
+        with autocast(self.device, self.precision):
             hidden = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
         return pool(hidden.float(), batch["attention_mask"], self.pooling)
 

@@ -12,8 +12,17 @@ import time
 from semrec.cli_builder import echo
 from semrec.results import RunResult, write_results
 
-from semrec_worker.data.captions import caption
 from semrec_worker.data.dataset import load_dataset
+from semrec_worker.data.text import caption
+from semrec_worker.lm.backends import (
+    SentenceTransformersBackend,
+    TransformersBackend,
+    VLLMBackend,
+    default_device,
+    model_directory,
+    vllm_available,
+)
+from semrec_worker.lm.loader import load_language_model
 
 
 def _time_embed(backend, texts: list[str], warmup: list[str]) -> float:
@@ -26,16 +35,6 @@ def _time_embed(backend, texts: list[str], warmup: list[str]) -> float:
 
 def run_embed_bench(config) -> list[RunResult]:
     import torch
-
-    from semrec_worker.lm.backends import (
-        SentenceTransformersBackend,
-        TransformersBackend,
-        VLLMBackend,
-        default_device,
-        model_directory,
-        vllm_available,
-    )
-    from semrec_worker.lm.loader import load_language_model
 
     if config.threads:
         torch.set_num_threads(config.threads)

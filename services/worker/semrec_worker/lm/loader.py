@@ -21,6 +21,8 @@ from pathlib import Path
 
 from semrec.errors import UserError
 
+from semrec_worker.lm.tiny_tokenizer import tiny_tokenizer
+
 log = logging.getLogger(__name__)
 DEFAULT_LM = "default"
 TINY_LM = "tiny"
@@ -60,8 +62,6 @@ def tiny_llama(vocab_size: int = 512, hidden_size: int = 64, layers: int = 2, se
     """A randomly initialised Llama and a matching tokenizer, built offline in code (tests)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
-
-    from semrec_worker.lm.tiny_tokenizer import tiny_tokenizer
 
     tokenizer = tiny_tokenizer(vocab_size)
     config = LlamaConfig(

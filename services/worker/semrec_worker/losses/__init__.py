@@ -14,19 +14,20 @@ from typing import Literal
 
 import numpy as np
 
+from semrec_worker.core.names import LOSS_NAMES, LossName
 from semrec_worker.losses.base import SeqRecLoss, scores
 from semrec_worker.losses.bce import BinaryCrossEntropyLoss
 from semrec_worker.losses.full_ce import FullCrossEntropyLoss
 from semrec_worker.losses.said_cosine import SaidCosineLoss
 from semrec_worker.losses.sampled_softmax import SampledSoftmaxLoss
 
-LossName = Literal["said_cosine", "full_ce", "sampled_softmax", "bce"]
 LOSSES: dict[str, type[SeqRecLoss]] = {
     "said_cosine": SaidCosineLoss,
     "full_ce": FullCrossEntropyLoss,
     "sampled_softmax": SampledSoftmaxLoss,
     "bce": BinaryCrossEntropyLoss,
 }
+assert tuple(LOSSES) == LOSS_NAMES, "core.names.LossName lists every loss"
 
 
 def build_loss(

@@ -8,14 +8,16 @@ at the last token, h_L(caption)[-1], as the item vector. Optionally PCA-reduced 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from semrec.item_table import ItemTable
 
-from semrec_worker.data.captions import caption
-from semrec_worker.data.dataset import SequenceDataset
+from semrec_worker.core.reduction import pca_reduce
+from semrec_worker.data.dataset import SequenceDataset, load_dataset
+from semrec_worker.data.text import caption
 from semrec_worker.lm.backends import EmbeddingBackend, language_model_backend
+from semrec_worker.methods.base import RunDirConfig, run_dir, save_table, settings_of
 from semrec_worker.methods.llm_settings import LHSettings
-from semrec_worker.methods.reduction import pca_reduce
 
 
 class LastHiddenState:
@@ -49,3 +51,13 @@ class LastHiddenState:
             vectors, kept = pca_reduce(vectors, s.dim)
             metadata["pca_variance_kept"] = round(kept, 4)
         return ItemTable(dataset.item_ids, vectors, metadata)
+
+
+class TrainLHConfig(RunDirConfig, LHSettings):
+    """`semrec train lh`: the table build, written to a run directory."""
+
+
+def train_lh(config: TrainLHConfig) -> Path:
+    dataset = load_dataset(config)
+    table = LastHiddenState(settings_of(config, LHSettings)).fit(dataset)
+    return save_table(table, config, run_dir(config, "lh", dataset))

@@ -11,15 +11,17 @@ then trained as usual.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from semrec.errors import UserError
 from semrec.item_table import ItemTable
 
-from semrec_worker.data.captions import caption
-from semrec_worker.data.dataset import SequenceDataset
+from semrec_worker.core.reduction import pca_reduce
+from semrec_worker.data.dataset import SequenceDataset, load_dataset
+from semrec_worker.data.text import caption
 from semrec_worker.lm.backends import EmbeddingBackend, text_encoder
+from semrec_worker.methods.base import RunDirConfig, run_dir, save_table, settings_of
 from semrec_worker.methods.llm_settings import LLM2XSettings
-from semrec_worker.methods.reduction import pca_reduce
 
 
 class LLM2X:
@@ -58,3 +60,13 @@ class LLM2X:
                 "embed_s": round(embed_s, 2),
             },
         )
+
+
+class TrainLLM2XConfig(RunDirConfig, LLM2XSettings):
+    """`semrec train llm2x`: the table build, written to a run directory."""
+
+
+def train_llm2x(config: TrainLLM2XConfig) -> Path:
+    dataset = load_dataset(config)
+    table = LLM2X(settings_of(config, LLM2XSettings)).fit(dataset)
+    return save_table(table, config, run_dir(config, "llm2x", dataset))

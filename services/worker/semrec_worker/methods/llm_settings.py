@@ -1,4 +1,4 @@
-"""Settings of the LLM-based embedding methods (LH, LLM2X, LLMEmb SCFT, LLMSeqSim), importable without
+"""Settings of the LLM-based embedding methods (LH, LLM2X, LLMSeqSim; LLMEmb's are in `methods.llmemb.settings`), importable without
 torch: the CLI builds its flags from them, and each method's item table records them in its metadata."""
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from semrec.config import StrictModel
 from semrec_worker.lm.backends import MINILM, BackendKind
 
 SESSION_COMBINATIONS = ("mean", "last", "decay")
-LLAMA_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 class LHSettings(StrictModel):
     llm: str = Field("default", description="language model: 'default' (SmolLM2-135M), 'tiny', or a local HF dir")
@@ -30,35 +29,6 @@ class LLM2XSettings(StrictModel):
     text_table: str | None = Field(
         None, description="reuse saved text embeddings (ItemTable .npz or dir) instead of running the encoder"
     )
-
-
-class SCFTSettings(StrictModel):
-    llm: str = Field("default", description="language model: 'default' (SmolLM2-135M), 'tiny', or a local HF dir")
-    domain: str | None = Field(None, description="domain word in the prompt (default: from the dataset name)")
-    max_value_chars: int = Field(100, ge=1, description="attribute values are cut to this many characters")
-    max_prompt_tokens: int = Field(128, ge=8, description="prompt length cap (LM tokens)")
-    drop_fraction: float = Field(0.4, ge=0, lt=1, description="share of attributes each view drops")
-    lora_r: int = Field(8, ge=1, description="LoRA rank")
-    lora_alpha: int = Field(32, ge=1, description="LoRA alpha")
-    lora_dropout: float = Field(0.1, ge=0, lt=1, description="LoRA dropout")
-    lora_targets: list[str] = Field(LLAMA_LORA_TARGETS, description="module names that get LoRA adapters")
-    temperature: float = Field(0.05, gt=0, description="initial (learnable) contrastive temperature")
-    batch_size: int = Field(32, ge=2, description="items per step (two views each)")
-    lr: float = Field(2e-4, gt=0, description="AdamW learning rate (LoRA weights and temperature)")
-    epochs: float = Field(1.0, gt=0, description="passes over the items (fractions allowed)")
-    max_steps: int | None = Field(None, ge=0, description="stop after this many steps (overrides epochs)")
-    time_budget_min: float | None = Field(None, gt=0, description="stop training after this many minutes")
-    checkpoint_every: int = Field(10, ge=1, description="checkpoint every N steps")
-    bf16: bool | None = Field(
-        None, description="bf16 autocast (default: on where native: CUDA, or a CPU with avx512_bf16/AMX)"
-    )
-    embed_batch_size: int = Field(32, ge=1, description="items per forward pass when embedding the catalogue")
-    dim: int | None = Field(None, ge=1, description="PCA the output table to this width (None: LM width)")
-    probe_items: int = Field(
-        128, ge=0, description="items whose two attribute-dropped views must retrieve each other (before/after)"
-    )
-    embed_catalogue: bool = Field(True, description="embed every item into the item table after SCFT")
-    seed: int = Field(0, description="batch order, attribute dropout and LoRA init")
 
 
 class LLMSeqSimSettings(StrictModel):

@@ -1,17 +1,19 @@
 """Item encoders for the refresh job: items -> L2-normalised vectors in a bundle's item space.
 
-Any method can plug in by implementing `ItemEncoder` and registering a loader under its `kind`:
+Any method can plug in by implementing `ItemEncoder` and naming its class as the `refresh_encoder` of its
+`MethodSpec` (the method registry, `semrec_worker.methods.registry`, loads a run's encoder by its `kind`):
 
-- `llmemb` (`semrec_worker.refresh.llmemb_encoder`, saved by `semrec train llmemb-rat`): text -> the
+- `llmemb` (`semrec_worker.methods.llmemb.refresh_encoder`, saved by `semrec train llmemb-rat`): text -> the
   SCFT-tuned LM's mean-pooled embedding -> the PCAs -> the trained RAT adapter;
-- `said` (`semrec_worker.refresh.said_encoder`, saved by `semrec train seqrec --init <SAID run>`): SAID
+- `said` (`semrec_worker.methods.said.refresh_encoder`, saved by `semrec train seqrec --init <SAID run>`): SAID
   prefixes for the new items only through the frozen LM (amortised projector, optional per-row training),
   then the stage-2 PCA and a map fitted to the trained stage-2 vectors;
 - `linear-text-map` (below, saved by `semrec publish --refresh-encoder minilm|hashing`): any run.
 
 The run directory holds the encoder in `RUN_DIR/refresh_encoder/` (`encoder.json` with its `kind`, plus
-whatever files it needs); `load_item_encoder(dir)` dispatches on the kind. Every encoder ends with
-`to_serving_space`, the same transform `semrec export onnx` applies to the trained item matrix.
+whatever files it needs); `methods.registry.load_item_encoder(dir)` dispatches on the kind. Every encoder
+ends with the run's `semrec.serving_space.ServingSpace`, the transform `semrec export onnx` applies to the
+trained item matrix, and declares the `text_view` it reads (data/text.py), whose hash the refresh diff compares.
 
 `LinearTextMapEncoder` is a ridge least-squares map W from a text encoder's embedding x(item) to the
 trained item vector y(item), fitted on the run's own catalogue:
@@ -29,48 +31,47 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+from semrec.cli_builder import echo
 from semrec.errors import UserError
+from semrec.serving_space import ServingSpace
 from tqdm import tqdm
 
 from semrec_worker.data.records import Item
-from semrec_worker.refresh.text import item_text
+from semrec_worker.data.text import CAPTION_VIEW, TextView
 
 ENCODER_DIRNAME = "refresh_encoder"
 SPEC_FILE = "encoder.json"
 
 
-def to_serving_space(vectors: np.ndarray, similarity: str, max_norm: float | None) -> np.ndarray:
-    """Model-space item vectors -> the bundle's unit vectors, as `semrec_worker.export.serving_item_vectors`.
+WEIGHTS_FILE = "weights.npz"
 
-    Cosine runs: v / |v|. Dot-product runs: [v / M, sqrt(1 - |v|^2 / M^2)] with M the largest norm of the
-    trained item matrix (kept from training, so existing rows are reproduced exactly); a new vector longer
-    than M is shortened to M first (the augmentation cannot represent it; it then scores as the
-    catalogue's longest item would in its direction).
-    """
-    vectors = np.asarray(vectors, dtype=np.float64)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    if similarity != "dot":
-        return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
-    if max_norm is None or max_norm <= 0:
-        raise ValueError("dot-product runs need the trained item matrix's largest norm (max_norm)")
-    vectors = vectors * np.minimum(1.0, max_norm / np.maximum(norms, 1e-12))
-    norms = np.minimum(norms, max_norm)
-    extra = np.sqrt(np.clip(1.0 - (norms / max_norm) ** 2, 0.0, None))
-    return np.concatenate([vectors / max_norm, extra], axis=1).astype(np.float32)
+
+def write_encoder(directory: str | Path, spec: dict[str, Any], arrays: dict[str, np.ndarray]) -> Path:
+    """An encoder's files: `encoder.json` (its spec, with its `kind`) and `weights.npz` (its arrays)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    np.savez(directory / WEIGHTS_FILE, **arrays)
+    (directory / SPEC_FILE).write_text(json.dumps(spec, indent=2) + "\n")
+    return directory
+
+
+def read_encoder(directory: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    directory = Path(directory)
+    spec = json.loads((directory / SPEC_FILE).read_text())
+    with np.load(directory / WEIGHTS_FILE) as data:
+        return spec, {k: data[k] for k in data.files}
 
 
 def serving_space_of_run(run_dir: Path, vectors: np.ndarray) -> dict[str, Any]:
-    """similarity (from RUN_DIR/metrics.json), the trained matrix's largest norm, widths: what
-    `to_serving_space` needs to reproduce the run's bundle."""
+    """The run's serving space (similarity from RUN_DIR/metrics.json, fitted on its trained item matrix) as a
+    refresh encoder records it: what reproduces the run's bundle."""
     metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
-    similarity = metrics["model"]["similarity"]
-    model_dim = int(vectors.shape[1])
-    return {"similarity": similarity, "max_norm": float(np.linalg.norm(vectors, axis=1).max()),
-            "model_dim": model_dim, "dim": model_dim + (1 if similarity == "dot" else 0)}  # fmt: skip
+    return ServingSpace.fit(vectors, metrics["model"]["similarity"]).to_dict(int(vectors.shape[1]))
 
 
 class ItemEncoder(Protocol):
     kind: str
+    text_view: TextView  # exactly the text it reads from an item: what the refresh diff hashes
 
     def encode(self, items: list[Item]) -> np.ndarray:
         """float32 [len(items), dim], rows L2-normalised, in the bundle's item space."""
@@ -130,12 +131,13 @@ def _embed(text_encoder, items: list[Item], batch: int = 256, progress: bool = T
     parts = []
     for start in tqdm(range(0, len(items), batch), desc=f"text -> {text_encoder.name}", disable=not progress,
                       unit="batch"):  # fmt: skip
-        parts.append(text_encoder.embed([item_text(i) for i in items[start : start + batch]]))
+        parts.append(text_encoder.embed([CAPTION_VIEW.text(i) for i in items[start : start + batch]]))
     return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 
 
 class LinearTextMapEncoder:
     kind = "linear-text-map"
+    text_view = CAPTION_VIEW
 
     def __init__(self, text_encoder: str, weights: np.ndarray, bias: np.ndarray, fit_cosine: float) -> None:
         self.text_encoder_name = text_encoder
@@ -191,26 +193,6 @@ class LinearTextMapEncoder:
             return cls(spec["text_encoder"], data["weights"], data["bias"], spec.get("fit_cosine", 0.0))
 
 
-def _load_llmemb(directory: Path) -> ItemEncoder:
-    from semrec_worker.refresh.llmemb_encoder import LLMEmbItemEncoder  # torch only when used
-
-    return LLMEmbItemEncoder.load(directory)
-
-
-def _load_said(directory: Path) -> ItemEncoder:
-    from semrec_worker.refresh.said_encoder import SAIDItemEncoder
-
-    return SAIDItemEncoder.load(directory)
-
-
-ENCODER_LOADERS: dict[str, Callable[[Path], ItemEncoder]] = {
-    LinearTextMapEncoder.kind: LinearTextMapEncoder.load,
-    "llmemb": _load_llmemb,
-    "said": _load_said,
-}
-KIND_ALIASES = {"text-map": LinearTextMapEncoder.kind}
-
-
 def encoder_kind(directory: str | Path) -> str | None:
     """The kind saved in DIR/encoder.json (None when there is none)."""
     spec_path = Path(directory) / SPEC_FILE
@@ -225,24 +207,17 @@ def encoder_dir(run_dir: str | Path, kind: str) -> Path:
     return top if saved in (None, kind) else top / kind
 
 
-def load_item_encoder(run_or_dir: str | Path, kind: str = "auto") -> ItemEncoder:
-    """The run's refresh encoder: "auto" = the default one (RUN_DIR/refresh_encoder/encoder.json), or the
-    named kind (the default if it is of that kind, else RUN_DIR/refresh_encoder/<kind>/)."""
-    directory = Path(run_or_dir)
-    if (directory / ENCODER_DIRNAME).is_dir() or not (directory / SPEC_FILE).exists():
-        directory = directory / ENCODER_DIRNAME
-    wanted = KIND_ALIASES.get(kind, kind)
-    saved = encoder_kind(directory)
-    if wanted != "auto" and saved != wanted and encoder_kind(directory / wanted) == wanted:
-        directory, saved = directory / wanted, wanted
-    how = ("train it with `semrec train llmemb-rat` (llmemb) or `semrec train seqrec --init <SAID run>` (said), "
-           "build it for an existing run with `semrec export refresh-encoder --run RUN --kind ...`, or publish "
-           "with --refresh-encoder minilm|hashing (text-map)")  # fmt: skip
-    if saved is None:
-        raise UserError(f"{directory}: the run has no refresh encoder ({SPEC_FILE} missing): {how}")
-    if wanted != "auto" and wanted != saved:
-        raise UserError(f"--encoder {kind}: the run has no {wanted!r} refresh encoder (its default is {saved!r}, "
-                        f"in {directory}); {how}")  # fmt: skip
-    if saved not in ENCODER_LOADERS:
-        raise UserError(f"{directory / SPEC_FILE}: unknown encoder kind {saved!r}; known: {sorted(ENCODER_LOADERS)}")
-    return ENCODER_LOADERS[saved](directory)
+def save_run_encoder(run_dir: str | Path, kind: str, build: Callable[[], Any]) -> tuple[Any, Path] | None:
+    """Build and save a finished run's refresh encoder (`build()` -> an `ItemEncoder`) in its slot; a run it
+    cannot be built for is reported, not failed (the training run stays good)."""
+    try:
+        encoder = build()
+        path = encoder.save(encoder_dir(run_dir, encoder.kind))
+    except UserError as exc:
+        echo(f"note: no {kind} refresh encoder for {run_dir}: {exc}")
+        return None
+    except Exception as exc:  # a finished training run must not fail on its refresh encoder
+        echo(f"warning: the {kind} refresh encoder of {run_dir} failed ({type(exc).__name__}: {exc}); rebuild it "
+             f"with `semrec export refresh-encoder --run {run_dir}`")  # fmt: skip
+        return None
+    return encoder, path

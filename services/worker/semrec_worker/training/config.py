@@ -11,16 +11,18 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
+from semrec.config import JobConfig
 
-from semrec_worker.commands.evaluate import EvalJobConfig, Protocol
+from semrec_worker.core.names import BackboneName, DeviceName, LossName
+from semrec_worker.evaluation.jobs import EvalJobConfig, Protocol
 
 
 class SeqRecConfig(EvalJobConfig):
     out: Path = Field(..., description="run directory (config, metrics, checkpoints, model, item table)")
     protocols: list[Protocol] = Field(["full"], description="test protocols evaluated after training")
-    backbone: Literal["gru4rec", "sasrec", "bert4rec"] = Field("sasrec", description="sequence encoder")
+    backbone: BackboneName = Field("sasrec", description="sequence encoder")
     init: str = Field("random", description="'random' or an ItemTable (.npz file or run directory)")
-    loss: Literal["said_cosine", "full_ce", "sampled_softmax", "bce"] = Field(
+    loss: LossName = Field(
         "said_cosine", description="training loss"
     )
     freeze_items: bool = Field(False, description="keep the item embeddings fixed (table init)")
@@ -54,10 +56,33 @@ class SeqRecConfig(EvalJobConfig):
         "uniform", description="sampled_softmax proposal distribution"
     )
 
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto': CUDA when available")
+    device: DeviceName = Field("auto", description="'auto': CUDA when available")
     threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice)")
     resume: bool = Field(False, description="continue from RUN_DIR/checkpoint.pt")
     results: Path | None = Field(None, description="also append the test results to this results JSON")
+
+
+class TrainingOverrides(JobConfig):
+    """Settings passed to every `semrec train seqrec` of a benchmark (None: the trainer's default)."""
+
+    lr: float | None = Field(None, description="learning rate")
+    dropout: float | None = Field(None, description="dropout")
+    weight_decay: float | None = Field(None, description="AdamW weight decay")
+    epochs: int | None = Field(None, description="maximum epochs")
+    patience: int | None = Field(None, description="early-stopping patience")
+    dim: int | None = Field(None, description="model width")
+    max_len: int | None = Field(None, description="history length")
+    batch_size: int | None = Field(None, description="batch size")
+    temperature: float | None = Field(None, description="said_cosine temperature")
+    threads: int | None = Field(1, description="torch threads per training process")
+
+    def flags(self) -> list[str]:
+        out = []
+        for name in TrainingOverrides.model_fields:
+            value = getattr(self, name)
+            if value is not None:
+                out += ["--" + name.replace("_", "-"), str(value)]
+        return out
 
 
 def load_seqrec_config(run_dir: str | Path) -> SeqRecConfig:

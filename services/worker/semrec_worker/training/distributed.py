@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from semrec_worker.core.runtime import resolve_device
+
 
 @dataclass(frozen=True)
 class Context:
@@ -29,17 +31,11 @@ class Context:
         return self.world_size > 1
 
 
-def pick_device(requested: str) -> torch.device:
-    if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda")
-    return torch.device("cpu")
-
-
 def setup(requested_device: str = "auto") -> Context:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = pick_device(requested_device)
+    device = resolve_device(requested_device)
     if world_size > 1:
         if device.type == "cuda":
             torch.cuda.set_device(local_rank)

@@ -10,6 +10,7 @@ Python API (what other methods call for their stage-2 comparisons)::
         dataset=None,          # or an already loaded SequenceDataset (skips loading `config.data`)
         item_embedding=None,   # or any nn.Module with .weight [n_items + 1, dim] and forward(ids)
         extra_loss=None,       # or a callable(model=, items=, hidden=, targets=) -> scalar tensor
+        after_training=None,   # or a callable(FinishedRun): what a method adds to the run (its refresh encoder)
     )
     result.runs          # test RunResults (results schema), also in RUN_DIR/results.json
     result.model         # the encoder with the best validation weights
@@ -18,14 +19,16 @@ Python API (what other methods call for their stage-2 comparisons)::
 `item_embedding` replaces the layer that `config.init` / `config.projection` / `config.freeze_items` would
 build (e.g. LLMEmb's adapter over frozen LM embeddings); its `weight` property is read once per step as the
 candidate matrix of the loss. `extra_loss` is added to the recommendation loss at every step (already
-weighted by the caller), e.g. LLMEmb's collaborative alignment loss (eq. 7).
+weighted by the caller), e.g. LLMEmb's collaborative alignment loss (eq. 7). `after_training` is called once
+on the main process when the run is saved (the trainer knows no method: the method registry passes the
+stage-2 hook of the method whose table initialised the run, e.g. SAID's refresh encoder).
 
 RUN_DIR: config.json, metrics.json (per-epoch loss + validation metrics + seconds, final test results,
 initialisation report, peak memory, `cut_short` when --max-train-minutes ran out), model.pt (best
 state_dict), checkpoint.pt (resumable: --resume), item_table.npz, popularity.npy (training counts, for the
 bundle), results.json, test_ranks.npz (each test case's target and rank per protocol, for breakdowns such as
-NDCG by item-popularity group); for a run initialised from a SAID table also refresh_encoder/ (the `said`
-item encoder of `semrec refresh`, refresh/said_encoder.py).
+NDCG by item-popularity group); plus whatever `after_training` adds (for a run initialised from a SAID table
+through `semrec train seqrec`: refresh_encoder/, the `said` item encoder of `semrec refresh`).
 """
 
 from __future__ import annotations
@@ -51,9 +54,9 @@ from tqdm import tqdm
 
 from semrec_worker.backbones import SequenceEncoder, build_backbone, build_item_embedding
 from semrec_worker.backbones.item_embedding import InitReport
-from semrec_worker.commands.evaluate import TEST_RANKS, evaluate_runs
 from semrec_worker.data.dataset import SequenceDataset, load_dataset
 from semrec_worker.evaluation import EvalSettings, evaluate
+from semrec_worker.evaluation.jobs import TEST_RANKS, evaluate_runs
 from semrec_worker.losses import build_loss
 from semrec_worker.training import distributed
 from semrec_worker.training.config import SeqRecConfig
@@ -62,6 +65,22 @@ from semrec_worker.training.recommender import SeqRecRecommender
 
 ExtraLoss = Callable[..., torch.Tensor]
 CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class FinishedRun:
+    """A saved run as the `after_training` hook sees it."""
+
+    run_dir: Path
+    config: SeqRecConfig
+    dataset: SequenceDataset
+    model: SequenceEncoder
+    item_table: ItemTable
+    init_method: str  # the `method` of the table that initialised the item layer ("random", "said", ...)
+    custom_item_embedding: bool  # the caller passed its own item layer (RAT, TSLRec)
+
+
+AfterTraining = Callable[[FinishedRun], object]
 
 
 @dataclass
@@ -101,11 +120,11 @@ def build_model(
     if item_embedding is None:
         table = load_init_table(config.init)
         if table is not None:
-            # "dataset" holds a name in the LM tables and a fingerprint in older trained tables
-            fingerprint = table.metadata.get("dataset_fingerprint", table.metadata.get("dataset"))
-            if fingerprint and fingerprint not in (dataset.fingerprint, dataset.name):
-                echo(f"warning: table was built for dataset {fingerprint}, this is {dataset.fingerprint}; "
-                     "rows are matched by item id")  # fmt: skip
+            fingerprint, name = table.metadata.get("dataset_fingerprint"), table.metadata.get("dataset")
+            # without a fingerprint field, "dataset" may hold the fingerprint (tables of older versions)
+            if (fingerprint != dataset.fingerprint) if fingerprint else (name not in (None, dataset.name, dataset.fingerprint)):
+                echo(f"warning: table was built for dataset {name} ({fingerprint}), this is {dataset.name} "
+                     f"({dataset.fingerprint}); rows are matched by item id")  # fmt: skip
         item_embedding, report = build_item_embedding(
             dataset.item_ids, config.dim, table, config.projection, config.freeze_items, generator
         )
@@ -140,10 +159,11 @@ def train_seqrec(
     dataset: SequenceDataset | None = None,
     item_embedding: nn.Module | None = None,
     extra_loss: ExtraLoss | None = None,
+    after_training: AfterTraining | None = None,
 ) -> TrainResult:
     ctx = distributed.setup(config.device)
     try:
-        return _train(config, ctx, dataset, item_embedding, extra_loss)
+        return _train(config, ctx, dataset, item_embedding, extra_loss, after_training)
     finally:
         distributed.teardown(ctx)
 
@@ -154,6 +174,7 @@ def _train(
     dataset: SequenceDataset | None,
     item_embedding: nn.Module | None,
     extra_loss: ExtraLoss | None,
+    after_training: AfterTraining | None,
 ) -> TrainResult:
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -191,7 +212,7 @@ def _train(
             echo(f"resuming {run_dir} after epoch {state['epoch']} (best {config.valid_metric} {best_valid:.4f})")
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        config.save(run_dir)
+        config.save(run_dir, parts=run_parts(model, extra_loss, method))
         echo(
             f"{dataset.name}: {dataset.n_users} users, {dataset.n_items} items | {config.backbone} dim={config.dim} "
             f"loss={config.loss} init={method} | {len(batches.padded)} windows, {batches.n_targets} targets, "
@@ -306,12 +327,20 @@ def _train(
         )
         _write_run(run_dir, config, model, item_table, dataset, history, runs, init_report, best_epoch, best_valid,
                    ctx, loss_fn.similarity, batches, cut_short, train_total_s)  # fmt: skip
-        if item_embedding is None and config.init != "random":
-            from semrec_worker.refresh.said_encoder import save_stage2_encoder
-
-            save_stage2_encoder(run_dir, config, dataset, model, item_table)  # SAID init: refresh_encoder/
+        if after_training is not None:
+            after_training(FinishedRun(run_dir, config, dataset, model, item_table, method, item_embedding is not None))
     distributed.barrier(ctx)
     return TrainResult(model, runs, history, best_epoch, best_valid, item_table, run_dir, asdict(init_report))
+
+
+def qualified_name(obj: object) -> str:
+    return f"{type(obj).__module__}:{type(obj).__qualname__}"
+
+
+def run_parts(model: SequenceEncoder, extra_loss: ExtraLoss | None, init_method: str) -> dict[str, Any]:
+    """The pluggable parts of a run, recorded in its config.json beside the settings."""
+    return {"backbone": qualified_name(model), "item_embedding": qualified_name(model.item_embedding),
+            "extra_loss": qualified_name(extra_loss) if extra_loss is not None else None, "init_method": init_method}  # fmt: skip
 
 
 class TrainingPairs(nn.Module):
@@ -336,9 +365,8 @@ def trained_item_table(model: SequenceEncoder, dataset: SequenceDataset, config:
             "init_method": method,
             "backbone": config.backbone,
             "loss": config.loss,
-            "dataset": dataset.fingerprint,
+            "dataset": dataset.name,
             "dataset_fingerprint": dataset.fingerprint,
-            "dataset_name": dataset.name,
             "source_run": str(config.out),
             "created_at": utc_now(),
         },

@@ -1,0 +1,95 @@
+"""`QualityConfig`: every setting of `semrec bench quality` (importable without torch)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from semrec_worker.core.names import BackboneName, LossName
+from semrec_worker.evaluation.jobs import EvalJobConfig
+from semrec_worker.lm.backends import MINILM
+from semrec_worker.methods import registry
+from semrec_worker.training.config import TrainingOverrides
+
+FigureName = Literal["popularity-groups", "said-accuracy", "tsne"]
+FIGURES: tuple[str, ...] = ("popularity-groups", "said-accuracy", "tsne")  # docs/images/quality-<dataset>-<name>.png
+
+
+def table_keys() -> tuple[str, ...]:
+    """`--tables` keys: a method's prebuilt table (LLMSeqSim's: the embeddings it ranks by), or `sasrec` = the
+    pretrained ID-based SASRec that LLMEmb's alignment and TSLRec's pre-grouping use (default: the grid's own
+    random/sasrec/seed<S> cell)."""
+    return (*registry.with_table(), "llmseqsim", "sasrec")
+
+
+class QualityConfig(EvalJobConfig, TrainingOverrides):
+    methods: list[str] = Field(registry.names(), description="methods of the grid (" + ", ".join(registry.names()) + ")")
+    backbones: list[BackboneName] = Field(["gru4rec", "sasrec"], description="backbones")
+    seeds: list[int] = Field([0, 1, 2], description="training seeds of every backbone cell")
+    loss: LossName = Field(
+        "said_cosine", description="training loss of every backbone cell"
+    )
+    runs_dir: Path | None = Field(None, description="cell directories (default runs/quality-<dataset>)")
+    tables: list[str] = Field(
+        [], description="prebuilt tables as method=PATH (ItemTable .npz or run dir), methods: "
+        + ", ".join(table_keys()) + "; others are built by their own trainer under RUNS_DIR/<method>/table",
+    )
+    budget_min: float | None = Field(
+        None, gt=0, description="wall-clock training budget per backbone cell (minutes); cells that hit it are "
+        "reported as cut short",
+    )
+    stage1_budget_min: float | None = Field(
+        None, gt=0, description="time budget of the SAID / LLMEmb-SCFT table builds (minutes)"
+    )
+    llm: str = Field("default", description="LM of the LH, SAID, LLMEmb and TSLRec builds ('tiny' for tests)")
+    text_encoder: str = Field(MINILM, description="text encoder of LLM2X and LLMSeqSim ('tiny' for tests)")
+    llmseqsim_combine: Literal["mean", "last", "decay"] = Field(
+        "last", description="LLMSeqSim's session embedding (the row of the tables)"
+    )
+    isolate: bool = Field(True, description="run each cell as its own `semrec train` process (log in the cell)")
+    report_only: bool = Field(False, description="train nothing: collect the cells that exist and write the report")
+    out: Path | None = Field(
+        None, description="results JSON (default results/quality-<dataset>.json); the markdown goes beside it"
+    )
+    plots: bool = Field(False, description="also draw the figures of docs/results.md into --images-dir")
+    images_dir: Path = Field(Path("docs/images"), description="where --plots writes its PNGs")
+    figures: list[FigureName] = Field(
+        list(FIGURES), description="the figures --plots draws (the files of the "
+        "others are left as they are and still listed in the markdown)",
+    )
+    recorded: Path | None = Field(
+        None, description="an earlier results JSON of this grid: a cell whose run directory has no results.json is "
+        "reported from it (listed as recorded) instead of being trained",
+    )
+    tslrec_sft_max_steps: int | None = Field(None, ge=1, description="cap on TSLRec's user-SFT steps (CPU budgets)")
+    tslrec_shared_stage1: bool = Field(
+        True, description="TSLRec's stage 1 (pre-grouping on random/sasrec/seed0, user SFT, item knowledge) runs in "
+        "the first TSLRec cell and the others reuse it, as every other LLM method builds its table once",
+    )
+    said_run: Path | None = Field(
+        None, description="SAID stage-1 run (dir with metrics.json) of the accuracy figure (default: the said table's)"
+    )
+    popularity_groups: int = Field(5, ge=2, description="item-popularity groups of the NDCG-by-popularity figure")
+    tsne_items: int = Field(2000, ge=10, description="items drawn per t-SNE panel")
+
+    @field_validator("tables")
+    @classmethod
+    def _method_equals_path(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            key, sep, path = entry.partition("=")
+            if not sep or not path or key not in table_keys():
+                raise ValueError(f"'{entry}': expected method=PATH with method one of {', '.join(table_keys())}")
+        return value
+
+    @field_validator("methods")
+    @classmethod
+    def _registered(cls, value: list[str]) -> list[str]:
+        unknown = [m for m in value if m not in registry.SPECS]
+        if unknown:
+            raise ValueError(f"unknown method {', '.join(unknown)} (known: {', '.join(registry.names())})")
+        return value
+
+    def table_paths(self) -> dict[str, Path]:
+        return {k: Path(p).expanduser() for k, _, p in (e.partition("=") for e in self.tables)}

@@ -1,0 +1,334 @@
+"""From the grid's cells to numbers: mean and std over seeds, the results JSON, and the markdown tables.
+
+Table A follows the SAID paper's Table 2 (full ranking; NDCG@10, Recall@10, MRR per backbone; a row
+"Improv." = the best LLM-initialised method over the best baseline). Table B follows the LLMEmb paper's
+Table 1 (sampled-100 protocol; overall and tail-item NDCG@10 and HR@10). A cell that failed or is absent
+is shown as "-" and listed below the tables; nothing is filled in.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from semrec.results import RunResult
+
+from semrec_worker.evaluation.jobs import TEST_RANKS
+from semrec_worker.evaluation.popularity import metrics_by_group, popularity_groups
+from semrec_worker.experiments.config import QualityConfig
+from semrec_worker.experiments.grid import GRID_RANKS, Cell
+from semrec_worker.experiments.recorded import Recorded
+from semrec_worker.methods import registry
+
+PARTS = ("metrics", "head", "tail")
+
+
+@dataclass
+class Aggregate:
+    """Mean and sample std over seeds of one (method, backbone, protocol)."""
+
+    method: str
+    backbone: str | None
+    protocol: str
+    seeds: list[int | None]
+    mean: dict[str, dict[str, float]]
+    std: dict[str, dict[str, float]]
+    cut_short_seeds: list[int | None] = field(default_factory=list)
+    capped_seeds: list[int | None] = field(default_factory=list)
+    popularity_groups: dict[str, list[float]] | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.seeds)
+
+
+def grid_runs(cells: list[Cell]) -> list[RunResult]:
+    """The requested cells' RunResults, reported under the grid's method name (the cell's own in config)."""
+    runs = []
+    for cell in cells:
+        if not (cell.ok and cell.requested):
+            continue
+        for run in cell.runs:
+            config = {**run.config, "cell": str(cell.path)}
+            if run.method != cell.method:
+                config["reported_method"] = run.method
+            runs.append(run.model_copy(update={"method": cell.method, "config": config}))
+    return runs
+
+
+def at_epoch_cap(run: RunResult) -> bool:
+    """Training ran every allowed epoch and its last was the best: it stopped still improving."""
+    epochs = run.config.get("epochs")
+    return bool(epochs) and run.config.get("best_epoch") == epochs == run.config.get("epochs_run")
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def aggregate(runs: list[RunResult]) -> list[Aggregate]:
+    groups: dict[tuple[str, str | None, str], list[RunResult]] = defaultdict(list)
+    for run in runs:
+        groups[(str(run.method), run.backbone, str(run.protocol))].append(run)
+    out = []
+    for (method, backbone, protocol), group in groups.items():
+        mean: dict[str, dict[str, float]] = {}
+        std: dict[str, dict[str, float]] = {}
+        for part in PARTS:
+            names = [n for n in getattr(group[0], part) if all(n in getattr(r, part) for r in group)]
+            stats = {n: _mean_std([getattr(r, part)[n] for r in group]) for n in names}
+            mean[part] = {n: round(m, 6) for n, (m, _) in stats.items()}
+            std[part] = {n: round(s, 6) for n, (_, s) in stats.items()}
+        out.append(Aggregate(method, backbone, protocol, [r.seed for r in group], mean, std,
+                             [r.seed for r in group if r.config.get("cut_short")],
+                             [r.seed for r in group if at_epoch_cap(r)]))  # fmt: skip
+    return out
+
+
+def add_popularity_groups(aggregates: list[Aggregate], cells: list[Cell], dataset, n_groups: int,
+                          recorded: Recorded | None = None) -> None:  # fmt: skip
+    """Mean over seeds of NDCG@10 (and Recall@10) per item-popularity group, from each cell's test_ranks.npz
+    (recorded cells: from the recorded aggregate, when it covered exactly their seeds)."""
+    import numpy as np
+
+    item_groups = popularity_groups(dataset.item_counts("train"), n_groups)
+    per_key: dict[tuple, list[list[dict[str, float]]]] = defaultdict(list)
+    for cell in cells:
+        if not (cell.ok and cell.requested):
+            continue
+        seen: set[str] = set()
+        for path in (cell.path / TEST_RANKS, cell.path / GRID_RANKS):  # the run's own ranks first
+            if not path.exists():
+                continue
+            saved = np.load(path)
+            for protocol in [p for p in saved.files if p != "targets" and p not in seen]:
+                seen.add(protocol)
+                per_key[(cell.method, cell.backbone, protocol)].append(
+                    metrics_by_group(saved[protocol], saved["targets"], item_groups, n_groups)
+                )
+    if recorded is not None:
+        _add_recorded_groups(per_key, cells, recorded, n_groups)
+    for agg in aggregates:
+        seeds = per_key.get((agg.method, agg.backbone, agg.protocol))
+        if not seeds:
+            continue
+        agg.popularity_groups = {
+            metric: [round(statistics.fmean(s[g].get(metric, 0.0) for s in seeds), 6) for g in range(n_groups)]
+            for metric in ("ndcg@10", "recall@10")
+        }
+        agg.popularity_groups["cases"] = [seeds[0][g]["cases"] for g in range(n_groups)]
+        agg.popularity_groups["seeds_with_ranks"] = [float(len(seeds))]
+
+
+def _add_recorded_groups(per_key: dict, cells: list[Cell], recorded: Recorded, n_groups: int) -> None:
+    recorded_seeds: dict[tuple, set] = defaultdict(set)
+    for cell in cells:
+        if cell.status == "recorded" and cell.requested:
+            for run in cell.runs:
+                recorded_seeds[(cell.method, cell.backbone, run.protocol)].add(cell.seed)
+    for (method, backbone, protocol), seeds in recorded_seeds.items():
+        found = recorded.popularity_groups(method, backbone, protocol)
+        if found is None or set(found[0]) != seeds or len(found[1]["cases"]) != n_groups:
+            continue  # its groups cannot be separated from other seeds: left out (seeds_with_ranks says so)
+        groups = found[1]
+        per_seed = [{"ndcg@10": groups["ndcg@10"][g], "recall@10": groups["recall@10"][g], "cases": groups["cases"][g]}
+                    for g in range(n_groups)]  # fmt: skip
+        per_key[(method, backbone, protocol)] += [per_seed] * len(seeds)
+
+
+def aggregate_rows(aggregates: list[Aggregate], dataset_name: str, loss: str) -> list[RunResult]:
+    """The aggregates in the results schema: seed None, metrics/head/tail = means, config.std = the stds."""
+    rows = []
+    for agg in aggregates:
+        config: dict[str, Any] = {"aggregate": "mean_std_over_seeds", "seeds": agg.seeds, "n": agg.n, "std": agg.std,
+                                  "cut_short_seeds": agg.cut_short_seeds,
+                                  "epoch_cap_seeds": agg.capped_seeds}  # fmt: skip
+        if agg.popularity_groups is not None:
+            config["popularity_groups"] = agg.popularity_groups
+        rows.append(RunResult(dataset=dataset_name, method=agg.method, backbone=agg.backbone,
+                              loss=None if agg.method in registry.without_backbone() else loss, protocol=agg.protocol, seed=None,
+                              metrics=agg.mean["metrics"], head=agg.mean["head"], tail=agg.mean["tail"],
+                              config=config))  # fmt: skip
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------- markdown
+
+
+def find(aggregates: list[Aggregate], method: str, backbone: str, protocol: str) -> Aggregate | None:
+    wanted_backbone = None if method in registry.without_backbone() else backbone
+    for agg in aggregates:
+        if (agg.method, agg.backbone, agg.protocol) == (method, wanted_backbone, protocol):
+            return agg
+    return None
+
+
+def _cell_text(agg: Aggregate | None, part: str, metric: str, n_seeds: int) -> str:
+    if agg is None or metric not in agg.mean.get(part, {}):
+        return "-"
+    mean, std = agg.mean[part][metric], agg.std[part][metric]
+    text = f"{mean:.4f}" if agg.n == 1 else f"{mean:.4f} ± {std:.4f}"
+    expected = 1 if agg.method in registry.without_backbone() else n_seeds
+    if agg.n < expected:
+        text += f" (n={agg.n})"
+    if agg.cut_short_seeds:
+        text += " †"
+    if agg.capped_seeds:
+        text += " ‡"
+    return text
+
+
+def _improvement(aggregates: list[Aggregate], methods: list[str], backbone: str, protocol: str, part: str,
+                 metric: str) -> str:  # fmt: skip
+    def best(candidates: tuple[str, ...]) -> tuple[str, float] | None:
+        scored = []
+        for method in candidates:
+            agg = find(aggregates, method, backbone, protocol) if method in methods else None
+            if agg is not None and metric in agg.mean.get(part, {}):
+                scored.append((agg.mean[part][metric], method))
+        return (max(scored)[1], max(scored)[0]) if scored else None
+
+    llm, base = best(registry.llm_initialised()), best(registry.baselines())
+    if llm is None or base is None or base[1] <= 0:
+        return "-"
+    change = 100 * (llm[1] - base[1]) / base[1]
+    return f"{change:+.1f}% ({registry.label(llm[0])} vs {registry.label(base[0])})"
+
+
+def _table(aggregates: list[Aggregate], config: QualityConfig, protocol: str,
+           columns: list[tuple[str, str, str]]) -> list[str]:  # fmt: skip
+    """Rows = methods, then Improv.; per backbone one column per (part, metric, header)."""
+    methods = [m for m in registry.names() if m in config.methods]
+    header = ["method"] + [f"{b} {h}" for b in config.backbones for _, _, h in columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for method in methods:
+        row = [registry.label(method)]
+        for backbone in config.backbones:
+            agg_cells = [_cell_text(find(aggregates, method, backbone, protocol), part, metric, len(config.seeds))
+                         for part, metric, _ in columns]  # fmt: skip
+            row += agg_cells
+        lines.append("| " + " | ".join(row) + " |")
+    improv = ["Improv."]
+    for backbone in config.backbones:
+        improv += [_improvement(aggregates, methods, backbone, protocol, part, metric) for part, metric, _ in columns]
+    lines.append("| " + " | ".join(improv) + " |")
+    return lines
+
+
+def said_table(aggregates: list[Aggregate], config: QualityConfig) -> list[str]:
+    columns = [("metrics", "ndcg@10", "NDCG@10"), ("metrics", "recall@10", "Recall@10"), ("metrics", "mrr", "MRR")]
+    return _table(aggregates, config, "full", columns)
+
+
+def llmemb_table(aggregates: list[Aggregate], config: QualityConfig) -> list[str]:
+    columns = [("metrics", "ndcg@10", "overall N@10"), ("metrics", "recall@10", "overall H@10"),
+               ("tail", "ndcg@10", "tail N@10"), ("tail", "recall@10", "tail H@10")]  # fmt: skip
+    return _table(aggregates, config, "sampled100", columns)
+
+
+def epoch_caps(cells: list[Cell]) -> str:
+    """The epoch cap the backbone cells actually ran with (from their own configs, reused and recorded ones too)."""
+    per_method: dict[str, set] = defaultdict(set)
+    for cell in cells:
+        if cell.ok and cell.requested and cell.backbone is not None:
+            per_method[cell.method] |= {r.config.get("epochs") for r in cell.runs if r.config.get("epochs")}
+    values = set().union(*per_method.values()) if per_method else set()
+    if len(values) <= 1:
+        return f"epochs={values.pop()}" if values else ""
+    return "epoch cap " + ", ".join(f"{registry.label(m)} {'/'.join(str(v) for v in sorted(caps))}"
+                                    for m, caps in per_method.items())  # fmt: skip
+
+
+def recorded_list(cells: list[Cell]) -> list[str]:
+    """Markdown lines naming the cells reported from `--recorded` (grouped per method and backbone)."""
+    groups: dict[tuple, list[str]] = defaultdict(list)
+    for cell in cells:
+        if cell.status == "recorded" and cell.requested:
+            label = cell.method if cell.backbone is None else f"{cell.method}/{cell.backbone}"
+            groups[(label, cell.reason)] += [] if cell.seed is None else [f"seed{cell.seed}"]
+    return [f"- `{label}`{' ' + ', '.join(seeds) if seeds else ''}: {reason}"
+            for (label, reason), seeds in groups.items()]  # fmt: skip
+
+
+def cell_lists(cells: list[Cell], config: QualityConfig) -> tuple[list[str], list[str]]:
+    """(cut-short cells, missing cells) as markdown bullet lines."""
+    cut, missing = [], []
+    for cell in cells:
+        if cell.ok and cell.cut_short():
+            epochs = {r.config.get("epochs_run") for r in cell.runs}
+            cut.append(f"- `{cell.label}`: training budget ({config.budget_min or '?'} min) ran out after "
+                       f"{', '.join(str(e) for e in epochs)} epoch(s); the best epoch was evaluated")  # fmt: skip
+        elif cell.ok and any(at_epoch_cap(r) for r in cell.runs):
+            cap = next(r.config["epochs"] for r in cell.runs if at_epoch_cap(r))
+            cut.append(f"- `{cell.label}`: ‡ its best epoch was the last allowed one ({cap}): still improving when "
+                       "the epoch cap stopped it")  # fmt: skip
+        elif not cell.ok:
+            role = "" if cell.requested else " (prerequisite of LLMEmb / TSLRec)"
+            missing.append(f"- `{cell.label}`{role}: {cell.status}: {cell.reason}")
+        else:
+            present = {r.protocol for r in cell.runs}
+            absent = [p for p in config.protocols if p not in present]
+            if absent and cell.requested:
+                missing.append(f"- `{cell.label}`: protocol(s) {', '.join(absent)} not in its results.json"
+                               f"{' (' + cell.reason + ')' if cell.reason else ''}")  # fmt: skip
+    return cut, missing
+
+
+def markdown(aggregates: list[Aggregate], cells: list[Cell], config: QualityConfig, dataset_name: str,
+             results_path: Path, command: str, images: list[Path] | None = None,
+             kept_images: list[Path] | None = None) -> str:  # fmt: skip
+    cut, missing = cell_lists(cells, config)
+    seeds = ",".join(str(s) for s in config.seeds)
+    training = ", ".join(f"{k}={v}" for k, v in config.model_dump().items()
+                         if k in ("patience", "lr", "dim", "dropout", "batch_size", "threads")
+                         and v is not None)  # fmt: skip
+    caps = epoch_caps(cells)
+    if caps:
+        training += (", " if training else "") + caps
+    lines = [
+        f"# Quality grid: {dataset_name}",
+        "",
+        f"Produced by `{command}`; all runs in `{results_path}`. Backbone cells: loss {config.loss}, seeds {seeds}, "
+        f"training budget {f'{config.budget_min} min per cell' if config.budget_min else 'none'}"
+        f"{', ' + training if training else ''}. Each number is the mean ± sample std over the seeds of the "
+        "test split (leave-one-out, pessimistic ties); (n=k): only k seeds finished; †: at least one seed was cut "
+        "short by the budget; ‡: at least one seed was still improving at the epoch cap; -: no result (listed "
+        "below). Popularity and LLMSeqSim need no backbone: the same "
+        "number appears under each.",
+        "",
+        "## A. Full ranking (layout of the SAID paper, Table 2)",
+        "",
+        *said_table(aggregates, config),
+        "",
+        "Improv.: relative change of the best LLM-initialised method (LH, LLM2X, SAID, LLMEmb, TSLRec) over the "
+        "best baseline (Popularity, LLMSeqSim, Random) in that column.",
+        "",
+        "## B. Sampled-100 protocol, overall and tail items (layout of the LLMEmb paper, Table 1)",
+        "",
+        *llmemb_table(aggregates, config),
+        "",
+        "Tail: test cases whose target is outside the 20% most popular training items. H@10 = Recall@10.",
+        "",
+        "## Cells cut short by the training budget or the epoch cap",
+        "",
+        *(cut or ["(none)"]),
+        "",
+        "## Missing cells",
+        "",
+        *(missing or ["(none)"]),
+        "",
+    ]
+    recorded = recorded_list(cells)
+    if recorded:
+        lines += ["## Cells reported from an earlier results file", "",
+                  "Their run directories are not on this machine (`--recorded`): their rows are copied from that "
+                  "file, and their popularity-group means from its aggregate rows.", "", *recorded, ""]  # fmt: skip
+    if images:
+        lines += ["## Figures", ""] + [f"![{p.stem}]({p})" for p in images] + [""]
+    if kept_images:
+        lines += ["Not redrawn by this run (`--figures`), as an earlier run of the grid drew them:", ""]
+        lines += [f"![{p.stem}]({p})" for p in kept_images] + [""]
+    return "\n".join(lines)

@@ -1,0 +1,42 @@
+"""LLMEmb's SCFT settings and the names of the files its runs write (torch-free: the CLI builds its flags
+from them, and the item table records them in its metadata)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from semrec.config import StrictModel
+
+from semrec_worker.core.lora import LLAMA_LORA_TARGETS
+
+CHECKPOINT = "checkpoint.pt"  # the SCFT checkpoint in the run directory (resumed from)
+ADAPTER_DIR = "adapter"
+SCFT_PCA = "scft_pca.npz"  # the --dim PCA of the SCFT table (mean, components), for new items at refresh
+
+
+class SCFTSettings(StrictModel):
+    llm: str = Field("default", description="language model: 'default' (SmolLM2-135M), 'tiny', or a local HF dir")
+    domain: str | None = Field(None, description="domain word in the prompt (default: from the dataset name)")
+    max_value_chars: int = Field(100, ge=1, description="attribute values are cut to this many characters")
+    max_prompt_tokens: int = Field(128, ge=8, description="prompt length cap (LM tokens)")
+    drop_fraction: float = Field(0.4, ge=0, lt=1, description="share of attributes each view drops")
+    lora_r: int = Field(8, ge=1, description="LoRA rank")
+    lora_alpha: int = Field(32, ge=1, description="LoRA alpha")
+    lora_dropout: float = Field(0.1, ge=0, lt=1, description="LoRA dropout")
+    lora_targets: list[str] = Field(LLAMA_LORA_TARGETS, description="module names that get LoRA adapters")
+    temperature: float = Field(0.05, gt=0, description="initial (learnable) contrastive temperature")
+    batch_size: int = Field(32, ge=2, description="items per step (two views each)")
+    lr: float = Field(2e-4, gt=0, description="AdamW learning rate (LoRA weights and temperature)")
+    epochs: float = Field(1.0, gt=0, description="passes over the items (fractions allowed)")
+    max_steps: int | None = Field(None, ge=0, description="stop after this many steps (overrides epochs)")
+    time_budget_min: float | None = Field(None, gt=0, description="stop training after this many minutes")
+    checkpoint_every: int = Field(10, ge=1, description="checkpoint every N steps")
+    bf16: bool | None = Field(
+        None, description="bf16 autocast (default: on where native: CUDA, or a CPU with avx512_bf16/AMX)"
+    )
+    embed_batch_size: int = Field(32, ge=1, description="items per forward pass when embedding the catalogue")
+    dim: int | None = Field(None, ge=1, description="PCA the output table to this width (None: LM width)")
+    probe_items: int = Field(
+        128, ge=0, description="items whose two attribute-dropped views must retrieve each other (before/after)"
+    )
+    embed_catalogue: bool = Field(True, description="embed every item into the item table after SCFT")
+    seed: int = Field(0, description="batch order, attribute dropout and LoRA init")
