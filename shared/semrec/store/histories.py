@@ -33,22 +33,37 @@ def read_history(client, catalog: str, user_id: str, cap: int) -> list[str]:
 
 
 def write_histories(client, catalog: str, histories: Iterable[tuple[str, Sequence[str]]], cap: int, ttl_s: int,
-                    batch: int = 500) -> int:  # fmt: skip
-    """Replace each user's history by (the newest `cap` of) the given one, pipelined `batch` users at a time,
-    each key with a TTL (ttl_s > 0). Returns the number of users written."""
+                    batch: int = 500, overwrite: bool = False) -> int:  # fmt: skip
+    """Write each user's history (the newest `cap` of the given items), pipelined `batch` users per round
+    trip, each key with a TTL (ttl_s > 0). Users who already have a history (live events) are left alone
+    unless `overwrite`. Returns the number of users written."""
     written = 0
-    pipe = client.pipeline(transaction=False)
+    pending: list[tuple[str, list[str]]] = []
+
+    def flush() -> int:
+        if not pending:
+            return 0
+        if overwrite:
+            fresh = pending
+        else:
+            probe = client.pipeline(transaction=False)
+            for key, _ in pending:
+                probe.exists(key)
+            fresh = [entry for entry, exists in zip(pending, probe.execute(), strict=True) if not exists]
+        pipe = client.pipeline(transaction=False)
+        for key, items in fresh:
+            pipe.delete(key)
+            pipe.rpush(key, *items)
+            if ttl_s > 0:
+                pipe.expire(key, ttl_s)
+        pipe.execute()
+        pending.clear()
+        return len(fresh)
+
     for user_id, items in histories:
-        items = list(items)[-cap:]
-        if not items:
-            continue
-        key = keys.user_history(catalog, str(user_id))
-        pipe.delete(key)
-        pipe.rpush(key, *items)
-        if ttl_s > 0:
-            pipe.expire(key, ttl_s)
-        written += 1
-        if written % batch == 0:
-            pipe.execute()
-    pipe.execute()
-    return written
+        items = [str(i) for i in list(items)[-cap:]]
+        if items:
+            pending.append((keys.user_history(catalog, str(user_id)), items))
+        if len(pending) >= batch:
+            written += flush()
+    return written + flush()

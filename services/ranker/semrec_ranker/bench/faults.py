@@ -142,6 +142,7 @@ def bench_faults(config: FaultBenchConfig) -> Path:
         base = f"http://127.0.0.1:{port}"
         recorder, stop = Recorder(), threading.Event()
         checks: dict[str, dict[str, Any]] = {}
+        threads: list[threading.Thread] = []
         try:
             if _wait(lambda: _served(base) is not None, 120) is None:
                 raise RuntimeError("semrec serve did not load the first bundle")
@@ -234,7 +235,10 @@ def bench_faults(config: FaultBenchConfig) -> Path:
             run("publisher_sigkill", publisher_kill)
             run("data_loss", data_loss)
         finally:
+            recorder.scenario = "teardown"  # requests cut off by the shutdown are not a scenario's
             stop.set()
+            for thread in threads:
+                thread.join(config.request_timeout_s + 1)
             ranker.terminate()
             try:
                 ranker.wait(20)
@@ -244,7 +248,7 @@ def bench_faults(config: FaultBenchConfig) -> Path:
 
     runs = []
     for name, per_kind in recorder.counts.items():
-        if name == "warmup":
+        if name in ("warmup", "teardown"):
             continue
         metrics: dict[str, float] = {}
         for kind, outcomes in per_kind.items():

@@ -51,7 +51,7 @@ class PublishConfig(StoreJobConfig):
     )  # fmt: skip
     history_cap: int = Field(200, ge=1, le=10_000, description="items per seeded history (as SEMREC_HISTORY_CAP)")
     history_ttl_s: int = Field(90 * 86400, ge=0, description="TTL of seeded histories (0: never expire)")
-    max_histories: int = Field(1_000_000, ge=1, description="seed at most this many users (the most recent last)")
+    max_histories: int = Field(1_000_000, ge=1, description="seed at most this many users (the last in the dataset's order)")
     refresh_encoder: Literal["none", "minilm", "hashing"] = Field(
         "none", description="fit a text -> item-vector map for `semrec refresh` and save it in the run "
         "(RUN_DIR/refresh_encoder/, or refresh_encoder/linear-text-map/ beside a method's own encoder)",
