@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from semrec_worker.methods.tslrec_config import INSTRUCTION, RESPONSE, TSLRecSettings
+from semrec_worker.training.finite import ensure_finite_loss
 
 
 def pre_group(item_vectors: np.ndarray, n_groups: int, seed: int = 0) -> np.ndarray:
@@ -178,6 +179,7 @@ def train_user_sft(
             with _autocast(settings.bf16):
                 predicted = model(vectors, mask)
             loss = sft_loss(predicted, torch.as_tensor(targets[batch]))
+            ensure_finite_loss(loss, f"TSLRec user SFT step {len(losses) + 1}")
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
