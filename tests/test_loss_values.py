@@ -71,7 +71,9 @@ def test_sampled_softmax_popularity_log_q_by_hand():
                               generator=torch.Generator().manual_seed(5)).tolist()  # fmt: skip
     expected = 0.0
     for h, t in zip(HIDDEN, TARGETS, strict=True):
-        logit = [sum(x * y for x, y in zip(h, e, strict=True)) - math.log(q[i - 1]) for i, e in enumerate(ITEMS)]
+        logit = [
+            sum(x * y for x, y in zip(h, e, strict=True)) - math.log(q[i - 1]) for i, e in enumerate(ITEMS)
+        ]
         row = [logit[t]] + [logit[j] for j in drawn if j != t]
         expected -= log_softmax_at(row, 0)
     assert loss == pytest.approx(expected / 3, rel=1e-5)
