@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import socket
@@ -80,11 +81,18 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 @pytest.fixture(scope="session")
-def tiny_synthetic():
-    """A small synthetic dataset (seconds to train on)."""
+def tiny_synthetic_shared():
+    """The session-wide original of `tiny_synthetic`: read-only (module fixtures deep-copy it)."""
     from semrec_worker.data import DataConfig, load_dataset
 
     return load_dataset(DataConfig(data="synthetic:users=300,items=200,avg_len=10,seed=1"))
+
+
+@pytest.fixture
+def tiny_synthetic(tiny_synthetic_shared):
+    """A small synthetic dataset (seconds to train on): built once, each test gets its own deep copy, so a
+    test that edits an item or a sequence cannot change what later tests train on."""
+    return copy.deepcopy(tiny_synthetic_shared)
 
 
 @pytest.fixture

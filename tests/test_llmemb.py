@@ -4,6 +4,7 @@ LoRA on the tiny LM (only adapters train; the adapter saves, reloads and resumes
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -30,10 +31,16 @@ ATTRS = {"title": "T" * 150, "brand": "Acme", "category": "Lab > Pipettes", "col
 
 
 @pytest.fixture(scope="module")
-def small():
+def small_shared():
     from semrec_worker.data import DataConfig, load_dataset
 
     return load_dataset(DataConfig(data=SMALL))
+
+
+@pytest.fixture
+def small(small_shared):
+    """Each test gets its own copy: edits cannot leak into later tests."""
+    return copy.deepcopy(small_shared)
 
 
 def tiny_settings(**kw) -> SCFTSettings:

@@ -1,6 +1,8 @@
 """ONNX export: parity with torch through ONNX Runtime for every backbone, and the bundle reproduces the
 trained model's ranking with a plain cosine top-k."""
 
+import copy
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -16,8 +18,9 @@ DATA = "synthetic:users=300,items=200,avg_len=10,seed=1"
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, tiny_synthetic):
+def runs(tmp_path_factory, tiny_synthetic_shared):
     """One tiny trained run per (backbone, loss) pair the parity test needs (one epoch each)."""
+    tiny_synthetic = copy.deepcopy(tiny_synthetic_shared)
     base = tmp_path_factory.mktemp("runs")
     out = {}
     for backbone, loss in (("gru4rec", "full_ce"), ("sasrec", "said_cosine"), ("bert4rec", "bce")):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -36,7 +37,7 @@ def test_refresh_diffs_encodes_publishes_and_is_idempotent(redis_server, tmp_pat
 
     changed_id, removed_id = ids[0], ids[1]
     edited = dict(items)
-    edited[changed_id].title = (edited[changed_id].title or "") + " (new edition)"
+    edited[changed_id] = dataclasses.replace(items[changed_id], title=(items[changed_id].title or "") + " (new edition)")
     del edited[removed_id]
     for n in range(2):
         edited[f"new-{n}"] = type(items[ids[2]])(f"new-{n}", title=f"brand new gadget {n}", brand="Acme")

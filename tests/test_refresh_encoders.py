@@ -4,6 +4,7 @@ and embeds new items; `said` (stage-2 runs from a SAID table) gives new items ve
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -30,8 +31,14 @@ SEQREC = dict(data=SMALL, dim=8, max_len=8, batch_size=32, lr=5e-3, threads=1, d
 
 
 @pytest.fixture(scope="module")
-def small():
+def small_shared():
     return load_dataset(DataConfig(data=SMALL))
+
+
+@pytest.fixture
+def small(small_shared):
+    """Each test gets its own copy: edits cannot leak into later tests."""
+    return copy.deepcopy(small_shared)
 
 
 def new_items() -> list[Item]:
@@ -54,8 +61,9 @@ def test_serving_space_is_the_exports_transform():
 
 
 @pytest.fixture(scope="module")
-def rat_run(tmp_path_factory, small):
+def rat_run(tmp_path_factory, small_shared):
     """SCFT (2 LoRA steps, SCFT --dim PCA) -> SASRec -> RAT on the tiny LM, exported as a bundle."""
+    small = copy.deepcopy(small_shared)
     root = tmp_path_factory.mktemp("llmemb")
     (root / "scft").mkdir()
     # the tiny LM's tokens are characters: a short domain and a long cap keep the prompts' attributes
@@ -145,8 +153,9 @@ def test_rat_without_an_llmemb_table_saves_no_encoder(tmp_path, small):
 
 
 @pytest.fixture(scope="module")
-def said_stage2(tmp_path_factory, small):
+def said_stage2(tmp_path_factory, small_shared):
     """SAID stage 1 (amortised projector, 1 epoch, tiny LM) -> SASRec initialised from it (PCA 128 -> 8)."""
+    small = copy.deepcopy(small_shared)
     from semrec_worker.said.settings import TrainSAIDConfig
     from semrec_worker.said.trainer import train_said
 
