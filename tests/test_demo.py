@@ -14,6 +14,9 @@ def test_demo_trains_said_then_sasrec_and_exports(tmp_path):
     table = ItemTable.load(work / "said")
     assert table.metadata["method"] == "said"
     metrics = json.loads((work / "sasrec" / "metrics.json").read_text())
-    assert "said" in json.dumps(metrics.get("init", {}))  # the backbone was initialised from the SAID table
+    init = metrics["init"]  # the backbone was initialised from the SAID table, every item found in it
+    assert init["method"] == "said" and init["missing_items"] == 0 and init["table_dim"] == table.dim
     bundle = Bundle.load(work / "sasrec")
-    assert set(bundle.item_ids) <= set(table.ids) and bundle.dim == 16
+    assert len(bundle.item_ids) == metrics["dataset"]["n_items"] > 0
+    assert bundle.item_ids == table.ids  # the demo's one dataset: the same catalogue, in the same order
+    assert bundle.dim == 16 and bundle.item_vectors.shape == (len(table.ids), 16)
