@@ -2,11 +2,13 @@
 
 import json
 
+import pytest
 from semrec.bundle import Bundle
 from semrec.item_table import ItemTable
 from semrec_worker.commands.demo import DemoConfig, demo
 
 
+@pytest.mark.slow
 def test_demo_trains_said_then_sasrec_and_exports(tmp_path):
     work = tmp_path / "demo"
     demo(DemoConfig(data="synthetic:users=400,items=200,avg_len=8,seed=5", workdir=work, llm="tiny",

@@ -59,6 +59,7 @@ def test_llm2x_reduces_text_embeddings_to_the_model_width(small):
     assert np.allclose(table.vectors.mean(0), 0, atol=1e-4)  # PCA scores are centred
 
 
+@pytest.mark.slow
 def test_train_commands_write_run_directories(tmp_path):
     from semrec.cli import build_app
 

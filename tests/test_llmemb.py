@@ -148,6 +148,7 @@ def test_collaborative_alignment_pulls_the_adapter_towards_sasrec(small):
         align(items=torch.zeros(n + 1, 3), targets=targets)
 
 
+@pytest.mark.slow
 def test_rat_trains_a_backbone_through_the_adapter_with_alignment(tmp_path, tiny_synthetic):
     """RAT end to end with the seqrec trainer: pretrained SASRec -> collaborative table; SCFT table -> adapter."""
     from semrec.cli import build_app

@@ -55,6 +55,7 @@ def request_samples(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.array([float(r["response_ms"]) for r in rows]), np.array([r["ok"] == "1" for r in rows])
 
 
+@pytest.mark.slow
 def test_bench_load_against_the_real_ranker_writes_reports_and_judges_by_the_samples(tmp_path: Path) -> None:
     slo_ms = 500.0
     with LocalStack(tmp_path / "stack") as stack:
@@ -85,6 +86,7 @@ def test_bench_load_against_the_real_ranker_writes_reports_and_judges_by_the_sam
     assert doc.runs[0].dataset == "shop" and doc.runs[0].config["ranker"]["bundle"]["n_items"] == 300
 
 
+@pytest.mark.slow
 def test_bench_load_exits_nonzero_on_failures_and_slo(tmp_path: Path) -> None:
     stale = tmp_path / "stale-items.txt"
     stale.write_text("".join(f"gone-{i}\n" for i in range(20)))  # ids the catalogue does not hold: 404
@@ -132,6 +134,7 @@ def test_memory_growth_tells_a_leak_from_a_plateau() -> None:
     assert leak["rss_growth_mib"] > 30 and leak["rss_slope_mib_per_min"] == pytest.approx(6.0, rel=0.01)
 
 
+@pytest.mark.slow
 def test_local_stack_stops_what_it_started(tmp_path: Path) -> None:
     import redis
 

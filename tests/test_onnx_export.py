@@ -31,6 +31,7 @@ def runs(tmp_path_factory, tiny_synthetic_shared):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backbone", ["gru4rec", "sasrec", "bert4rec"])
 def test_onnx_matches_torch_and_bundle_ranks_like_the_model(runs, backbone, tiny_synthetic):
     run = runs[backbone]
@@ -91,6 +92,7 @@ def numpy_test_metrics(bundle: Bundle, dataset) -> dict[str, float]:
             "recall@10": float((ranks < 10).mean()), "mrr": float((1 / (ranks + 1)).mean())}  # fmt: skip
 
 
+@pytest.mark.slow
 def test_bundle_reproduces_the_runs_test_metrics(runs, tiny_synthetic):
     import json
 

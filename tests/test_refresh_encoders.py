@@ -79,6 +79,7 @@ def rat_run(tmp_path_factory, small_shared):
     return root
 
 
+@pytest.mark.slow
 def test_llmemb_encoder_reproduces_the_rat_bundle_and_embeds_new_items(rat_run, small):
     spec = json.loads((rat_run / "rat" / "refresh_encoder" / "encoder.json").read_text())
     assert spec["kind"] == "llmemb" and spec["lm"] == "tiny" and (rat_run / "rat" / "refresh_encoder" / "lora").is_dir()
@@ -95,6 +96,7 @@ def test_llmemb_encoder_reproduces_the_rat_bundle_and_embeds_new_items(rat_run, 
     assert load_item_encoder(rat_run / "rat").kind == "llmemb"  # auto = the run's own
 
 
+@pytest.mark.slow
 def test_semrec_refresh_with_the_llmemb_encoder(rat_run, small, redis_server, tmp_path):
     from semrec.settings import redis_settings
     from semrec.store import load_bundle
@@ -132,6 +134,7 @@ def _rebuild_and_compare(run) -> None:
         np.testing.assert_allclose(after[key], value, rtol=1e-5, atol=1e-6, err_msg=key)
 
 
+@pytest.mark.slow
 def test_export_refresh_encoder_rebuilds_the_llmemb_encoder(rat_run):
     _rebuild_and_compare(rat_run / "rat")
 
@@ -173,6 +176,7 @@ def _write_items(path, items):
     return str(path)
 
 
+@pytest.mark.slow
 def test_said_encoder_refreshes_new_items_only_and_is_idempotent(said_stage2, small, redis_server, tmp_path):
     from semrec.settings import redis_settings
     from semrec.store import load_bundle
@@ -210,6 +214,7 @@ def test_said_encoder_refreshes_new_items_only_and_is_idempotent(said_stage2, sm
     assert (said_stage2 / "said" / "checkpoint.pt").read_bytes() == checkpoint  # the SAID run is never written
 
 
+@pytest.mark.slow
 def test_said_linear_projection_maps_new_items_with_the_trained_layer(said_stage2, small, tmp_path):
     config = SeqRecConfig(out=tmp_path / "linear", backbone="sasrec", init=str(said_stage2 / "said"),
                           projection="linear", **SEQREC)  # fmt: skip

@@ -80,6 +80,7 @@ def test_caption_loss_counts_caption_tokens_only(tiny_lm):
     assert torch.allclose(loss, loss_padded)
 
 
+@pytest.mark.slow
 def test_train_writes_table_metrics_and_reports(tmp_path, tiny_synthetic, tiny_lm):
     config = small_config(tmp_path, projector="amortised", epochs=2)
     table = train_said(config, dataset=tiny_synthetic, lm=tiny_lm)
@@ -101,6 +102,7 @@ def test_train_writes_table_metrics_and_reports(tmp_path, tiny_synthetic, tiny_l
     assert meta["accuracy"] == pytest.approx(np.mean([word_accuracy(r, g) for r, g in pairs]), abs=1e-4)
 
 
+@pytest.mark.slow
 def test_resume_continues_and_refuses_model_changes(tmp_path, tiny_synthetic, tiny_lm):
     config = small_config(tmp_path, epochs=1)
     first = train_said(config, dataset=tiny_synthetic, lm=tiny_lm)
@@ -138,6 +140,7 @@ def test_only_new_needs_resume(tmp_path):
         train_said(small_config(tmp_path, only_new=True))
 
 
+@pytest.mark.slow
 def test_cli_train_said_on_tiny_lm(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "semrec.cli", "train", "said", "--llm", "tiny", "--data",
