@@ -5,6 +5,7 @@ and embeds new items; `said` (stage-2 runs from a SAID table) gives new items ve
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 
 import numpy as np
@@ -106,13 +107,19 @@ def test_semrec_refresh_with_the_llmemb_encoder(rat_run, small, redis_server, tm
     published = CliRunner().invoke(build_app(), ["publish", "--run", str(run), "--items",
                                                  _write_items(tmp_path / "v1.jsonl", small.items), *args])  # fmt: skip
     assert published.exit_code == 0, published.output
-    updated = _write_items(tmp_path / "v2.jsonl", [*small.items, *new_items()])
+    # a new id with the text of an existing item: its refreshed vector must be the one the export computed
+    # for that item through the trained model (an independent path: RAT adapter -> export, not the encoder)
+    twin = dataclasses.replace(small.items[3], item_id="twin-of-3")
+    updated = _write_items(tmp_path / "v2.jsonl", [*small.items, *new_items(), twin])
     refreshed = CliRunner().invoke(build_app(), ["refresh", "--items", updated, "--encoder", "llmemb", *args])
-    assert refreshed.exit_code == 0 and "added 2, changed 0, removed 0" in refreshed.output, refreshed.output
+    assert refreshed.exit_code == 0 and "added 3, changed 0, removed 0" in refreshed.output, refreshed.output
     bundle = load_bundle(redis_settings(redis_server.url).client(), "rat").bundle
+    exported = Bundle.load(run)
+    assert bundle.item_ids[-1] == "twin-of-3"
+    assert cosines(bundle.item_vectors[-1:], exported.item_vectors[3:4]).min() >= 0.999
     encoder = load_item_encoder(run)
     encoder.progress = False
-    np.testing.assert_allclose(bundle.item_vectors[small.n_items :], encoder.encode(new_items()), atol=1e-5)
+    np.testing.assert_allclose(bundle.item_vectors[small.n_items : -1], encoder.encode(new_items()), atol=1e-5)
     np.testing.assert_array_equal(bundle.item_vectors[: small.n_items], Bundle.load(run).item_vectors)
     again = CliRunner().invoke(build_app(), ["refresh", "--items", updated, *args])
     assert again.exit_code == 0 and "nothing to publish" in again.output
