@@ -161,9 +161,22 @@ def copy_tree(destination: Path) -> None:
 
 def run_tests(tree: Path, tests: tuple[str, ...], timeout: int) -> tuple[int, float, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(str(tree / p) for p in ("shared", "services/worker", "services/ranker"))
+    env["PYTHONPATH"] = os.pathsep.join(
+        str(tree / p) for p in ("shared", "services/worker", "services/ranker")
+    )
     env["PYTHONDONTWRITEBYTECODE"] = "1"
-    command = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-p", "no:randomly", *tests]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-x",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:randomly",
+        *tests,
+    ]
     start = time.perf_counter()
     try:
         done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, timeout=timeout)
@@ -174,7 +187,9 @@ def run_tests(tree: Path, tests: tuple[str, ...], timeout: int) -> tuple[int, fl
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", default="", help="run the mutants whose name starts with this")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "mutation-check.json")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per test run")
@@ -216,7 +231,13 @@ def main() -> int:
                             "tests": list(mutant.tests), "seconds": round(seconds, 1), "summary": tail})  # fmt: skip
             print(f"{mutant.name}: {status.upper()} in {seconds:.1f} s ({tail})", flush=True)
     killed = sum(r["status"] == "killed" for r in results)
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                                capture_output=True, text=True).stdout.strip())  # fmt: skip
     report = {"command": "python tools/mutation/run_mutants.py" + (f" --only {args.only}" if args.only else ""),
+              "commit": commit + ("+uncommitted changes" if dirty else ""),
               "mutants": len(results), "killed": killed, "all_killed": killed == len(results),
               "baseline": baseline, "results": results}  # fmt: skip
     if not args.only:
