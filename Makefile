@@ -15,7 +15,7 @@ test: bootstrap
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: bootstrap
-	$(BIN)/ruff check shared services tests loadtest
+	$(BIN)/ruff check shared services tests loadtest tools
 
 bench-popularity: bootstrap
 	$(BIN)/semrec eval popularity --data ../shared/datasets/amazon2018-scientific --out results/popularity-amazon2018-scientific.json

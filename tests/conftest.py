@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import socket
@@ -41,21 +42,24 @@ class RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.fail("redis-server is not installed: run `make test` (it bootstraps it)")
-        self.port = free_port()
         self.password = password
-        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                "--dir", str(directory)]  # fmt: skip
-        if password:
-            args += ["--requirepass", password]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
+        # the port is picked free and bound a moment later by redis-server; another process can take it in
+        # between, so a server that exits at start-up is retried on a new port
+        for _attempt in range(3):
+            self.port = free_port()
+            args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                    "--dir", str(directory)]  # fmt: skip
+            if password:
+                args += ["--requirepass", password]
+            self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.time() + 60
+            while time.time() < deadline and self.process.poll() is None:
+                try:
+                    with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                        return
+                except OSError:
+                    time.sleep(0.05)
+            self.stop()
         pytest.fail("redis-server did not start")
 
     @property
@@ -80,11 +84,18 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 @pytest.fixture(scope="session")
-def tiny_synthetic():
-    """A small synthetic dataset (seconds to train on)."""
+def tiny_synthetic_shared():
+    """The session-wide original of `tiny_synthetic`: read-only (module fixtures deep-copy it)."""
     from semrec_worker.data import DataConfig, load_dataset
 
     return load_dataset(DataConfig(data="synthetic:users=300,items=200,avg_len=10,seed=1"))
+
+
+@pytest.fixture
+def tiny_synthetic(tiny_synthetic_shared):
+    """A small synthetic dataset (seconds to train on): built once, each test gets its own deep copy, so a
+    test that edits an item or a sequence cannot change what later tests train on."""
+    return copy.deepcopy(tiny_synthetic_shared)
 
 
 @pytest.fixture

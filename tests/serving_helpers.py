@@ -29,19 +29,19 @@ def tiny_bundle(n_items: int = 300, seed: int = 0, dim: int = 16) -> Bundle:
 def running_ranker(settings, encoder_factory=None) -> Iterator[tuple[str, object]]:
     """The ranker app under a real uvicorn on a free loopback port (in a thread); yields (base_url, app)."""
     import uvicorn
-    from conftest import free_port
     from semrec_ranker.main import create_app
 
     app = create_app(settings, encoder_factory)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    # port 0: the kernel picks a free port at bind time and we read back what was bound (no pick-then-bind race)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.time() + 30
+    deadline = time.time() + 120  # generous: the CI machine is shared
     while not server.started:
         if time.time() > deadline or not thread.is_alive():
             raise RuntimeError("ranker did not start")
         time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
     try:
         yield f"http://127.0.0.1:{port}", app
     finally:
@@ -49,7 +49,8 @@ def running_ranker(settings, encoder_factory=None) -> Iterator[tuple[str, object
         thread.join(timeout=10)
 
 
-def wait_until(predicate, timeout: float = 15.0, interval: float = 0.1) -> bool:
+def wait_until(predicate, timeout: float = 60.0, interval: float = 0.1) -> bool:
+    """Poll `predicate` until it holds; the deadline is generous (a busy 2-core machine), the wait is not."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         if predicate():

@@ -32,17 +32,21 @@ def test_two_gloo_processes_match_one(tmp_path):
 
     single = CliRunner().invoke(build_app(), ["train", "seqrec", *COMMON, "--out", str(tmp_path / "one")])
     assert single.exit_code == 0, single.output[-2000:]
-    ddp = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
-         "--master-port", str(free_port()), semrec_script(), "train", "seqrec", *COMMON, "--out", str(tmp_path / "two")],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    for attempt in range(3):  # the master port can be taken before torchrun binds it: retry on a new one
+        out = tmp_path / f"two-{attempt}"
+        ddp = subprocess.run(
+            [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+             "--master-port", str(free_port()), semrec_script(), "train", "seqrec", *COMMON, "--out", str(out)],
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        if ddp.returncode == 0 or "address already in use" not in ddp.stderr.lower():
+            break
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     assert "2 process(es)" in ddp.stderr
-    one, two = ItemTable.load(tmp_path / "one"), ItemTable.load(tmp_path / "two")
+    one, two = ItemTable.load(tmp_path / "one"), ItemTable.load(out)
     assert np.abs(one.vectors - two.vectors).max() < 1e-4
     m1 = json.loads((tmp_path / "one" / "metrics.json").read_text())
-    m2 = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    m2 = json.loads((out / "metrics.json").read_text())
     assert m2["world_size"] == 2
     for a, b in zip(m1["epochs"], m2["epochs"], strict=True):
         assert abs(a["loss"] - b["loss"]) < 1e-4

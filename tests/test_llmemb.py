@@ -4,6 +4,7 @@ LoRA on the tiny LM (only adapters train; the adapter saves, reloads and resumes
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -30,10 +31,16 @@ ATTRS = {"title": "T" * 150, "brand": "Acme", "category": "Lab > Pipettes", "col
 
 
 @pytest.fixture(scope="module")
-def small():
+def small_shared():
     from semrec_worker.data import DataConfig, load_dataset
 
     return load_dataset(DataConfig(data=SMALL))
+
+
+@pytest.fixture
+def small(small_shared):
+    """Each test gets its own copy: edits cannot leak into later tests."""
+    return copy.deepcopy(small_shared)
 
 
 def tiny_settings(**kw) -> SCFTSettings:
@@ -141,6 +148,7 @@ def test_collaborative_alignment_pulls_the_adapter_towards_sasrec(small):
         align(items=torch.zeros(n + 1, 3), targets=targets)
 
 
+@pytest.mark.slow
 def test_rat_trains_a_backbone_through_the_adapter_with_alignment(tmp_path, tiny_synthetic):
     """RAT end to end with the seqrec trainer: pretrained SASRec -> collaborative table; SCFT table -> adapter."""
     from semrec.cli import build_app

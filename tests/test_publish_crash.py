@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from semrec.bundle import Bundle
 from semrec.settings import redis_settings
-from semrec.store import ConcurrentPublishError, current_version, keys, load_bundle, publish_bundle
+from semrec.store import ConcurrentPublishError, current_version, keys, list_versions, load_bundle, publish_bundle
 from semrec.store.bundles import PAUSE_AT_ENV, PAUSE_FILE_ENV
 from serving_helpers import tiny_bundle
 
@@ -90,4 +90,34 @@ def test_concurrent_publish_loses_the_compare_and_set(redis_server, tmp_path):
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode != 0 and "changed from 1 to 3" in out.decode()
     assert current_version(client, "shop") == "3"
-    assert issubclass(ConcurrentPublishError, Exception)
+    assert len(load_bundle(client, "shop").bundle.item_ids) == 100  # v3 intact, the loser's v2 never switched
+    assert "2" not in list_versions(client, "shop")
+
+
+def test_concurrent_publish_in_process_raises_concurrent_publish_error(redis_server, tmp_path, monkeypatch):
+    import threading
+
+    client = redis_settings(redis_server.url).client()
+    publish_bundle(client, "shop", tiny_bundle(100, seed=1))
+    marker = tmp_path / "paused"
+    monkeypatch.setenv(PAUSE_AT_ENV, "verified")
+    monkeypatch.setenv(PAUSE_FILE_ENV, str(marker))
+    errors: list[BaseException] = []
+
+    def paused_publish() -> None:
+        try:
+            publish_bundle(client, "shop", tiny_bundle(100, seed=2))
+        except BaseException as error:  # noqa: BLE001 - handed to the test thread
+            errors.append(error)
+
+    worker = threading.Thread(target=paused_publish)
+    worker.start()
+    deadline = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    monkeypatch.delenv(PAUSE_AT_ENV)  # the competing publish below must not pause
+    publish_bundle(client, "shop", tiny_bundle(100, seed=3))
+    marker.unlink()
+    worker.join(60)
+    assert len(errors) == 1 and isinstance(errors[0], ConcurrentPublishError)
+    assert "changed from 1 to 3" in str(errors[0]) and current_version(client, "shop") == "3"

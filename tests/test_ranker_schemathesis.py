@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 from pydantic import SecretStr
 from schemathesis.checks import not_a_server_error
 from semrec.settings import redis_settings
 from semrec.store import append_history, publish_bundle
 from semrec_ranker.core.config import RankerSettings
 from serving_helpers import ready_version, running_ranker, tiny_bundle, wait_until
+
+REPO = Path(__file__).resolve().parents[1]
+SEED = 20240611
+EXAMPLES = DirectoryBasedExampleDatabase(REPO / ".hypothesis" / "schemathesis")
 
 
 @pytest.fixture
@@ -25,6 +32,7 @@ def ranker_url(redis_server):
         yield base
 
 
+@pytest.mark.slow
 def test_no_input_gives_a_server_error(ranker_url):
     schema = schemathesis.openapi.from_url(f"{ranker_url}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
@@ -33,8 +41,11 @@ def test_no_input_gives_a_server_error(ranker_url):
     }  # fmt: skip
     for operation in operations:
 
+        # a fixed seed (the same cases every run, whatever the test order) and a saved example database:
+        # a failing case is written to .hypothesis/ and replayed first next time
+        @seed(SEED)
         @given(case=operation.as_strategy())
-        @settings(max_examples=15, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+        @settings(max_examples=15, deadline=None, database=EXAMPLES, suppress_health_check=list(HealthCheck))
         def run(case):
             case.call_and_validate(checks=[not_a_server_error])
 

@@ -52,24 +52,34 @@ class TLSRedisServer(RedisServer):
         if shutil.which("openssl") is None:
             pytest.skip("no openssl CLI to make a test CA")
         self.certs = make_test_ca(directory / "tls")
-        self.port = free_port()
         log = directory / "redis-tls.log"
+        for _attempt in range(3):  # a free port can be taken before redis-server binds it: retry on a new one
+            self.port = free_port()
+            if self._start(binary, directory, log):
+                return
+        self.stop()
+        pytest.fail("TLS redis-server did not start")
+
+    def _start(self, binary: str, directory: Path, log: Path) -> bool:
+        """True once the TLS port answers; False when the port was taken (retry); skip/fail otherwise."""
         args = [binary, "--port", "0", "--tls-port", str(self.port), "--bind", "127.0.0.1",
                 "--tls-cert-file", str(self.certs["cert"]), "--tls-key-file", str(self.certs["key"]),
                 "--tls-ca-cert-file", str(self.certs["ca"]), "--tls-auth-clients", "no",
                 "--save", "", "--appendonly", "no", "--dir", str(directory)]  # fmt: skip
         with log.open("wb") as out:
             self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.time() + 10
+        deadline = time.time() + 60
         while time.time() < deadline:
             if self.process.poll() is not None:
                 text = log.read_text(errors="replace")
                 if "tls" in text.lower() and ("not supported" in text.lower() or "bad directive" in text.lower()):
                     pytest.skip(f"this redis-server has no TLS support: {text.strip().splitlines()[-1]}")
+                if "address already in use" in text.lower():
+                    return False
                 pytest.fail(f"TLS redis-server exited: {text[-500:]}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
+                    return True
             except OSError:
                 time.sleep(0.05)
         self.stop()

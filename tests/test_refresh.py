@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -37,7 +38,7 @@ def test_refresh_diffs_encodes_publishes_and_is_idempotent(redis_server, tmp_pat
 
     changed_id, removed_id = ids[0], ids[1]
     edited = dict(items)
-    edited[changed_id].title = (edited[changed_id].title or "") + " (new edition)"
+    edited[changed_id] = dataclasses.replace(items[changed_id], title=(items[changed_id].title or "") + " (new edition)")
     del edited[removed_id]
     for n in range(2):
         edited[f"new-{n}"] = type(items[ids[2]])(f"new-{n}", title=f"brand new gadget {n}", brand="Acme")
@@ -61,8 +62,42 @@ def test_refresh_diffs_encodes_publishes_and_is_idempotent(redis_server, tmp_pat
     served = engine.recommend([ids[3], "new-0"], k=len(ids))  # a new item is skipped as input, not unknown
     served_ids = {second.item_ids[r] for r in served.rows}
     assert removed_id not in served_ids and "new-1" in served_ids and served.unknown_items == []
-    assert engine.similar("new-0", 5) is not None
+    similar_rows, _ = engine.similar("new-0", 5)
+    vectors = second.item_vectors / np.linalg.norm(second.item_vectors, axis=1, keepdims=True)
+    cosine = vectors @ vectors[second.item_ids.index("new-0")]
+    cosine[second.item_ids.index("new-0")] = -np.inf  # an item is not similar to itself
+    cosine[second.item_ids.index(removed_id)] = -np.inf  # retired: never recommended
+    # the five best cosines, by numpy; compared by value so that near-ties may come in either order
+    np.testing.assert_allclose(cosine[similar_rows], np.sort(cosine)[::-1][:5], atol=1e-5)
 
     again = refresh(RefreshConfig(catalog="shop", items=str(updated), redis=redis_server.url))
     assert again["published"] is False and (again["added"], again["changed"], again["removed"]) == (0, 0, 0)
     assert current_version(client, "shop") == "2"
+
+
+def test_a_retired_item_that_comes_back_is_served_again(redis_server, tmp_path, tiny_synthetic):
+    ids = list(tiny_synthetic.item_ids)
+    items = {i.item_id: i for i in tiny_synthetic.items}
+    base = tiny_bundle(len(ids))
+    run = tmp_path / "run"
+    Bundle(base.encoder_onnx, ids, base.item_vectors, base.popularity, base.metadata).save(run / "bundle")
+    everything = _write_items(tmp_path / "all.jsonl", [items[i] for i in ids])
+    publish(PublishConfig(run=run, redis=redis_server.url, catalog="shop", items=str(everything),
+                          refresh_encoder="hashing"))  # fmt: skip
+    gone = ids[5]
+    without = _write_items(tmp_path / "without.jsonl", [items[i] for i in ids if i != gone])
+    removed = refresh(RefreshConfig(catalog="shop", items=str(without), redis=redis_server.url))
+    assert (removed["added"], removed["changed"], removed["removed"]) == (0, 0, 1)
+    client = redis_settings(redis_server.url).client()
+    retired = load_bundle(client, "shop").bundle
+    assert retired.metadata["retired_items"] == [gone]
+    assert gone not in {retired.item_ids[r] for r in Engine("2", retired).recommend([ids[0]], k=len(ids)).rows}
+
+    back = refresh(RefreshConfig(catalog="shop", items=str(everything), redis=redis_server.url))
+    assert back["published"] and (back["added"], back["changed"], back["removed"]) == (0, 1, 0)
+    revived = load_bundle(client, "shop").bundle
+    assert revived.item_ids == ids and revived.metadata["retired_items"] == []  # same row, no duplicate
+    served = Engine("3", revived).recommend([ids[0]], k=len(ids))
+    assert gone in {revived.item_ids[r] for r in served.rows}
+    again = refresh(RefreshConfig(catalog="shop", items=str(everything), redis=redis_server.url))
+    assert again["published"] is False  # and it is not "changed" forever after

@@ -4,6 +4,8 @@ and embeds new items; `said` (stage-2 runs from a SAID table) gives new items ve
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 
 import numpy as np
@@ -32,8 +34,14 @@ SEQREC = dict(data=SMALL, dim=8, max_len=8, batch_size=32, lr=5e-3, threads=1, d
 
 
 @pytest.fixture(scope="module")
-def small():
+def small_shared():
     return load_dataset(DataConfig(data=SMALL))
+
+
+@pytest.fixture
+def small(small_shared):
+    """Each test gets its own copy: edits cannot leak into later tests."""
+    return copy.deepcopy(small_shared)
 
 
 def new_items() -> list[Item]:
@@ -62,8 +70,9 @@ def test_serving_space_keeps_the_models_ranking_and_caps_longer_vectors():
 
 
 @pytest.fixture(scope="module")
-def rat_run(tmp_path_factory, small):
+def rat_run(tmp_path_factory, small_shared):
     """SCFT (2 LoRA steps, SCFT --dim PCA) -> SASRec -> RAT on the tiny LM, exported as a bundle."""
+    small = copy.deepcopy(small_shared)
     root = tmp_path_factory.mktemp("llmemb")
     (root / "scft").mkdir()
     # the tiny LM's tokens are characters: a short domain and a long cap keep the prompts' attributes
@@ -79,6 +88,7 @@ def rat_run(tmp_path_factory, small):
     return root
 
 
+@pytest.mark.slow
 def test_llmemb_encoder_reproduces_the_rat_bundle_and_embeds_new_items(rat_run, small):
     spec = json.loads((rat_run / "rat" / "refresh_encoder" / "encoder.json").read_text())
     assert spec["kind"] == "llmemb" and spec["lm"] == "tiny" and (rat_run / "rat" / "refresh_encoder" / "lora").is_dir()
@@ -98,6 +108,7 @@ def test_llmemb_encoder_reproduces_the_rat_bundle_and_embeds_new_items(rat_run, 
     assert load_item_encoder(rat_run / "rat").kind == "llmemb"  # auto = the run's own
 
 
+@pytest.mark.slow
 def test_semrec_refresh_with_the_llmemb_encoder(rat_run, small, redis_server, tmp_path):
     from semrec.settings import redis_settings
     from semrec.store import load_bundle
@@ -107,13 +118,19 @@ def test_semrec_refresh_with_the_llmemb_encoder(rat_run, small, redis_server, tm
     published = CliRunner().invoke(build_app(), ["publish", "--run", str(run), "--items",
                                                  _write_items(tmp_path / "v1.jsonl", small.items), *args])  # fmt: skip
     assert published.exit_code == 0, published.output
-    updated = _write_items(tmp_path / "v2.jsonl", [*small.items, *new_items()])
+    # a new id with the text of an existing item: its refreshed vector must be the one the export computed
+    # for that item through the trained model (an independent path: RAT adapter -> export, not the encoder)
+    twin = dataclasses.replace(small.items[3], item_id="twin-of-3")
+    updated = _write_items(tmp_path / "v2.jsonl", [*small.items, *new_items(), twin])
     refreshed = CliRunner().invoke(build_app(), ["refresh", "--items", updated, "--encoder", "llmemb", *args])
-    assert refreshed.exit_code == 0 and "added 2, changed 0, removed 0" in refreshed.output, refreshed.output
+    assert refreshed.exit_code == 0 and "added 3, changed 0, removed 0" in refreshed.output, refreshed.output
     bundle = load_bundle(redis_settings(redis_server.url).client(), "rat").bundle
+    exported = Bundle.load(run)
+    assert bundle.item_ids[-1] == "twin-of-3"
+    assert cosines(bundle.item_vectors[-1:], exported.item_vectors[3:4]).min() >= 0.999
     encoder = load_item_encoder(run)
     encoder.progress = False
-    np.testing.assert_allclose(bundle.item_vectors[small.n_items :], encoder.encode(new_items()), atol=1e-5)
+    np.testing.assert_allclose(bundle.item_vectors[small.n_items : -1], encoder.encode(new_items()), atol=1e-5)
     np.testing.assert_array_equal(bundle.item_vectors[: small.n_items], Bundle.load(run).item_vectors)
     again = CliRunner().invoke(build_app(), ["refresh", "--items", updated, *args])
     assert again.exit_code == 0 and "nothing to publish" in again.output
@@ -135,6 +152,7 @@ def _rebuild_and_compare(run) -> None:
         np.testing.assert_allclose(after[key], value, rtol=1e-5, atol=1e-6, err_msg=key)
 
 
+@pytest.mark.slow
 def test_export_refresh_encoder_rebuilds_the_llmemb_encoder(rat_run):
     _rebuild_and_compare(rat_run / "rat")
 
@@ -156,8 +174,9 @@ def test_rat_without_an_llmemb_table_saves_no_encoder(tmp_path, small):
 
 
 @pytest.fixture(scope="module")
-def said_stage2(tmp_path_factory, small):
+def said_stage2(tmp_path_factory, small_shared):
     """SAID stage 1 (amortised projector, 1 epoch, tiny LM) -> SASRec initialised from it (PCA 128 -> 8)."""
+    small = copy.deepcopy(small_shared)
     from semrec_worker.methods.said.settings import TrainSAIDConfig
     from semrec_worker.methods.said.trainer import train_said
 
@@ -175,6 +194,7 @@ def _write_items(path, items):
     return str(path)
 
 
+@pytest.mark.slow
 def test_said_encoder_refreshes_new_items_only_and_is_idempotent(said_stage2, small, redis_server, tmp_path):
     from semrec.settings import redis_settings
     from semrec.store import load_bundle
@@ -212,6 +232,7 @@ def test_said_encoder_refreshes_new_items_only_and_is_idempotent(said_stage2, sm
     assert (said_stage2 / "said" / "checkpoint.pt").read_bytes() == checkpoint  # the SAID run is never written
 
 
+@pytest.mark.slow
 def test_said_linear_projection_maps_new_items_with_the_trained_layer(said_stage2, small, tmp_path):
     config = SeqRecConfig(out=tmp_path / "linear", backbone="sasrec", init=str(said_stage2 / "said"),
                           projection="linear", **SEQREC)  # fmt: skip

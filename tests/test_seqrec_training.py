@@ -55,8 +55,36 @@ def test_run_directory_and_results(tmp_path, tiny_synthetic):
     assert table.ids == tiny_synthetic.item_ids and table.dim == 16
     assert np.allclose(table.vectors, result.model.item_embedding.weight.detach().numpy()[1:])
     assert result.best_epoch == max(range(1, 4), key=lambda e: metrics["epochs"][e - 1]["valid"]["ndcg@10"])
+    # the reported numbers, recomputed from the saved model with numpy (not the trainer's bookkeeping):
+    # the best epoch's validation NDCG@10 and the test metrics in results.json
+    valid = numpy_metrics(out, tiny_synthetic, "valid")
+    assert metrics["epochs"][result.best_epoch - 1]["valid"]["ndcg@10"] == pytest.approx(valid["ndcg@10"], abs=2e-3)
+    test = numpy_metrics(out, tiny_synthetic, "test")
+    for name in ("ndcg@10", "recall@10", "mrr"):
+        assert doc.runs[0].metrics[name] == pytest.approx(test[name], abs=2e-3), name
+    assert test["recall@10"] > 0.05  # trained: better than a constant model's 0
     with pytest.raises(UserError, match="--resume"):
         train_seqrec(SeqRecConfig(out=out, epochs=3, **SMALL), dataset=tiny_synthetic)
+
+
+def numpy_metrics(run_dir, dataset, split: str) -> dict[str, float]:
+    """NDCG@10 / Recall@10 / MRR of a saved run on `split`: torch forward, numpy scores and pessimistic ranks."""
+    from semrec_worker.backbones import left_pad
+    from semrec_worker.export import load_run_encoder
+
+    encoder, config, _, metrics = load_run_encoder(run_dir)
+    histories, targets = dataset.split(split)
+    with torch.no_grad():
+        hidden = encoder.eval()(left_pad(histories, config.max_len)).numpy().astype(np.float64)
+        items = encoder.item_embedding.weight.detach().numpy().astype(np.float64)[1:]
+    if metrics["model"]["similarity"] == "cosine":
+        hidden = hidden / np.linalg.norm(hidden, axis=1, keepdims=True)
+        items = items / np.linalg.norm(items, axis=1, keepdims=True)
+    scores_ = hidden @ items.T
+    target = scores_[np.arange(len(targets)), targets - 1]
+    ranks = (scores_ >= target[:, None]).sum(1) - 1
+    return {"ndcg@10": float(np.where(ranks < 10, 1 / np.log2(ranks + 2), 0).mean()),
+            "recall@10": float((ranks < 10).mean()), "mrr": float((1 / (ranks + 1)).mean())}  # fmt: skip
 
 
 def test_resume_continues_from_checkpoint(tmp_path, tiny_synthetic):

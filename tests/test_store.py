@@ -108,3 +108,40 @@ def test_password_from_settings_and_never_shown(tmp_path, monkeypatch):
     finally:
         server.stop()
     assert redact_url("rediss://user:pw@host:6380/1") == "rediss://user:***@host:6380/1"
+
+
+def test_a_key_that_expires_before_the_switch_aborts_the_publish(client, tmp_path, monkeypatch):
+    """The switch script's "key expired" branch: nothing switched, the previous version keeps serving."""
+    import threading
+    import time
+
+    from semrec.store import StoreError
+    from semrec.store.bundles import PAUSE_AT_ENV, PAUSE_FILE_ENV
+
+    publish_bundle(client, "shop", tiny_bundle(50))
+    marker = tmp_path / "paused"
+    monkeypatch.setenv(PAUSE_AT_ENV, "verified")
+    monkeypatch.setenv(PAUSE_FILE_ENV, str(marker))
+    errors: list[BaseException] = []
+
+    def second_publish():
+        try:
+            publish_bundle(client, "shop", tiny_bundle(60), pending_ttl_s=1)
+        except BaseException as error:  # noqa: BLE001 - handed to the test thread
+            errors.append(error)
+
+    worker = threading.Thread(target=second_publish)
+    worker.start()
+    deadline = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert marker.exists(), "the publish never reached the switch"
+    while client.exists(keys.manifest("shop", "2")) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the pending keys (TTL 1 s) expire while the publisher is paused
+    assert not client.exists(keys.manifest("shop", "2"))
+    marker.unlink()
+    worker.join(60)
+    assert len(errors) == 1 and isinstance(errors[0], StoreError)
+    assert "expired before the switch" in str(errors[0])
+    assert current_version(client, "shop") == "1" and list_versions(client, "shop") == ["1"]
+    assert len(load_bundle(client, "shop").bundle.item_ids) == 50

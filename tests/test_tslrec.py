@@ -85,6 +85,7 @@ def test_gated_fusion_embedding():
     assert layer.gate.weight.grad is not None and not layer.features.requires_grad
 
 
+@pytest.mark.slow
 def test_train_tslrec_job_end_to_end_and_exports(tmp_path):
     from semrec.bundle import Bundle
     from semrec_worker.export import export_run
@@ -109,6 +110,7 @@ def test_train_tslrec_job_end_to_end_and_exports(tmp_path):
     assert bundle.item_vectors.shape[1] == 16
 
 
+@pytest.mark.slow
 def test_stage1_reuse_trains_the_same_backbone_and_rejects_another_catalogue(tmp_path):
     from semrec.errors import UserError
     from semrec_worker.methods.tslrec.settings import TSLRecJobConfig

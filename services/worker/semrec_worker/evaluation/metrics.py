@@ -4,6 +4,13 @@ Ties are ranked pessimistically: every other candidate whose score equals the ta
 ahead of it, rank = #{j != t: s_j > s_t} + #{j != t: s_j = s_t}. A model that scores everything
 equally therefore gets the worst rank, never the best.
 
+NaN is the worst score of all (below -inf): a NaN candidate is never ahead of a target with a number, and
+a NaN target has every other candidate ahead of it (the NaN ones by the pessimistic-ties rule). A model
+that outputs only NaN thus gets the worst rank. +inf and -inf are ordinary extremes (+inf ties +inf).
+
+Scores are compared in the precision they come in: callers must not round float64 scores to float32,
+which would turn near-equal scores into (pessimistic) ties; `ranking_dtype` says what to cast to.
+
 With r the 0-based rank of the single relevant item:
     NDCG@k   = 1 / log2(r + 2) if r < k else 0      (IDCG = 1 for one relevant item)
     Recall@k = HR@k = 1 if r < k else 0
@@ -24,11 +31,18 @@ def ranks_from_scores(scores: torch.Tensor, targets: torch.Tensor, valid: torch.
     `valid` (bool, same shape) marks candidate columns; others (padding, masked items) never count.
     """
     target_scores = scores.gather(1, targets.view(-1, 1))
-    ahead = scores >= target_scores
+    # every comparison with NaN is false, so `>=` alone would put NaN candidates behind everything and a
+    # NaN target ahead of everything; NaN is the worst score, so a NaN target has everyone ahead of it
+    ahead = (scores >= target_scores) | target_scores.isnan()
     if valid is not None:
         ahead &= valid
     # the target itself is always counted by >=; take it back out
     return ahead.sum(dim=1) - ahead.gather(1, targets.view(-1, 1)).squeeze(1).long()
+
+
+def ranking_dtype(scores: torch.Tensor) -> torch.dtype:
+    """The dtype to rank `scores` in: float64 stays float64 (no near-ties created), anything else float32."""
+    return torch.float64 if scores.dtype == torch.float64 else torch.float32
 
 
 def metrics_from_ranks(ranks: np.ndarray | torch.Tensor, ks: tuple[int, ...] = (10, 20)) -> dict[str, float]:

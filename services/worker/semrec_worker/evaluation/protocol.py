@@ -23,7 +23,7 @@ from semrec.config import StrictModel
 from semrec.errors import UserError
 
 from semrec_worker.data.dataset import SequenceDataset
-from semrec_worker.evaluation.metrics import metrics_from_ranks, ranks_from_scores
+from semrec_worker.evaluation.metrics import metrics_from_ranks, ranking_dtype, ranks_from_scores
 
 
 class Recommender(Protocol):
@@ -110,7 +110,8 @@ def evaluate(
     with torch.inference_mode():
         for lo in range(0, len(targets), bs):
             hi = min(lo + bs, len(targets))
-            scores = torch.as_tensor(model.score(histories[lo:hi])).float()
+            scores = torch.as_tensor(model.score(histories[lo:hi]))
+            scores = scores.to(ranking_dtype(scores))
             tgt = torch.as_tensor(targets[lo:hi])
             if candidates is not None:
                 cand = torch.as_tensor(candidates[lo:hi])

@@ -61,6 +61,7 @@ from semrec_worker.losses import build_loss
 from semrec_worker.training import distributed
 from semrec_worker.training.config import SeqRecConfig
 from semrec_worker.training.data import WindowBatches
+from semrec_worker.training.finite import NonFiniteError, ensure_finite_loss, ensure_finite_scores
 from semrec_worker.training.recommender import SeqRecRecommender
 
 ExtraLoss = Callable[..., torch.Tensor]
@@ -147,10 +148,28 @@ def build_model(
     return model, report, method
 
 
-def validation_metric(model: SequenceEncoder, dataset: SequenceDataset, similarity: str, metric: str) -> dict:
-    result = evaluate(SeqRecRecommender(model, similarity), dataset, "valid", EvalSettings(protocol="full"))
+class FiniteScores:
+    """A recommender whose scores are checked: NonFiniteError instead of ranking NaN/inf scores."""
+
+    def __init__(self, recommender: SeqRecRecommender, where: str) -> None:
+        self.recommender, self.where = recommender, where
+
+    def score(self, histories: list[np.ndarray]) -> torch.Tensor:
+        out = self.recommender.score(histories)
+        ensure_finite_scores(out, self.where)
+        return out
+
+
+def validation_metric(
+    model: SequenceEncoder, dataset: SequenceDataset, similarity: str, metric: str, epoch: int | None = None
+) -> dict:
+    where = f"validation after epoch {epoch}" if epoch is not None else "validation"
+    recommender = FiniteScores(SeqRecRecommender(model, similarity), where)
+    result = evaluate(recommender, dataset, "valid", EvalSettings(protocol="full"))
     if metric not in result.metrics:
         raise UserError(f"--valid-metric {metric}: choose from {', '.join(result.metrics)}")
+    if not all(math.isfinite(v) for v in result.metrics.values()):
+        raise NonFiniteError(f"{where}: non-finite metrics {result.metrics}")
     return result.metrics
 
 
@@ -241,6 +260,7 @@ def _train(
             leave=False,
         )
         partial = False
+        count_steps = 0
         for batch in progress:
             # data-parallel ranks must run the same steps, so they only stop between epochs (below)
             if not ctx.distributed and count and time.perf_counter() > deadline:
@@ -253,6 +273,8 @@ def _train(
             loss = loss_fn(hidden, targets, items, loss_generator, reduction="sum") / n_global * ctx.world_size
             if extra_loss is not None:
                 loss = loss + extra_loss(model=model, items=items, hidden=hidden, targets=targets)
+            _stop_unless_finite(loss, f"epoch {epoch}, step {count_steps + 1}", ctx)
+            count_steps += 1
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip:
@@ -269,7 +291,7 @@ def _train(
         score = 0.0
         if ctx.is_main:
             eval_start = time.perf_counter()
-            valid = validation_metric(model, dataset, loss_fn.similarity, config.valid_metric)
+            valid = validation_metric(model, dataset, loss_fn.similarity, config.valid_metric, epoch)
             score = valid[config.valid_metric]
             eval_s = time.perf_counter() - eval_start
         score = distributed.broadcast_float(score, ctx)
@@ -341,6 +363,18 @@ def run_parts(model: SequenceEncoder, extra_loss: ExtraLoss | None, init_method:
     """The pluggable parts of a run, recorded in its config.json beside the settings."""
     return {"backbone": qualified_name(model), "item_embedding": qualified_name(model.item_embedding),
             "extra_loss": qualified_name(extra_loss) if extra_loss is not None else None, "init_method": init_method}  # fmt: skip
+
+
+def _stop_unless_finite(loss: torch.Tensor, where: str, ctx: distributed.Context) -> None:
+    """NonFiniteError on every rank when the loss of any rank is NaN/inf (ranks must stop together)."""
+    if not ctx.distributed:
+        ensure_finite_loss(loss, where)
+        return
+    bad = torch.tensor(float(not torch.isfinite(loss.detach()).all()), device=ctx.device)
+    n_bad = int(distributed.all_sum(bad, ctx))
+    if n_bad:
+        ensure_finite_loss(loss, f"{where} on rank {ctx.rank}")  # raises here if this rank's loss is bad
+        raise NonFiniteError(f"training loss is not finite on {n_bad} other rank(s) at {where}: stopping")
 
 
 class TrainingPairs(nn.Module):

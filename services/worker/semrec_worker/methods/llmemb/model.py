@@ -53,6 +53,7 @@ from semrec_worker.lm.backends import TransformersBackend
 from semrec_worker.lm.loader import LanguageModel, load_language_model
 from semrec_worker.methods.llmemb.settings import ADAPTER_DIR, CHECKPOINT, SCFT_PCA, SCFTSettings
 from semrec_worker.methods.symmetric_infonce import SymmetricInfoNCE
+from semrec_worker.training.finite import ensure_finite_loss
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +223,7 @@ def train_scft(
         t0 = time.perf_counter()
         pooled = backend.embed_batch(views)
         loss = loss_fn(pooled[: len(rows)], pooled[len(rows) :])
+        ensure_finite_loss(loss, f"SCFT step {step + 1}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

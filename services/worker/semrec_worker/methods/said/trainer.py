@@ -33,6 +33,7 @@ from semrec_worker.methods.said.batches import TokenizedCaptions, length_buckets
 from semrec_worker.methods.said.generation import generation_report
 from semrec_worker.methods.said.report import write_reports
 from semrec_worker.methods.said.settings import RESUMABLE, TrainSAIDConfig
+from semrec_worker.training.finite import ensure_finite_loss
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
@@ -208,6 +209,7 @@ class SAIDTrainer:
             started = time.monotonic()
             for index in range(progress.next_batch, len(batches)):
                 loss, hits, count = self.step(batches[index])
+                ensure_finite_loss(loss, f"epoch {progress.epoch + 1}, step {index + 1} of {len(batches)}")
                 losses.append(loss)
                 correct, tokens, items = correct + hits, tokens + count, items + len(batches[index])
                 elapsed = time.monotonic() - started

@@ -39,6 +39,7 @@ from torch import nn
 from semrec_worker.core import lora
 from semrec_worker.core.runtime import autocast, default_device, precision_of
 from semrec_worker.methods.tslrec.settings import INSTRUCTION, RESPONSE, TSLRecSettings
+from semrec_worker.training.finite import ensure_finite_loss
 
 
 def pre_group(item_vectors: np.ndarray, n_groups: int, seed: int = 0) -> np.ndarray:
@@ -167,6 +168,7 @@ def train_user_sft(
             with autocast(default_device(), precision_of(settings.bf16)):
                 predicted = model(vectors, mask)
             loss = sft_loss(predicted, torch.as_tensor(targets[batch]))
+            ensure_finite_loss(loss, f"TSLRec user SFT step {len(losses) + 1}")
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()

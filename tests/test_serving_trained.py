@@ -1,0 +1,121 @@
+"""A bundle exported from a trained backbone, served over real HTTP, answers what the torch model ranks;
+hot reload by pub/sub alone (polling practically off) while requests are in flight."""
+
+from __future__ import annotations
+
+import copy
+import threading
+
+import httpx
+import numpy as np
+import pytest
+import torch
+from pydantic import SecretStr
+from semrec.bundle import Bundle
+from semrec.settings import redis_settings
+from semrec.store import publish_bundle
+from semrec_ranker.core.config import RankerSettings
+from semrec_worker.export import export_run, load_run_encoder
+from semrec_worker.losses import scores
+from semrec_worker.training import SeqRecConfig, train_seqrec
+from serving_helpers import ready_version, running_ranker, tiny_bundle, wait_until
+
+DATA = "synthetic:users=300,items=200,avg_len=10,seed=1"
+NO_POLLING_S = 3600.0  # the pointer is polled once an hour: only a pub/sub message can trigger a reload
+
+
+def ranker_settings(redis_server, **overrides) -> RankerSettings:
+    values = {"redis_url": SecretStr(redis_server.url), "catalog": "shop", "poll_interval_s": NO_POLLING_S,
+              "admin_token": SecretStr("token"), "history_cap": 20}  # fmt: skip
+    return RankerSettings(**{**values, **overrides})
+
+
+@pytest.fixture(scope="module")
+def trained_runs(tmp_path_factory, tiny_synthetic_shared):
+    """One epoch of SASRec (SAID cosine loss) and GRU4Rec (full CE, dot scoring), each exported as a bundle."""
+    dataset = copy.deepcopy(tiny_synthetic_shared)
+    root = tmp_path_factory.mktemp("served")
+    runs = {}
+    for backbone, loss in (("sasrec", "said_cosine"), ("gru4rec", "full_ce")):
+        config = SeqRecConfig(data=DATA, out=root / backbone, backbone=backbone, loss=loss, dim=16, max_len=12,
+                              epochs=1, threads=1, batch_size=64, lr=5e-3)  # fmt: skip
+        train_seqrec(config, dataset=dataset)
+        export_run(root / backbone)
+        runs[backbone] = root / backbone
+    return runs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backbone", ["sasrec", "gru4rec"])
+def test_served_answer_is_the_torch_models_top_k(trained_runs, backbone, redis_server, tiny_synthetic):
+    run = trained_runs[backbone]
+    bundle = Bundle.load(run)
+    publish_bundle(redis_settings(redis_server.url).client(), "shop", bundle)
+    encoder, _, _, metrics = load_run_encoder(run)
+    encoder.eval()
+    similarity = metrics["model"]["similarity"]
+    histories, _ = tiny_synthetic.split("test")
+    k = 10
+    with running_ranker(ranker_settings(redis_server)) as (base, _):
+        assert wait_until(lambda: ready_version(base) == "1"), "the ranker did not load the bundle"
+        http = httpx.Client(base_url=base, timeout=30)
+        for history in histories[:8]:
+            history = history[-12:]
+            ids = [tiny_synthetic.item_ids[i - 1] for i in history]
+            answer = http.post("/recommend", json={"history": ids, "k": k})
+            assert answer.status_code == 200, answer.text
+            served = [item["item_id"] for item in answer.json()["items"]]
+            # the independent expectation: the torch model's own scores (its training similarity), history
+            # items excluded (the ranker's default), read as a top-k that tolerates near-ties
+            with torch.no_grad():
+                hidden = encoder(torch.as_tensor(np.asarray(history)).view(1, -1))
+                expected = scores(hidden, encoder.item_embedding.weight, similarity)[0, 1:].numpy().astype(np.float64)
+            expected[np.asarray(history) - 1] = -np.inf
+            row_of = {item_id: row for row, item_id in enumerate(tiny_synthetic.item_ids)}
+            served_rows = np.array([row_of[i] for i in served])
+            assert len(served) == k and not set(served) & set(ids)
+            best = np.sort(expected)[::-1][:k]
+            scale = max(1.0, float(np.abs(best).max()))
+            np.testing.assert_allclose(np.sort(expected[served_rows])[::-1], best, atol=1e-4 * scale)
+
+
+@pytest.mark.slow
+def test_hot_reload_by_pub_sub_alone_under_concurrent_requests(redis_server):
+    client = redis_settings(redis_server.url).client()
+    publish_bundle(client, "shop", tiny_bundle(300, seed=1))
+    with running_ranker(ranker_settings(redis_server)) as (base, _):
+        assert wait_until(lambda: ready_version(base) == "1")
+        stop = threading.Event()
+        seen: list[tuple[int, str | None]] = []
+        errors: list[str] = []
+
+        def hammer() -> None:
+            with httpx.Client(base_url=base, timeout=30) as http:
+                while not stop.is_set():
+                    try:
+                        r = http.post("/recommend", json={"history": ["i3", "i7"], "k": 5})
+                        seen.append((r.status_code, r.json().get("version")))
+                        if r.status_code != 200 or len(r.json()["items"]) != 5:
+                            errors.append(f"{r.status_code}: {r.text[:200]}")
+                    except httpx.HTTPError as exc:
+                        errors.append(repr(exc))
+
+        threads = [threading.Thread(target=hammer) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        try:
+            assert wait_until(lambda: len(seen) >= 20), "no requests got through before the publish"
+            publish_bundle(client, "shop", tiny_bundle(400, seed=2))  # announces v2 on the updates channel
+            assert wait_until(lambda: any(version == "2" for _, version in seen[-50:]), timeout=60), (
+                "the ranker did not switch on the pub/sub message (polling is off)"
+            )
+            switched = len(seen)
+            assert wait_until(lambda: len(seen) >= switched + 20)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(30)
+    assert errors == []
+    versions = [version for _, version in seen]
+    first_new = versions.index("2")
+    assert set(versions[:first_new]) == {"1"} and versions[-1] == "2"
