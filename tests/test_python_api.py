@@ -226,3 +226,23 @@ def test_eval_run_on_another_dataset_ranks_unknown_targets_last(trained, tiny_sy
     assert metrics["metrics"]["recall@20"] == pytest.approx(np.mean(hits), abs=1e-9)
     result = CliRunner().invoke(build_app(), ["eval", "run", "--run", str(tmp_path / "missing")])
     assert result.exit_code == 2 and "not a seqrec run" in result.output
+
+
+@pytest.mark.parametrize("backbone", ["sasrec", "gru4rec"])
+def test_offline_recommendations_are_what_the_ranker_serves(trained, tiny_synthetic, backbone, tmp_path):
+    """The exported bundle in the ranker's engine (ONNX Runtime + cosine top-k) answers with the same items."""
+    import shutil
+
+    from semrec.bundle import Bundle
+    from semrec_ranker.engine import Engine
+    from semrec_worker.export import export_run
+
+    run = tmp_path / "run"
+    shutil.copytree(trained[backbone][0], run)
+    export_run(run)
+    engine = Engine("1", Bundle.load(run), ann_threshold=10**9)
+    recommender = Recommender.from_run(run)
+    for history in (tiny_synthetic.item_ids[10:14], tiny_synthetic.item_ids[50:51], tiny_synthetic.item_ids[::7]):
+        served = engine.recommend(history, 10)
+        offline = recommender.recommend(histories=[history], k=10)
+        assert [engine.item_ids[r] for r in served.rows] == offline["item_id"].tolist()
