@@ -246,3 +246,16 @@ def test_offline_recommendations_are_what_the_ranker_serves(trained, tiny_synthe
         served = engine.recommend(history, 10)
         offline = recommender.recommend(histories=[history], k=10)
         assert [engine.item_ids[r] for r in served.rows] == offline["item_id"].tolist()
+
+
+def test_train_from_a_folder_stores_its_absolute_path_without_copying(tmp_path, monkeypatch):
+    interactions, items = shop_frames()
+    monkeypatch.chdir(tmp_path)
+    Dataset.from_frame(interactions, items, name="shop", kcore=0).save("shop")
+    train(Dataset.from_path("shop"), "run", **TINY)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
+    assert config["data"] == str((tmp_path / "shop").resolve()) and not (tmp_path / "run" / "data").exists()
+    # a DataFrame dataset named like an existing folder is still written into the run, never confused with it
+    train(Dataset.from_frame(interactions, items, name="shop"), "run2", **TINY)
+    config = json.loads((tmp_path / "run2" / "config.json").read_text())["config"]
+    assert config["data"] == str((tmp_path / "run2" / "data" / "shop").resolve())

@@ -18,12 +18,14 @@ class Dataset:
     """Users' chronological item sequences after k-core filtering, with the leave-one-out split.
 
     `sequences` is the `SequenceDataset` every trainer and the evaluation protocol take; `settings` the
-    data settings (`DataConfig`) that produced it.
+    data settings (`DataConfig`) that produced it; `source` the folder or synthetic spec it was read from
+    (None when it was built in memory, e.g. from DataFrames).
     """
 
-    def __init__(self, sequences: SequenceDataset, settings: DataConfig) -> None:
+    def __init__(self, sequences: SequenceDataset, settings: DataConfig, source: str | None = None) -> None:
         self.sequences = sequences
         self.settings = settings
+        self.source = source
 
     @classmethod
     def from_frame(
@@ -51,7 +53,7 @@ class Dataset:
         """From a dataset folder (or its interactions file) or `synthetic[:...]`; `settings` are the data
         flags of the CLI (`kcore`, `max_seq_len`, `format`, `drop_unknown_items`)."""
         config = DataConfig(data=str(data), **settings)
-        return cls(load_dataset(config), config)
+        return cls(load_dataset(config), config, source=str(data))
 
     @property
     def name(self) -> str:

@@ -18,8 +18,9 @@ def train(dataset: Dataset, out: str | Path, **settings: Any) -> Recommender:
     """Train on `dataset` and save the run to `out`; `settings` are `semrec train seqrec`'s flags as keyword
     arguments (`backbone="gru4rec"`, `epochs=20`, `dim=64`, ...; see `SeqRecConfig`).
 
-    A dataset built in Python (`Dataset.from_frame`) is first written to `out/data/NAME/` in the common format
-    and the run's config points there (absolute path), so the run re-runs and reloads from its own folder.
+    The run's config stores the dataset's folder as an absolute path; a dataset built in Python
+    (`Dataset.from_frame`) is first written to `out/data/NAME/` in the common format, so the run re-runs and
+    reloads from anywhere.
     """
     clashes = sorted(set(settings) & {"data", "out", "kcore", "max_seq_len", "format", "drop_unknown_items"})
     if clashes:
@@ -27,13 +28,14 @@ def train(dataset: Dataset, out: str | Path, **settings: Any) -> Recommender:
     out = Path(out).expanduser().resolve()
     if not settings.get("resume") and (out / "checkpoint.pt").exists():
         raise UserError(f"{out} already holds a run: pass resume=True to continue it, or choose another out")
-    data = dataset.settings.data
-    if not _readable_source(data):
+    data = _rebuildable_source(dataset.source)
+    saved = data is None
+    if data is None:
         data = str(dataset.save(out / DATASET_DIRNAME / _folder_name(dataset.name)))
     config = SeqRecConfig(
         data=data,
         out=out,
-        format=dataset.settings.format if data == dataset.settings.data else "common",
+        format="common" if saved else dataset.settings.format,
         kcore=dataset.settings.kcore,
         max_seq_len=dataset.settings.max_seq_len,
         drop_unknown_items=dataset.settings.drop_unknown_items,
@@ -45,12 +47,15 @@ def train(dataset: Dataset, out: str | Path, **settings: Any) -> Recommender:
     return Recommender.from_run(out, dataset=dataset)
 
 
-def _readable_source(data: str) -> bool:
-    """Whether the CLI can rebuild the dataset from `data` alone: synthetic specs and absolute paths that exist."""
+def _rebuildable_source(data: str | None) -> str | None:
+    """`data` as the run's config should store it so the CLI rebuilds the dataset from anywhere: a synthetic
+    spec as it is, an existing path made absolute; None for a dataset that exists only in memory."""
+    if data is None:
+        return None
     if data == "synthetic" or data.startswith("synthetic:"):
-        return True
-    path = Path(data)
-    return path.is_absolute() and path.exists()
+        return data
+    path = Path(data).expanduser()
+    return str(path.resolve()) if path.exists() else None
 
 
 def _folder_name(name: str) -> str:
