@@ -12,6 +12,7 @@ import torch
 from semrec.cli import build_app
 from semrec.errors import UserError
 from semrec_worker.api import Dataset, Recommender, train
+from semrec_worker.api import recommender as recommender_module
 from semrec_worker.backbones import left_pad
 from semrec_worker.training import SeqRecConfig, train_seqrec
 from typer.testing import CliRunner
@@ -63,7 +64,7 @@ def test_recommend_by_user_is_the_models_own_top_k(trained, tiny_synthetic, back
         assert not set(got["item_id"]) & {tiny_synthetic.item_ids[i - 1] for i in history}
 
 
-def test_recommend_by_history_unknown_ids_empty_history_and_seen_items(trained, tiny_synthetic):
+def test_recommend_by_history_unknown_ids_empty_history_and_seen_items(trained, tiny_synthetic, monkeypatch):
     run, model, similarity = trained["sasrec"]
     recommender = Recommender.from_run(run)
     ids = tiny_synthetic.item_ids
@@ -77,6 +78,11 @@ def test_recommend_by_history_unknown_ids_empty_history_and_seen_items(trained, 
     # no known item: the most popular training items, like the ranker's fallback
     popularity = tiny_synthetic.item_counts("train")[1:]
     assert frame[frame["user"] == 1]["item_id"].tolist() == [ids[c] for c in np.argsort(-popularity, kind="stable")[:5]]
+    # lists as elements are histories, also positionally; scoring in small batches changes nothing
+    positional = recommender.recommend([history + ["no-such-item"], []], k=5, exclude_seen=False)
+    pd.testing.assert_frame_equal(positional, frame)
+    monkeypatch.setattr(recommender_module, "SCORE_BATCH", 1)
+    pd.testing.assert_frame_equal(recommender.recommend([history + ["no-such-item"], []], k=5, exclude_seen=False), frame)
     with pytest.raises(UserError, match="either users"):
         recommender.recommend()
     with pytest.raises(UserError, match="not in the dataset"):
@@ -158,6 +164,13 @@ def test_train_from_frame_saves_a_run_that_reloads_from_anywhere(tmp_path, monke
     reloaded = Recommender.from_run(tmp_path / "run")  # histories and titles from the run's own data folder
     pd.testing.assert_frame_equal(reloaded.recommend(["user3", "user50"], k=5), expected)
     assert reloaded.recommend(["user3"], k=1)["title"].iloc[0].startswith("Item ")
+    # the saved config re-runs from this other folder with the CLI and reproduces the test metrics
+    result = CliRunner().invoke(build_app(), ["train", "seqrec", "--config", str(tmp_path / "run" / "config.json"),
+                                              "--out", "rerun"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    first, again = (json.loads((d / "metrics.json").read_text()) for d in (tmp_path / "run", elsewhere / "rerun"))
+    assert again["dataset"]["fingerprint"] == first["dataset"]["fingerprint"]
+    assert again["test"][0]["metrics"] == pytest.approx(first["test"][0]["metrics"], abs=1e-9)
     with pytest.raises(UserError, match="already holds a run"):
         train(dataset, tmp_path / "run", **TINY)
     with pytest.raises(UserError, match="kcore"):

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 Histories = Sequence[Sequence[str]]
+SCORE_BATCH = 1024  # histories scored at once: bounds the [batch, n_items] score matrix
 
 
 class Recommender:
@@ -120,12 +121,19 @@ class Recommender:
     ) -> pd.DataFrame:
         """Top-k items per user id (their history from the dataset) or per history (a list of item ids).
 
+        `recommend(["u1", "u2"])` takes user ids; `recommend([["i1", "i2"]])` (lists as elements) or
+        `recommend(histories=...)` takes histories. Users are scored in batches of `SCORE_BATCH`, so memory
+        stays bounded for any number of users.
+
         Returns a DataFrame with one row per recommendation: `user` (the user id, or the history's position),
         `rank` (1-based), `item_id`, `score` (the model's score; popularity counts for a history with no known
         item), `title` (when the dataset has titles).
         """
         import pandas as pd
 
+        if histories is None and users is not None and not isinstance(users, str) and len(users) > 0 \
+                and all(isinstance(u, list | tuple | np.ndarray) for u in users):  # fmt: skip
+            users, histories = None, users
         if (users is None) == (histories is None):
             raise UserError("give either users (user ids) or histories (lists of item ids)")
         if k < 1:
@@ -147,15 +155,16 @@ class Recommender:
         rows, unknown = self._encode_histories(histories)
         if unknown:
             warnings.warn(f"{unknown} history item(s) are not in the model and were skipped", UserWarning, stacklevel=2)
-        scores = self._score_rows(rows)
         records = []
-        for label, row, row_scores in zip(labels, rows, scores, strict=True):
-            if not len(row):
-                row_scores = self.popularity.astype(np.float32).copy()
-            if exclude_seen and len(row):
-                row_scores[row - 1] = -np.inf
-            top = _top_k(row_scores, k)
-            records += [(label, rank, self.item_ids[c], float(row_scores[c])) for rank, c in enumerate(top, 1)]
+        for lo in range(0, len(rows), SCORE_BATCH):
+            batch = rows[lo : lo + SCORE_BATCH]
+            for label, row, row_scores in zip(labels[lo : lo + SCORE_BATCH], batch, self._score_rows(batch), strict=True):
+                if not len(row):
+                    row_scores = self.popularity.astype(np.float32).copy()
+                if exclude_seen and len(row):
+                    row_scores[row - 1] = -np.inf
+                top = _top_k(row_scores, k)
+                records += [(label, rank, self.item_ids[c], float(row_scores[c])) for rank, c in enumerate(top, 1)]
         frame = pd.DataFrame(records, columns=["user", "rank", "item_id", "score"])
         return self._with_titles(frame) if with_titles else frame
 
