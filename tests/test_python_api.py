@@ -187,11 +187,15 @@ def test_semrec_recommend_prints_the_apis_answer(trained, tiny_synthetic):
     assert lines[0] == "rank\titem_id\tscore\ttitle"
     assert [line.split("\t")[1] for line in lines[1:]] == expected["item_id"].tolist()
     assert [line.split("\t")[3] for line in lines[1:]] == expected["title"].tolist()
+    result_user_stdout = result.stdout
     history = tiny_synthetic.item_ids[:3]
     result = runner.invoke(build_app(), ["recommend", "--run", str(run), "--history", ",".join(history), "--output", "json"])
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in result.stdout.strip().splitlines()]
     assert [r["item_id"] for r in records] == Recommender.from_run(run).recommend(histories=[history])["item_id"].tolist()
+    other = runner.invoke(build_app(), ["recommend", "--run", str(run), "--user", tiny_synthetic.user_ids[2], "--k", "4",
+                                        "--data", DATA])  # fmt: skip
+    assert other.exit_code == 0 and other.stdout == result_user_stdout
     for bad in ([], ["--user", "nobody"], ["--user", "x", "--history", "a"]):
         result = runner.invoke(build_app(), ["recommend", "--run", str(run), *bad])
         assert result.exit_code == 2 and "error:" in result.output and "Traceback" not in result.output

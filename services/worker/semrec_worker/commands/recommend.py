@@ -18,7 +18,9 @@ class RecommendConfig(JobConfig):
     history: list[str] | None = Field(None, description="recommend after these item ids, oldest first")
     k: int = Field(10, ge=1, description="number of recommendations")
     exclude_seen: bool = Field(True, description="never recommend an item of the history")
-    data: str | None = Field(None, description="dataset holding the users' histories and titles (default: the run's)")
+    data: str | None = Field(
+        None, description="dataset holding the users' histories and titles, filtered like the run's (default: the run's)"
+    )
     output: Literal["table", "json"] = Field("table", description="print a table, or one JSON object per line")
 
 
@@ -29,9 +31,14 @@ def recommend_command(config: RecommendConfig) -> None:
 
     if not config.run.is_dir():
         raise UserError(f"--run {config.run}: no such run directory")
-    model = Recommender.from_run(config.run)
+    dataset = None
     if config.data is not None:
-        model = Recommender.from_run(config.run, dataset=Dataset.from_path(config.data))
+        from semrec_worker.training.config import load_seqrec_config
+
+        trained = load_seqrec_config(config.run)  # filter the other dataset as the run's was filtered
+        dataset = Dataset.from_path(config.data, kcore=trained.kcore, max_seq_len=trained.max_seq_len,
+                                    drop_unknown_items=trained.drop_unknown_items)  # fmt: skip
+    model = Recommender.from_run(config.run, dataset=dataset)
     if config.user is not None:
         frame = model.recommend([config.user], k=config.k, exclude_seen=config.exclude_seen)
     else:
