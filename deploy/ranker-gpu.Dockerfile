@@ -12,11 +12,10 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY shared shared
 COPY services/ranker services/ranker
-# onnxruntime and onnxruntime-gpu install the same module: replace the CPU build by the GPU one.
+# `gpu-ranker` is the `ranker` extra with onnxruntime-gpu in place of onnxruntime (never both: they install
+# the same module).
 RUN python3 -m venv /opt/semrec \
- && /opt/semrec/bin/pip install --no-cache-dir ".[ranker]" \
- && /opt/semrec/bin/pip uninstall -y onnxruntime \
- && /opt/semrec/bin/pip install --no-cache-dir "onnxruntime-gpu>=1.20" \
+ && /opt/semrec/bin/pip install --no-cache-dir ".[gpu-ranker]" \
  && /opt/semrec/bin/python -c "import onnxruntime as ort; assert 'CUDAExecutionProvider' in ort.get_available_providers()" \
  && rm -rf /src \
  && mkdir -p /var/lib/semrec/empty && chmod 0555 /var/lib/semrec/empty

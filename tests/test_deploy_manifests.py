@@ -165,10 +165,10 @@ def test_dockerfiles() -> None:
                 assert (REPO / source).exists(), f"{stem}: COPY {source} does not exist"
         assert "USER semrec" in text, f"{stem}: runs as root"
 
-    for stem in ("ranker", "ranker-gpu"):
+    for stem, extra in (("ranker", '".[ranker]"'), ("ranker-gpu", '".[gpu-ranker]"')):
         text = files[stem]
         installs = [line for line in instructions(text).splitlines() if "pip install" in line]
-        assert any('".[ranker]"' in line for line in installs)
+        assert any(extra in line for line in installs)
         assert not any("torch" in line or "worker" in line for line in installs), "no torch in the ranker image"
         assert "services/worker" not in text, "the ranker image must not contain the worker"
         cmd = re.search(r"^CMD (.+)$", text, re.MULTILINE).group(1)
@@ -179,7 +179,9 @@ def test_dockerfiles() -> None:
     gpu = files["worker-gpu"]
     assert re.search(r"^FROM nvidia/cuda:", gpu, re.MULTILINE)
     assert GPU_REQUIREMENTS in copy_sources(gpu) and f"-r {GPU_REQUIREMENTS}" in gpu
-    assert "import torch, vllm" in gpu and "--no-deps ." in gpu
+    assert "import torch, vllm" in gpu and '".[gpu-worker]"' in gpu
+    for stem in ("ranker-gpu", "worker-gpu"):  # onnxruntime-gpu only, never beside the CPU build
+        assert "uninstall" not in files[stem] and '".[worker]"' not in files[stem] and '".[ranker]"' not in files[stem]
 
 
 # ---------------------------------------------------------------- Kubernetes

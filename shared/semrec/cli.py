@@ -9,6 +9,7 @@ A slim ranker image installs only the ranker; the worker's commands are then sim
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import PackageNotFoundError, version
 
 import typer
 
@@ -23,14 +24,36 @@ def _group(app: typer.Typer, name: str, help: str) -> typer.Typer:
     return group
 
 
+def semrec_version() -> str:
+    try:
+        return version("semrec")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"semrec {semrec_version()}")
+        raise typer.Exit()
+
+
 def build_app() -> typer.Typer:
     app = typer.Typer(
         name="semrec",
         help="Semantic item embeddings from language models -> sequential recommenders -> REST serving.",
         no_args_is_help=True,
         pretty_exceptions_enable=False,
-        add_completion=False,
+        add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
     )
+
+    @app.callback()
+    def root(
+        show_version: bool = typer.Option(
+            False, "--version", help="print the version and exit", callback=_print_version, is_eager=True
+        ),
+    ) -> None:
+        """Semantic item embeddings from language models -> sequential recommenders -> REST serving."""
+
     groups = CommandGroups(
         root=app,
         data=_group(app, "data", "Datasets: load, filter, split, describe; generate the synthetic catalogue."),

@@ -173,6 +173,7 @@ def config_command(
         return run(config)
 
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.config_class = config_cls  # type: ignore[attr-defined]  # for docs/examples and their test
     command.__name__ = name.replace("-", "_")
     command.__doc__ = help
     app.command(name, help=help)(command)

@@ -69,13 +69,12 @@ def _cpu_model() -> str:
 
 
 def _memory_gib() -> float | None:
+    import psutil
+
     try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return round(int(line.split()[1]) / 2**20, 1)
-    except OSError:
-        pass
-    return None
+        return round(psutil.virtual_memory().total / 2**30, 1)
+    except (psutil.Error, OSError):
+        return None
 
 
 def machine_info() -> dict[str, Any]:

@@ -71,7 +71,7 @@ def table_reduction(rows: np.ndarray, dim: int) -> tuple[np.ndarray, PCAFit | No
     else:
         raise UserError(
             f"item table width {rows.shape[1]} < model width {dim}: PCA cannot widen; "
-            "use --projection linear or a smaller --dim"
+            f"use --projection linear or --dim {rows.shape[1]} (or smaller)"
         )
     scale = max(float(np.linalg.norm(reduced, axis=1).mean()), 1e-12)
     return reduced / scale, pca, scale

@@ -41,11 +41,9 @@ def native_bf16(device: str | torch.device) -> bool:
 
     if str(device).startswith("cuda"):
         return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    # torch's own CPU feature queries (cpuinfo-based, also off Linux): AVX512-BF16, or AMX tiles (AMX-BF16)
+    queries = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(bool(query()) for query in queries if query is not None)
 
 
 def precision_of(bf16: bool | None) -> Precision:

@@ -173,9 +173,10 @@ def read_raw(config: DataConfig) -> tuple[str, RawInteractions, dict[str, Item]]
     directory = Path(config.data).expanduser()
     if not directory.exists():
         raise UserError(f"{directory}: dataset folder not found (or use --data synthetic)")
+    fmt = None if config.format == "auto" else config.format
     if not directory.is_dir():
-        raise UserError(f"{directory}: expected a dataset folder")
-    fmt = formats.detect_format(directory) if config.format == "auto" else config.format
+        directory, fmt = formats.folder_of_file(directory, fmt)
+    fmt = fmt or formats.detect_format(directory)
     raw, items = formats.READERS[fmt](directory)
     return directory.name, raw, items
 

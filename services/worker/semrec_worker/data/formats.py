@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from semrec.cli_builder import echo
 from semrec.errors import DataError
 
 from semrec_worker.data.records import Item, RawInteractions
+from semrec_worker.data.timestamps import parse_timestamp
 
 
 def _open_bytes(path: Path):
@@ -65,7 +67,9 @@ def _as_list(value: Any) -> list[str]:
 
 
 def read_common_items(path: Path) -> dict[str, Item]:
+    """Items by id; when an id repeats, its last line wins and a warning gives the count."""
     items: dict[str, Item] = {}
+    duplicates: dict[str, int] = {}
     for lineno, text in iter_lines(path):
         try:
             obj = json.loads(text)
@@ -77,9 +81,15 @@ def read_common_items(path: Path) -> dict[str, Item]:
         title = obj.pop("title", None)
         brand = obj.pop("brand", None)
         categories = _as_list(obj.pop("categories", None))
+        if item_id in items:
+            duplicates.setdefault(item_id, lineno)
         items[item_id] = Item(item_id, title and str(title), brand and str(brand), categories, obj)
     if not items:
         raise DataError(path, "no items (empty file)")
+    if duplicates:
+        first_id, first_line = next(iter(duplicates.items()))
+        echo(f"warning: {path}: {len(duplicates)} item id(s) appear more than once (the last line of each wins), "
+             f"e.g. {first_id!r} again at line {first_line}")  # fmt: skip
     return items
 
 
@@ -98,10 +108,12 @@ def read_common_interactions(path: Path) -> RawInteractions:
         row = text.split(",") if '"' not in text else next(csv.reader([text]))
         if len(row) != len(header):
             raise DataError(path, f"expected {len(header)} fields, found {len(row)}", lineno)
-        try:
-            times.append(float(row[it]))
-        except ValueError:
-            raise DataError(path, f"timestamp {row[it]!r} is not a number", lineno) from None
+        seconds = parse_timestamp(row[it])
+        if seconds is None:
+            raise DataError(
+                path, f"timestamp {row[it]!r} is neither a number nor an ISO-8601 date-time", lineno
+            )
+        times.append(seconds)
         users.append(row[iu])
         items.append(row[ii])
         linenos.append(lineno)
@@ -239,6 +251,38 @@ def detect_format(directory: Path) -> str:
         "unrecognised dataset folder: expected interactions.csv+items.jsonl (common), MovieLens "
         "(ratings.dat+movies.dat or u.data+u.item) or Amazon 2018 (ratings CSV + meta_*.json)",
     )
+
+
+def folder_of_file(path: Path, fmt: str | None = None) -> tuple[Path, str]:
+    """(folder, format) when `path` is a data file that its folder's reader would read, so that e.g.
+    `--data shop/interactions.csv` means `--data shop`; any other file is an error."""
+    folder = path.parent
+    try:
+        fmt = fmt or detect_format(folder)
+    except DataError:
+        fmt = None
+    if fmt is not None and path.resolve() in {p.resolve() for p in data_files(folder, fmt)}:
+        return folder, fmt
+    raise DataError(
+        path,
+        "expected a dataset folder (e.g. the folder holding interactions.csv and items.jsonl); "
+        f"this file is not one of its folder's data files{f' ({fmt} format)' if fmt else ''}",
+    )
+
+
+def data_files(directory: Path, fmt: str) -> list[Path]:
+    """The files the `fmt` reader reads from `directory` (those present)."""
+    if fmt == "common":
+        found = [find_file(directory, "interactions.csv"), find_file(directory, "items.jsonl")]
+    elif fmt == "movielens":
+        found = [find_file(directory, n) for n in ("ratings.dat", "movies.dat", "u.data", "u.item", "u.genre")]
+    elif fmt == "amazon":
+        ratings = sorted(p for p in directory.iterdir() if p.name.endswith((".csv", ".csv.gz")))
+        metas = sorted(p for p in directory.iterdir() if p.name.startswith("meta_") and ".json" in p.name)
+        found = ratings[:1] + metas[:1]
+    else:
+        found = []
+    return [p for p in found if p is not None]
 
 
 READERS = {"common": read_common, "movielens": read_movielens, "amazon": read_amazon}

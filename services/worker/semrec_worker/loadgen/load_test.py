@@ -37,7 +37,7 @@ class LoadTestConfig(JobConfig):
     soak: bool = Field(False, description="soak test: run --soak-duration-s and check the ranker's memory")
     soak_duration_s: float = Field(600.0, gt=0, le=86_400, description="duration of a soak run (seconds)")
     max_memory_growth_mib: float = Field(32.0, gt=0, description="soak: allowed RSS growth after warm-up (MiB)")
-    ranker_pid: int | None = Field(None, description="soak: read memory from /proc/PID instead of /metrics")
+    ranker_pid: int | None = Field(None, description="soak: read the memory of local process PID (psutil) instead of /metrics")
     slo_p99_ms: float = Field(20.0, gt=0, description="p99 latency objective (ms) over all requests")
     warmup_s: float = Field(0.0, ge=0, description="seconds at the start left out of the verdict statistics")
     k: int = Field(10, ge=1, le=200, description="items per recommendation")

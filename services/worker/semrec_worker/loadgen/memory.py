@@ -1,8 +1,8 @@
 """The ranker's resident memory during a load test, and whether it grew.
 
 Read from the ranker's own `/metrics` (`process_resident_memory_bytes`, exported by prometheus-client's
-process collector on Linux), which works wherever the ranker runs, or from /proc/PID when the ranker is
-a local process whose pid is given.
+process collector on Linux), which works wherever the ranker runs, or from the process itself (psutil)
+when the ranker is a local process whose pid is given.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 from semrec.errors import UserError
@@ -30,13 +29,12 @@ def rss_from_metrics(base_url: str) -> int:
 
 
 def rss_from_pid(pid: int) -> int:
+    import psutil
+
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError as exc:
+        return int(psutil.Process(pid).memory_info().rss)
+    except (psutil.Error, OSError) as exc:
         raise UserError(f"cannot read the memory of process {pid}: {exc}") from exc
-    raise UserError(f"process {pid} reports no VmRSS")
 
 
 class MemorySampler(threading.Thread):

@@ -23,7 +23,9 @@ class LHSettings(StrictModel):
 
 class LLM2XSettings(StrictModel):
     text_encoder: str = Field(MINILM, description="'minilm' (packaged all-MiniLM-L6-v2), 'tiny', or a local ST dir")
-    dim: int = Field(64, ge=1, description="PCA width = the backbone's embedding width")
+    dim: int = Field(
+        256, ge=1, description="PCA width = the backbone's embedding width (the default of `semrec train seqrec --dim`)"
+    )
     max_caption_tokens: int = Field(64, ge=4, description="caption length cap (words)")
     batch_size: int = Field(64, ge=1, description="texts per forward pass")
     text_table: str | None = Field(

@@ -10,6 +10,7 @@ Steps of the two loops alternate, so a machine shared with other jobs slows both
 
 from __future__ import annotations
 
+import os
 import platform
 import tempfile
 import time
@@ -105,6 +106,6 @@ def run_bench(config) -> list[RunResult]:
 
 def _load_average() -> float | None:
     try:
-        return float(Path("/proc/loadavg").read_text().split()[0])
+        return float(os.getloadavg()[0])
     except OSError:
         return None
