@@ -37,7 +37,7 @@ def evaluate_run(
     run_dir, dataset: Dataset, protocols: list[str], exclude_history: bool = False, eval_seed: int = 0
 ) -> tuple[list[RunResult], int]:
     """(test results per protocol, number of dataset items the model does not know)."""
-    from semrec_worker.commands.evaluate import EvalJobConfig, evaluate_runs
+    from semrec_worker.evaluation.jobs import EvalJobConfig, evaluate_runs
     from semrec_worker.training.config import load_seqrec_config
 
     model = Recommender.from_run(run_dir, dataset=dataset)

@@ -11,7 +11,7 @@ from semrec.config import JobConfig
 from semrec.errors import UserError
 from semrec.results import RunResult, write_results
 
-from semrec_worker.commands.evaluate import Protocol
+from semrec_worker.evaluation.jobs import Protocol
 
 
 class EvalRunConfig(JobConfig):
