@@ -2,6 +2,7 @@
 `semrec recommend` / `semrec eval run`, all without Redis. Rankings are checked against the trained model's
 own scores computed here with torch, not through the API."""
 
+import copy
 import json
 import warnings
 
@@ -22,13 +23,13 @@ TINY = {"dim": 16, "max_len": 12, "epochs": 1, "threads": 1, "batch_size": 64, "
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny_synthetic):
+def trained(tmp_path_factory, tiny_synthetic_shared):
     """(run dir, in-memory trained encoder, similarity) for a cosine (said_cosine) and a dot (full_ce) run."""
     base = tmp_path_factory.mktemp("api-runs")
     runs = {}
     for backbone, loss, similarity in (("sasrec", "said_cosine", "cosine"), ("gru4rec", "full_ce", "dot")):
         config = SeqRecConfig(data=DATA, out=base / backbone, backbone=backbone, loss=loss, **TINY)
-        result = train_seqrec(config, dataset=tiny_synthetic)
+        result = train_seqrec(config, dataset=copy.deepcopy(tiny_synthetic_shared))
         runs[backbone] = (base / backbone, result.model.eval(), similarity)
     return runs
 
