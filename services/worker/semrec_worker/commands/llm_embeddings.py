@@ -19,9 +19,8 @@ from semrec.item_table import ItemTable
 from semrec.results import write_results
 
 from semrec_worker.data.dataset import DataConfig, load_dataset
-from semrec_worker.data.text import caption
 from semrec_worker.evaluation.jobs import EvalJobConfig, evaluate_runs
-from semrec_worker.lm.backends import MINILM, text_encoder
+from semrec_worker.lm.backends import MINILM
 from semrec_worker.lm.bench import run_embed_bench
 from semrec_worker.methods.llm_settings import LLMSeqSimSettings
 from semrec_worker.methods.llmemb.job import TrainRATConfig, train_llmemb_rat
@@ -54,7 +53,7 @@ class BenchEmbedConfig(DataConfig):
 
 
 def eval_llmseqsim(config: EvalLLMSeqSimConfig):
-    from semrec_worker.methods.llmseqsim import LLMSeqSim  # torch only when the job runs
+    from semrec_worker.methods.llmseqsim import LLMSeqSim, caption_table  # torch only when the job runs
 
     dataset = load_dataset(config)
     start = time.perf_counter()
@@ -67,11 +66,7 @@ def eval_llmseqsim(config: EvalLLMSeqSimConfig):
         if fingerprint not in (None, dataset.fingerprint):
             echo(f"warning: the table was made for dataset {fingerprint}, this one is {dataset.fingerprint}")
     else:
-        encoder = text_encoder(config.text_encoder)
-        vectors = encoder.embed([caption(item) for item in dataset.items])
-        table = ItemTable(dataset.item_ids, vectors, {"method": "text", "lm": encoder.name, "dataset": dataset.name,
-                                                     "dataset_fingerprint": dataset.fingerprint})  # fmt: skip
-        source = config.text_encoder
+        table, source = caption_table(dataset, config.text_encoder), config.text_encoder
         if config.save_table is not None:
             echo(f"text embeddings saved to {table.save(config.save_table)}")
     embed_s = time.perf_counter() - start

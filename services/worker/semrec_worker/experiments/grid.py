@@ -29,19 +29,14 @@ from typing import Any
 from semrec.cli_builder import echo
 from semrec.config import JobConfig
 from semrec.errors import UserError
-from semrec.item_table import ItemTable
 from semrec.results import RunResult, read_results, write_results
 
-from semrec_worker.data.text import caption
 from semrec_worker.evaluation.jobs import PROTOCOLS, TEST_RANKS, EvalJobConfig, evaluate_runs
 from semrec_worker.experiments.config import QualityConfig
 from semrec_worker.experiments.recorded import Recorded
 from semrec_worker.export.onnx import load_run_encoder  # torch only when a cell is re-evaluated
-from semrec_worker.lm.backends import text_encoder
 from semrec_worker.methods import registry
-from semrec_worker.methods.llmseqsim import LLMSeqSim
 from semrec_worker.methods.registry import CellInputs
-from semrec_worker.models.popularity import PopularityRecommender
 from semrec_worker.training.config import TrainingOverrides
 from semrec_worker.training.recommender import SeqRecRecommender
 
@@ -227,31 +222,16 @@ def backbone_job(cell: Cell, config: QualityConfig, runs_dir: Path) -> JobConfig
 
 
 def run_reference_cell(cell: Cell, config: QualityConfig, dataset) -> None:
-    """Popularity and LLMSeqSim: no training, evaluated in this process."""
-    import time as clock
-
+    """A method without a backbone (popularity, LLMSeqSim): no training, evaluated in this process by its
+    registry entry's `reference`."""
+    reference = registry.get(cell.method).reference
+    if reference is None:
+        raise UserError(f"{cell.method} has neither a backbone nor a reference evaluation")
     eval_config = EvalJobConfig(**_data_fields(config), **_eval_fields(config))
     cell.path.mkdir(parents=True, exist_ok=True)
-    start = clock.perf_counter()
-    extra: dict[str, Any] = {}
-    if cell.method == "popularity":
-        model = PopularityRecommender.fit(dataset, "test")
-        name = "popularity"
-    else:
-        given = config.table_paths().get("llmseqsim")
-        if given is not None:
-            table = ItemTable.load(given)
-            source = str(table.metadata.get("method", "table"))
-        else:
-            encoder = text_encoder(config.text_encoder)
-            vectors = encoder.embed([caption(item) for item in dataset.items])
-            table = ItemTable(dataset.item_ids, vectors, {"method": "text", "lm": encoder.name,
-                                                         "dataset_fingerprint": dataset.fingerprint})  # fmt: skip
-            source = config.text_encoder
-        model = LLMSeqSim.from_table(table, dataset, combine=config.llmseqsim_combine)
-        name = f"llmseqsim-{config.llmseqsim_combine}[{source}]"
-        extra = {"embedding": source, "embedding_dim": table.dim, "combine": config.llmseqsim_combine}
-    runs = evaluate_runs(model, dataset, eval_config, name, train_s=clock.perf_counter() - start,
+    start = time.perf_counter()
+    model, name, extra = reference.load()(dataset, config)
+    runs = evaluate_runs(model, dataset, eval_config, name, train_s=time.perf_counter() - start,
                          extra_config=extra, ranks_path=cell.path / TEST_RANKS)  # fmt: skip
     eval_config.save(cell.path)
     write_results(cell.path / RESULTS, runs)

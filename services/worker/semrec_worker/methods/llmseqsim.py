@@ -15,7 +15,7 @@ session by construction and would crowd out everything else.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -23,6 +23,8 @@ from semrec.errors import UserError
 from semrec.item_table import ItemTable
 
 from semrec_worker.data.dataset import SequenceDataset
+from semrec_worker.data.text import caption
+from semrec_worker.lm.backends import text_encoder
 
 Combination = Literal["mean", "last", "decay"]
 
@@ -98,3 +100,26 @@ class LLMSeqSim:
             scores.scatter_(1, seen, -torch.inf)
         scores[:, 0] = -torch.inf
         return scores
+
+
+def caption_table(dataset: SequenceDataset, encoder_spec: str) -> ItemTable:
+    """LLMSeqSim's default item vectors: the text encoder's embeddings of the captions."""
+    encoder = text_encoder(encoder_spec)
+    vectors = encoder.embed([caption(item) for item in dataset.items])
+    return ItemTable(dataset.item_ids, vectors, {"method": "text", "lm": encoder.name, "dataset": dataset.name,
+                                                 "dataset_fingerprint": dataset.fingerprint})  # fmt: skip
+
+
+def grid_reference(dataset: SequenceDataset, grid: Any) -> tuple[LLMSeqSim, str, dict[str, Any]]:
+    """The quality grid's LLMSeqSim cell: `--tables llmseqsim=PATH` or the captions through `--text-encoder`,
+    ranked by the session embedding `--llmseqsim-combine`."""
+    given = grid.table_paths().get("llmseqsim")
+    if given is not None:
+        table = ItemTable.load(given)
+        source = str(table.metadata.get("method", "table"))
+    else:
+        table, source = caption_table(dataset, grid.text_encoder), grid.text_encoder
+    model = LLMSeqSim.from_table(table, dataset, combine=grid.llmseqsim_combine)
+    extra = {"embedding": source, "embedding_dim": table.dim, "combine": grid.llmseqsim_combine}
+    return model, f"llmseqsim-{grid.llmseqsim_combine}[{source}]", extra
+

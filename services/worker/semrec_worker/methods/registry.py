@@ -88,6 +88,7 @@ class MethodSpec:
     needs_sasrec: bool = False  # its cells build on a pretrained ID-based SASRec (the grid trains it first)
     stage2_hook: Ref | None = None  # called when `semrec train seqrec --init <its table>` has saved the run
     refresh_encoder: Ref | None = None  # its `ItemEncoder` class (kind == name), loaded with `.load(directory)`
+    reference: Ref | None = None  # no backbone: `(dataset, grid) -> (Recommender, reported name, extra config)`
 
     @property
     def has_backbone(self) -> bool:
@@ -128,8 +129,9 @@ def unregister(name: str) -> None:
 
 
 for _spec in (
-    MethodSpec("popularity", "Popularity", baseline=True),
-    MethodSpec("llmseqsim", "LLMSeqSim", baseline=True),
+    MethodSpec("popularity", "Popularity", baseline=True,
+               reference=Ref("semrec_worker.models.popularity:grid_reference")),
+    MethodSpec("llmseqsim", "LLMSeqSim", baseline=True, reference=Ref("semrec_worker.methods.llmseqsim:grid_reference")),
     MethodSpec("random", "Random", baseline=True, stage2=SEQREC, cell=lambda inputs: {"init": "random"}),
     MethodSpec(
         "lh", "LH", stage2=SEQREC, cell=_table_init,

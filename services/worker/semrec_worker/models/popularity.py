@@ -22,3 +22,8 @@ class PopularityRecommender:
 
     def score(self, histories: list[np.ndarray]) -> torch.Tensor:
         return self.counts.expand(len(histories), -1)
+
+
+def grid_reference(dataset: SequenceDataset, grid: object) -> tuple[PopularityRecommender, str, dict]:
+    """The quality grid's popularity cell (nothing to set)."""
+    return PopularityRecommender.fit(dataset, "test"), "popularity", {}
