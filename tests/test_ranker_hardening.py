@@ -324,3 +324,16 @@ def test_admin_enabled_without_a_token_refuses_to_start_and_docs_can_be_closed(r
             assert httpx.get(f"{base}{path}").status_code == 404
         r = httpx.post(f"{base}/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"})
         assert r.status_code == 403  # a token is set, but admin is switched off
+
+
+def test_connections_beyond_the_concurrency_limit_get_503_not_a_hang(redis_server):
+    publish_bundle(_client(redis_server), "shop", tiny_bundle(300))
+    with hardened_ranker(_settings(redis_server, limit_concurrency=20, header_timeout_s=30)) as base:
+        hogs = [socket.create_connection(("127.0.0.1", _port(base))) for _ in range(25)]
+        time.sleep(0.3)
+        start = time.monotonic()
+        r = httpx.get(f"{base}/healthz", timeout=5)
+        assert r.status_code == 503 and time.monotonic() - start < 2.0
+        for sock in hogs:
+            sock.close()
+        assert wait_until(lambda: httpx.get(f"{base}/healthz", timeout=5).status_code == 200, timeout=5)
