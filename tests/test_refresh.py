@@ -101,3 +101,25 @@ def test_a_retired_item_that_comes_back_is_served_again(redis_server, tmp_path, 
     assert gone in {revived.item_ids[r] for r in served.rows}
     again = refresh(RefreshConfig(catalog="shop", items=str(everything), redis=redis_server.url))
     assert again["published"] is False  # and it is not "changed" forever after
+
+
+def test_refresh_with_a_signing_key_refuses_an_unsigned_served_bundle(redis_server, tmp_path, tiny_synthetic,
+                                                                      monkeypatch):  # fmt: skip
+    """With a key configured, refresh checks the served bundle's signature before re-signing a new version:
+    a bundle written to Redis by someone without the key is never laundered into a signed one."""
+    import pytest
+    from semrec.store import BundleSignatureError
+
+    ids = list(tiny_synthetic.item_ids)
+    base = tiny_bundle(len(ids))
+    run = tmp_path / "run"
+    Bundle(base.encoder_onnx, ids, base.item_vectors, base.popularity, base.metadata).save(run / "bundle")
+    items = _write_items(tmp_path / "items.jsonl", list(tiny_synthetic.items))
+    publish(PublishConfig(run=run, redis=redis_server.url, catalog="shop", items=str(items),
+                          refresh_encoder="hashing"))  # unsigned: no key yet  # fmt: skip
+    monkeypatch.setenv("SEMREC_BUNDLE_SIGNING_KEY", "k" * 40)
+    edited = [dataclasses.replace(tiny_synthetic.items[0], title="another title"), *tiny_synthetic.items[1:]]
+    with pytest.raises(BundleSignatureError):
+        refresh(RefreshConfig(catalog="shop", items=str(_write_items(tmp_path / "v2.jsonl", edited)),
+                              redis=redis_server.url))  # fmt: skip
+    assert current_version(redis_settings(redis_server.url).client(), "shop") == "1"

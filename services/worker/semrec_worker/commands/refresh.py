@@ -39,7 +39,9 @@ def refresh(config: RefreshConfig) -> dict:
     start = time.perf_counter()
     encoder = load_item_encoder(config.run, config.encoder) if config.run is not None else None
     try:
-        loaded = load_bundle(redis_settings(config.redis).client(), config.catalog, extras=(TEXT_HASHES,))
+        settings = redis_settings(config.redis)
+        # with a signing key, a tampered served bundle is refused here instead of being re-signed below
+        loaded = load_bundle(settings.client(), config.catalog, extras=(TEXT_HASHES,), signing_key=settings.signing_key())
     except RedisError as exc:
         raise UserError(f"redis: {type(exc).__name__}: {exc}") from None
     if TEXT_HASHES not in loaded.extras:
