@@ -23,7 +23,8 @@ from semrec_worker.evaluation.jobs import EvalJobConfig, evaluate_runs
 from semrec_worker.lm.backends import MINILM
 from semrec_worker.lm.bench import run_embed_bench
 from semrec_worker.methods.llm_settings import LLMSeqSimSettings
-from semrec_worker.methods.llmemb.job import TrainRATConfig, train_llmemb_rat
+from semrec_worker.methods.llmemb.job import train_llmemb_rat
+from semrec_worker.methods.llmemb.settings import TrainRATConfig
 
 
 class EvalLLMSeqSimConfig(EvalJobConfig, LLMSeqSimSettings):

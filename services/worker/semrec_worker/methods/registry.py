@@ -23,7 +23,7 @@ from semrec.errors import UserError
 
 from semrec_worker.methods.lh import TrainLHConfig
 from semrec_worker.methods.llm2x import TrainLLM2XConfig
-from semrec_worker.methods.llmemb.job import TrainLLMEmbConfig, TrainRATConfig
+from semrec_worker.methods.llmemb.settings import TrainLLMEmbConfig, TrainRATConfig
 from semrec_worker.methods.said.settings import TrainSAIDConfig
 from semrec_worker.methods.tslrec.settings import TSLRecJobConfig, has_stage1
 from semrec_worker.refresh.encoders import ENCODER_DIRNAME, SPEC_FILE, LinearTextMapEncoder, encoder_kind

@@ -28,10 +28,12 @@ from semrec.item_table import ItemTable
 from semrec.serving_space import ServingSpace
 
 from semrec_worker.core.reduction import PCAFit
+from semrec_worker.data.dataset import load_dataset
 from semrec_worker.data.records import Item
 from semrec_worker.data.text import DOMAINS, PromptView
 from semrec_worker.lm.backends import TransformersBackend
 from semrec_worker.lm.loader import LanguageModel, load_language_model
+from semrec_worker.methods.llmemb.settings import TrainRATConfig
 from semrec_worker.refresh.encoders import read_encoder, save_run_encoder, serving_space_of_run, write_encoder
 
 LORA_DIR = "lora"
@@ -93,6 +95,24 @@ class LLMEmbItemEncoder:
             **serving_space_of_run(run_dir, item_table.vectors),
         }
         return cls(spec, arrays, lora)
+
+    @staticmethod
+    def built_for(run_config: dict[str, Any]) -> bool:
+        """Whether a run's saved config is one this encoder is built for (a RAT run: it names its SCFT table)."""
+        return "scft" in run_config
+
+    @classmethod
+    def rebuild(cls, run: Path, state: dict[str, Any], item_table: ItemTable) -> Path | None:
+        """`semrec export refresh-encoder`: the encoder of a finished RAT run, from its saved files."""
+        from semrec_worker.methods.llmemb.model import LLMEmbAdapter  # torch only when an encoder is built
+
+        rat = TrainRATConfig.load(run)
+        dataset = load_dataset(rat)
+        scft_table = ItemTable.load(rat.scft)
+        adapter = LLMEmbAdapter.from_table(scft_table, dataset, width=rat.dim, d_m=rat.d_m)
+        prefix = "item_embedding.project."
+        adapter.project.load_state_dict({k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)})
+        return save_rat_encoder(run, rat.scft, scft_table, adapter, item_table)
 
     # ---- encoding ------------------------------------------------------------------------------------
     def prompts(self, items: list[Item]) -> list[str]:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,10 +39,12 @@ from semrec.item_table import ItemTable
 from semrec.serving_space import ServingSpace
 
 from semrec_worker.core.reduction import PCAFit
+from semrec_worker.data.dataset import load_dataset
 from semrec_worker.data.records import Item
 from semrec_worker.data.text import CaptionView
 from semrec_worker.methods.said.settings import TrainSAIDConfig
 from semrec_worker.refresh.encoders import read_encoder, save_run_encoder, serving_space_of_run, write_encoder
+from semrec_worker.training.config import load_seqrec_config
 
 if TYPE_CHECKING:
     from semrec_worker.training.trainer import FinishedRun
@@ -142,6 +145,26 @@ class SAIDItemEncoder:
             **serving,
         }
         return cls(spec, arrays)
+
+    @staticmethod
+    def built_for(run_config: dict[str, Any]) -> bool:
+        """Whether a run's saved config is one this encoder is built for (a seqrec run initialised from SAID)."""
+        return said_source(str(run_config.get("init", "random"))) is not None
+
+    @classmethod
+    def rebuild(cls, run: Path, state: dict[str, Any], item_table: ItemTable) -> Path | None:
+        """`semrec export refresh-encoder`: the encoder of a finished SAID-initialised run, from its saved files."""
+        import torch  # torch only when an encoder is built
+
+        seqrec = load_seqrec_config(run)
+        dataset = load_dataset(seqrec)
+        linear = None
+        if seqrec.projection == "linear":
+            weight = state["item_embedding.linear.weight"]
+            linear = torch.nn.Linear(weight.shape[1], weight.shape[0])
+            linear.load_state_dict({"weight": weight, "bias": state["item_embedding.linear.bias"]})
+        model = SimpleNamespace(item_embedding=SimpleNamespace(linear=linear))
+        return save_stage2_encoder(run, seqrec, dataset, model, item_table)
 
     # ---- encoding ------------------------------------------------------------------------------------
     def said_vectors(self, items: list[Item]) -> np.ndarray:
