@@ -76,12 +76,12 @@ def eval_llmseqsim(config: EvalLLMSeqSimConfig):
         model = LLMSeqSim.from_table(
             table, dataset, combine=combine, decay=config.decay, window=config.window,
             skip_history=config.skip_history,
-        )  # fmt: skip
+        )
         runs += evaluate_runs(
             model, dataset, config, f"llmseqsim-{combine}[{source}]", train_s=embed_s,
             extra_config={"embedding": source, "embedding_dim": table.dim, "embedding_lm": table.metadata.get("lm"),
                           "combine": combine},
-        )  # fmt: skip
+        )
     out = config.out or Path("results") / f"llmseqsim-{source}-{dataset.name}.json"
     write_results(out, runs)
     echo(f"results written to {out}")

@@ -28,7 +28,7 @@ class StoreJobConfig(JobConfig):
     redis: str | None = Field(
         None, description="Redis URL (default $SEMREC_REDIS_URL or redis://127.0.0.1:6379/0; prefer "
         "$SEMREC_REDIS_PASSWORD to a password in the URL)",
-    )  # fmt: skip
+    )
     catalog: str = Field("demo", description="catalogue name (namespace semrec:<catalog>:...)")
     dtype: Literal["float32", "float16"] = Field("float32", description="how item vectors are stored")
     keep: int = Field(3, ge=1, description="versions kept after the switch (older ones are deleted)")
@@ -44,7 +44,7 @@ class PublishConfig(StoreJobConfig):
     items: str | None = Field(
         None, description="the run's items (items.jsonl[.gz], dataset folder or synthetic spec) for refresh "
         "content hashes (default: the run's config.json `data`)",
-    )  # fmt: skip
+    )
     refresh_encoder: Literal["none", "minilm", "hashing"] = Field(
         "none", description="fit a text -> item-vector map for `semrec refresh` and save it in the run "
         "(RUN_DIR/refresh_encoder/, or refresh_encoder/linear-text-map/ beside a method's own encoder)",
@@ -86,10 +86,10 @@ def publish_with_index(bundle, config: StoreJobConfig, extras: dict[str, bytes],
     report = publish_bundle(
         client, config.catalog, bundle, dtype=config.dtype, keep=config.keep,
         chunk_bytes=int(config.chunk_mib * 2**20), pending_ttl_s=config.pending_ttl_s, extras=extras, progress=True,
-    )  # fmt: skip
+    )
     echo(f"catalogue {report.catalog}: version {report.version} is current (was {report.previous}); "
          f"{report.n_items} items x {report.dim} {report.dtype}, {report.bytes_written / 2**20:.1f} MiB, "
-         f"{report.seconds['total_s']:.2f}s; deleted versions {report.deleted_versions or 'none'}")  # fmt: skip
+         f"{report.seconds['total_s']:.2f}s; deleted versions {report.deleted_versions or 'none'}")
     return report
 
 
@@ -118,7 +118,7 @@ def publish(config: PublishConfig):
             encoder = LinearTextMapEncoder.fit([it for _, it in known], bundle.item_vectors[rows], config.refresh_encoder)
             path = encoder.save(encoder_dir(run_dir, encoder.kind))
             echo(f"refresh encoder ({encoder.kind}, {config.refresh_encoder}) saved to {path}; "
-                 f"in-sample cosine to the trained vectors {encoder.fit_cosine:.3f}")  # fmt: skip
+                 f"in-sample cosine to the trained vectors {encoder.fit_cosine:.3f}")
         view = refresh_view(run_dir)
         extras[TEXT_HASHES] = content_hashes(bundle.item_ids, items, view).astype("<u8").tobytes()
         bundle.metadata["items_source"] = source
@@ -135,4 +135,4 @@ def publish(config: PublishConfig):
 
 def register(groups: CommandGroups) -> None:
     config_command(groups.root, "publish", PublishConfig, publish,
-                   "Publish a run's bundle to Redis: write, verify, atomically switch, announce, keep the last N.")  # fmt: skip
+                   "Publish a run's bundle to Redis: write, verify, atomically switch, announce, keep the last N.")

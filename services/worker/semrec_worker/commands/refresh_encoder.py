@@ -46,7 +46,7 @@ def export_refresh_encoder(config: ExportRefreshEncoderConfig) -> Path:
     kind = detected if config.kind == "auto" else config.kind
     if kind is None or (config.kind != "auto" and detected != config.kind):
         raise UserError(f"{run}: neither a RAT run (llmemb) nor a seqrec run initialised from a SAID table (said); "
-                        "for a text map use `semrec publish --refresh-encoder minilm|hashing`")  # fmt: skip
+                        "for a text map use `semrec publish --refresh-encoder minilm|hashing`")
     state = torch.load(run / "model.pt", map_location="cpu", weights_only=True)
     path = encoders[kind].rebuild(run, state, ItemTable.load(run / "item_table.npz"))
     if path is None:
@@ -57,4 +57,4 @@ def export_refresh_encoder(config: ExportRefreshEncoderConfig) -> Path:
 def register(groups: CommandGroups) -> None:
     config_command(groups.export, "refresh-encoder", ExportRefreshEncoderConfig, export_refresh_encoder,
                    "Build a finished run's refresh encoder (llmemb for RAT runs, said for SAID-initialised runs) "
-                   "into RUN_DIR/refresh_encoder/ for `semrec refresh`.")  # fmt: skip
+                   "into RUN_DIR/refresh_encoder/ for `semrec refresh`.")

@@ -33,7 +33,7 @@ def train_llmemb(config: TrainLLMEmbConfig) -> Path:
         first = r.history[0]["loss"] if r.history else None
         last = r.history[-1]["loss"] if r.history else None
         echo(f"SCFT: {r.steps} steps (stopped: {r.stopped}), loss {first} -> {last}, "
-             f"view retrieval on held-out items {r.probe.get('before')} -> {r.probe.get('after')}")  # fmt: skip
+             f"view retrieval on held-out items {r.probe.get('before')} -> {r.probe.get('after')}")
     if table is None:
         echo(f"adapter and metrics in {out} (no item table: --no-embed-catalogue)")
         return out
@@ -48,4 +48,4 @@ def train_llmemb_rat(config: TrainRATConfig):
     return train_rat(
         config, ItemTable.load(config.scft), ItemTable.load(config.collaborative), config.d_m, config.alpha,
         config.align_temperature, scft_source=config.scft,
-    )  # fmt: skip
+    )

@@ -62,7 +62,7 @@ class LLMEmbItemEncoder:
         scft_dir = source if source.is_dir() else source.parent
         if meta.get("method") != "llmemb" or "lm" not in meta or "settings" not in meta:
             raise UserError(f"{scft_source}: not an item table of `semrec train llmemb` (its LM and settings are "
-                            "not recorded), so new items cannot be embedded the same way")  # fmt: skip
+                            "not recorded), so new items cannot be embedded the same way")
         if adapter.pca is None:
             raise UserError("the RAT adapter does not record its PCA (built without LLMEmbAdapter.from_table)")
         settings = meta["settings"]
@@ -76,7 +76,7 @@ class LLMEmbItemEncoder:
             pca_file = scft_dir / str(meta.get("pca_file", "scft_pca.npz"))
             if not pca_file.exists():
                 raise UserError(f"{pca_file}: the SCFT table was PCA'd (--dim) but its PCA was not saved "
-                                "(re-run `semrec train llmemb --adapter ...` to save it)")  # fmt: skip
+                                "(re-run `semrec train llmemb --adapter ...` to save it)")
             with np.load(pca_file) as data:
                 arrays.update({f"scft_{k}": data[k] for k in data.files})
         for name, value in adapter.project.state_dict().items():
@@ -129,7 +129,7 @@ class LLMEmbItemEncoder:
             self._backend = TransformersBackend(
                 LanguageModel(model.eval(), lm.tokenizer, lm.name), "mean", self.spec["embed_batch_size"],
                 self.spec["max_prompt_tokens"], self.spec["bf16"], None, self.progress,
-            )  # fmt: skip
+            )
         return self._backend
 
     def adapter_output(self, lm_vectors: np.ndarray) -> np.ndarray:
@@ -154,7 +154,7 @@ class LLMEmbItemEncoder:
             shutil.rmtree(directory / LORA_DIR, ignore_errors=True)
             shutil.copytree(self.lora_dir, directory / LORA_DIR)
         return write_encoder(directory, {**self.spec, "lora": LORA_DIR if self.lora_dir is not None else None},
-                             self.arrays)  # fmt: skip
+                             self.arrays)
 
     @classmethod
     def load(cls, directory: Path) -> LLMEmbItemEncoder:
@@ -171,7 +171,7 @@ def _domain(dataset_name: str) -> str:
 def save_rat_encoder(run_dir: Path, scft_source, scft_table: ItemTable, adapter, item_table: ItemTable) -> Path | None:
     """Save the run's `llmemb` refresh encoder; a run it cannot be built for is reported, not failed."""
     saved = save_run_encoder(run_dir, LLMEmbItemEncoder.kind, lambda: LLMEmbItemEncoder.from_rat(
-        Path(run_dir), scft_source, scft_table, adapter, item_table))  # fmt: skip
+        Path(run_dir), scft_source, scft_table, adapter, item_table))
     if saved is None:
         return None
     encoder, path = saved

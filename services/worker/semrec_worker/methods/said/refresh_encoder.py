@@ -93,7 +93,7 @@ class SAIDItemEncoder:
     # ---- building ------------------------------------------------------------------------------------
     @classmethod
     def from_stage2(cls, run_dir: Path, config, dataset, model, item_table: ItemTable, table: ItemTable,
-                    said_dir: Path) -> SAIDItemEncoder:  # fmt: skip
+                    said_dir: Path) -> SAIDItemEncoder:
         """From a finished stage-2 run: its config (SeqRecConfig), dataset, model, trained table, SAID table."""
         # torch only when an encoder is built or used: loading one (publish, refresh's diff) stays torch-free
         import torch
@@ -175,7 +175,7 @@ class SAIDItemEncoder:
         from semrec_worker.methods.said.trainer import SAIDTrainer
 
         overrides = {"projector": self.spec["projector"], "max_items": None, "resume": None, "only_new": False,
-                     "device": "auto", "out": None, "threads": None}  # fmt: skip
+                     "device": "auto", "out": None, "threads": None}
         config = TrainSAIDConfig.model_validate({**self.spec["said_config"], **overrides})
         trainer = SAIDTrainer(config, Path("."), _NewItems(list(items)), self._lm)
         self._lm = trainer.lm
@@ -224,12 +224,12 @@ def save_stage2_encoder(run_dir: Path, config, dataset, model, item_table: ItemT
     if source is None:
         return None
     saved = save_run_encoder(run_dir, SAIDItemEncoder.kind, lambda: SAIDItemEncoder.from_stage2(
-        Path(run_dir), config, dataset, model, item_table, *source))  # fmt: skip
+        Path(run_dir), config, dataset, model, item_table, *source))
     if saved is None:
         return None
     encoder, path = saved
     echo(f"refresh encoder (said: {encoder.spec['projector']} projector -> {encoder.spec['map']}; in-sample "
-         f"cosine to the trained vectors {encoder.spec['fit_cosine']:.3f}) saved to {path}")  # fmt: skip
+         f"cosine to the trained vectors {encoder.spec['fit_cosine']:.3f}) saved to {path}")
     return path
 
 
