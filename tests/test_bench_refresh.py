@@ -33,11 +33,11 @@ def test_bench_refresh_places_new_items_with_the_text_map(tmp_path, tiny_synthet
     bundle = Bundle.load(run)
     items = load_items(DATA)
     encoder = LinearTextMapEncoder.fit([items[i] for i in bundle.item_ids], bundle.item_vectors, "hashing",
-                                       progress=False)  # fmt: skip
+                                       progress=False)
     encoder.save(encoder_dir(run, encoder.kind))
     out = tmp_path / "refresh.json"
     (result,) = bench_refresh(BenchRefreshConfig(run=run, encoders=["text-map"], new_items=10, reproduce=True,
-                                                 results=out))  # fmt: skip
+                                                 results=out))
     assert read_results(out).runs == [result]
     m = result.metrics
     assert result.method == "refresh-linear-text-map" and m["new_items"] == 10 and m["catalogue"] == len(bundle.item_ids)

@@ -14,7 +14,7 @@ from semrec.item_table import ItemTable
 
 def test_metadata_fields_have_one_meaning_and_extras_are_kept(tmp_path):
     table = ItemTable(["a", "b"], np.eye(2), {"method": "said", "dataset": "shop", "dataset_fingerprint": "f0",
-                                              "accuracy": 0.5, "settings": {"k": 4}})  # fmt: skip
+                                              "accuracy": 0.5, "settings": {"k": 4}})
     loaded = ItemTable.load(table.save(tmp_path / "t.npz"))
     assert loaded.metadata == table.metadata
     assert loaded.metadata["dataset"] == "shop" and loaded.metadata["dataset_fingerprint"] == "f0"
@@ -24,7 +24,7 @@ def test_metadata_fields_have_one_meaning_and_extras_are_kept(tmp_path):
 def test_an_old_table_with_the_fingerprint_in_dataset_loads_with_its_name(tmp_path):
     path = tmp_path / "old.npz"
     old = {"method": "seqrec", "dataset": "f0", "dataset_fingerprint": "f0", "dataset_name": "shop", "dim": 2,
-           "created_at": "2026-01-01T00:00:00+00:00"}  # fmt: skip
+           "created_at": "2026-01-01T00:00:00+00:00"}
     np.savez(path, ids=np.array(["a", "b"]), vectors=np.eye(2, dtype=np.float32), metadata=np.array(json.dumps(old)))
     table = ItemTable.load(path)
     assert table.metadata["dataset"] == "shop" and table.metadata["dataset_fingerprint"] == "f0"
@@ -36,6 +36,6 @@ def test_invalid_metadata_is_a_clear_error(tmp_path):
         ItemTable(["a"], np.ones((1, 2)), {"method": 3})
     path = tmp_path / "bad.npz"
     np.savez(path, ids=np.array(["a"]), vectors=np.ones((1, 2), np.float32),
-             metadata=np.array(json.dumps({"dataset": ["x"]})))  # fmt: skip
+             metadata=np.array(json.dumps({"dataset": ["x"]})))
     with pytest.raises(UserError, match="dataset"):
         ItemTable.load(path)

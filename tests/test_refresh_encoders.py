@@ -19,10 +19,10 @@ from semrec_worker.data import DataConfig, load_dataset
 from semrec_worker.data.records import Item
 from semrec_worker.export.onnx import export_run
 from semrec_worker.lm import load_language_model
-from semrec_worker.methods.llmemb.job import TrainRATConfig, train_llmemb_rat
+from semrec_worker.methods.llmemb.job import train_llmemb_rat
 from semrec_worker.methods.llmemb.model import LLMEmbSCFT
 from semrec_worker.methods.llmemb.rat import train_rat
-from semrec_worker.methods.llmemb.settings import SCFTSettings
+from semrec_worker.methods.llmemb.settings import SCFTSettings, TrainRATConfig
 from semrec_worker.methods.registry import load_item_encoder, train_backbone
 from semrec_worker.training import SeqRecConfig, train_seqrec
 from typer.testing import CliRunner

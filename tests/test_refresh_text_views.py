@@ -23,7 +23,7 @@ SERVING = {"similarity": "cosine", "max_norm": None, "model_dim": 16, "dim": 16}
 
 def catalogue() -> dict[str, Item]:
     return {f"i{n}": Item(f"i{n}", title=f"glass beaker {n} ml", brand="Vitro", categories=["Lab", "Glass"],
-                          extra={"description": f"borosilicate, graduated, item {n}"}) for n in range(30)}  # fmt: skip
+                          extra={"description": f"borosilicate, graduated, item {n}"}) for n in range(30)}
 
 
 def llmemb_encoder() -> LLMEmbItemEncoder:
@@ -53,7 +53,7 @@ class FixedEncoder:
 def served(items: dict[str, Item], view) -> tuple[Bundle, np.ndarray]:
     base = tiny_bundle(len(items))
     bundle = Bundle(base.encoder_onnx, list(items), base.item_vectors, base.popularity,
-                    {**base.metadata, TEXT_VIEW_KEY: view.key})  # fmt: skip
+                    {**base.metadata, TEXT_VIEW_KEY: view.key})
     return bundle, content_hashes(list(items), items, view)
 
 
@@ -75,7 +75,7 @@ ENCODERS = {
     "said (default caption fields)": (lambda: said_encoder(["title", "brand"]), ["title", "brand"], ["description"]),
     "linear-text-map": (lambda: LinearTextMapEncoder("hashing", np.zeros((1, 1)), np.zeros(1), 0.0),
                         ["title", "brand"], ["description"]),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("kind", list(ENCODERS))
@@ -107,7 +107,7 @@ def test_refresh_re_encodes_the_edited_description_and_records_the_view():
     bundle, hashes = served(items, view)
     encoder = FixedEncoder(view, bundle.dim)
     refreshed, new_hashes, diff = refresh_bundle(bundle, hashes, edited(items, "i5", description="now amber"),
-                                                 encoder, "v2")  # fmt: skip
+                                                 encoder, "v2")
     assert encoder.calls == [["i5"]] and diff.changed == ["i5"]
     assert refreshed.metadata[TEXT_VIEW_KEY] == view.key and not np.array_equal(new_hashes, hashes)
     np.testing.assert_array_equal(refreshed.item_vectors[6:], bundle.item_vectors[6:])

@@ -54,7 +54,7 @@ class ServingSpace:
     def to_dict(self, model_dim: int) -> dict[str, Any]:
         """What a refresh encoder records (`similarity`, `max_norm`, `model_dim`, served `dim`)."""
         return {"similarity": self.similarity, "max_norm": self.max_norm, "model_dim": model_dim,
-                "dim": model_dim + self.extra_dims()}  # fmt: skip
+                "dim": model_dim + self.extra_dims()}
 
     @classmethod
     def from_dict(cls, spec: dict[str, Any]) -> ServingSpace:

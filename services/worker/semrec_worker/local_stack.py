@@ -105,11 +105,11 @@ def start_redis(directory: Path, port: int | None = None) -> ManagedProcess:
     port = port or free_port()
     directory.mkdir(parents=True, exist_ok=True)
     command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-               "--dir", str(directory)]  # fmt: skip
+               "--dir", str(directory)]
     return ManagedProcess(
         "redis-server", command, directory / "redis.log", lambda: port_open(port), timeout_s=15,
         url=f"redis://127.0.0.1:{port}/0",
-    )  # fmt: skip
+    )
 
 
 def ranker_command(host: str, port: int) -> list[str]:
@@ -132,7 +132,7 @@ def start_ranker(
     return ManagedProcess(
         "ranker", command or ranker_command("127.0.0.1", port), log_path, lambda: http_ok(f"{url}/readyz"),
         env=settings, timeout_s=timeout_s, url=url,
-    )  # fmt: skip
+    )
 
 
 class LocalStack(ExitStack):

@@ -70,8 +70,8 @@ def serve_and_load(
                 url=ranker.url, users=users, duration_s=load_seconds, slo_p99_ms=slo_p99_ms, name="demo",
                 out_dir=workdir / "load", results=workdir / "load.json",
             )
-        )  # fmt: skip
+        )
         m = outcome.metrics
         echo(f"demo load test: {m['rps']:.0f} req/s, p50 {m['p50_ms']:.2f} ms, p99 {m['p99_ms']:.2f} ms, "
-             f"{m['failures']:.0f} failed -> {'passed' if outcome.passed else 'FAILED: ' + '; '.join(outcome.problems)}")  # fmt: skip
+             f"{m['failures']:.0f} failed -> {'passed' if outcome.passed else 'FAILED: ' + '; '.join(outcome.problems)}")
     return outcome

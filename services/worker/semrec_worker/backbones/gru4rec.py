@@ -35,7 +35,7 @@ class GRU4Rec(SequenceEncoder):
         super().__init__(item_embedding, max_len)
         self.input_dropout = nn.Dropout(dropout)
         self.gru = nn.GRU(self.dim, self.dim, num_layers=num_layers, batch_first=True,
-                          dropout=dropout if num_layers > 1 else 0.0)  # fmt: skip
+                          dropout=dropout if num_layers > 1 else 0.0)
         self.output_dropout = nn.Dropout(dropout)
 
     def sequence_output(self, item_ids: torch.Tensor) -> torch.Tensor:

@@ -20,4 +20,4 @@ def register(groups: CommandGroups) -> None:
     config_command(
         groups.bench, "load", LoadTestConfig, bench_load,
         "Locust load test of a running ranker (--url); exit 1 if p99 > SLO, a request failed or memory grew.",
-    )  # fmt: skip
+    )

@@ -60,7 +60,7 @@ def draw_figures(config: QualityConfig, cells, aggregates, dataset, runs_dir: Pa
     drawn: list[Path | None] = []
     if "popularity-groups" in config.figures:
         drawn.append(plots.plot_popularity_groups(aggregates, config.backbones, Path(f"{stem}-popularity-groups.png"),
-                                                  dataset.name))  # fmt: skip
+                                                  dataset.name))
     said = config.said_run or config.table_paths().get("said") or runs_dir / "said" / "table"
     if "said-accuracy" in config.figures and ("said" in config.methods or config.said_run is not None):
         drawn.append(plots.plot_said_accuracy(said, Path(f"{stem}-said-accuracy.png"), dataset.name))
@@ -101,14 +101,14 @@ def bench_quality(config: QualityConfig) -> Path:
         config.images_dir.mkdir(parents=True, exist_ok=True)
         images = draw_figures(config, cells, aggregates, dataset, runs_dir)
         kept = [path for name in FIGURES if name not in config.figures
-                for path in [config.images_dir / f"quality-{dataset.name}-{name}.png"] if path.exists()]  # fmt: skip
+                for path in [config.images_dir / f"quality-{dataset.name}-{name}.png"] if path.exists()]
 
     md_path = out.with_suffix(".md")
     relative = [[Path(os.path.relpath(p, md_path.parent)) for p in paths] for paths in (images, kept)]
     md_path.write_text(tables.markdown(aggregates, cells, config, dataset.name, out, command_line(config), *relative))
     failed = [c for c in cells if not c.ok]
     echo(f"results: {out}, tables: {md_path} ({sum(c.ok for c in cells)} of {len(cells)} cells"
-         f"{f'; {len(failed)} missing, listed in the markdown' if failed else ''})")  # fmt: skip
+         f"{f'; {len(failed)} missing, listed in the markdown' if failed else ''})")
     return out
 
 

@@ -12,4 +12,4 @@ def register(groups: CommandGroups) -> None:
         groups.bench, "refresh", BenchRefreshConfig, bench_refresh,
         "Refresh encoders on new items (near-copies of catalogue items): cosine and rank of each copy's source, "
         "refresh seconds, optionally the re-encoding of the trained items; results JSON.",
-    )  # fmt: skip
+    )

@@ -80,7 +80,7 @@ def bench_seqrec(config: BenchSeqRecConfig) -> Path:
             backbone, loss, seed, run_dir = pending.pop(0)
             command = _semrec() + ["train", "seqrec", "--data", config.data, "--backbone", backbone, "--loss", loss,
                                    "--seed", str(seed), "--init", config.init, "--out", str(run_dir),
-                                   "--results", str(results), *config.flags()]  # fmt: skip
+                                   "--results", str(results), *config.flags()]
             if (run_dir / "checkpoint.pt").exists():
                 command.append("--resume")
             run_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -137,7 +137,7 @@ def bench_seqrec_speed(config: BenchSeqRecSpeedConfig) -> Path:
     for backbone in config.backbones:
         run_dir = config.runs_dir / f"{dataset}-{backbone}-{config.loss}-{int(time.time())}"
         command = _semrec() + ["train", "seqrec", "--data", config.data, "--backbone", backbone, "--loss",
-                               config.loss, "--out", str(run_dir), *config.flags()]  # fmt: skip
+                               config.loss, "--out", str(run_dir), *config.flags()]
         echo(f"{backbone}: {' '.join(command[3:])}")
         started = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
@@ -159,7 +159,7 @@ def bench_seqrec_speed(config: BenchSeqRecSpeedConfig) -> Path:
         echo(f"{backbone}: {numbers}")
         run = RunResult(dataset=metrics["dataset"]["name"], method="random", backbone=backbone, loss=config.loss,
                         protocol="train-speed", metrics=numbers, wall_s=round(time.perf_counter() - started, 1),
-                        config={**config.to_dict(), "device": metrics["device"]})  # fmt: skip
+                        config={**config.to_dict(), "device": metrics["device"]})
         write_results(config.results, [run], append=True)
     echo(f"results appended to {config.results}")
     return config.results

@@ -57,7 +57,7 @@ def bench_store(config: StoreBenchConfig) -> Path:
                 publish_s, load_s, steps = [], [], []
                 for _ in range(config.repeats):
                     report = publish_bundle(client, f"bench{n}", bundle, dtype=dtype, keep=1,
-                                            chunk_bytes=int(config.chunk_mib * 2**20))  # fmt: skip
+                                            chunk_bytes=int(config.chunk_mib * 2**20))
                     loaded = load_bundle(client, f"bench{n}")
                     publish_s.append(report.seconds["total_s"])
                     load_s.append(loaded.seconds)
@@ -75,12 +75,12 @@ def bench_store(config: StoreBenchConfig) -> Path:
                 }
                 echo(f"{n:>9} items x {config.dim} {dtype}: publish {metrics['publish_s_median']}s "
                      f"(write {metrics['write_s']}s, verify {metrics['verify_s']}s), load {metrics['load_s_median']}s, "
-                     f"{metrics['mib']} MiB")  # fmt: skip
+                     f"{metrics['mib']} MiB")
                 runs.append(RunResult(dataset=f"synthetic-{n}x{config.dim}", method="redis-store", protocol=dtype,
                                       metrics=metrics, wall_s=round(sum(publish_s) + sum(load_s), 2),
                                       config={**config.to_dict(), "n_items": n, "dtype": dtype,
                                               "redis": "local redis-server on loopback (no persistence)",
-                                              "load_average_1m": round(os.getloadavg()[0], 1)}))  # fmt: skip
+                                              "load_average_1m": round(os.getloadavg()[0], 1)}))
             client.flushdb()
     path = write_results(config.out, runs)
     echo(f"results written to {path}")
@@ -89,4 +89,4 @@ def bench_store(config: StoreBenchConfig) -> Path:
 
 def register(groups: CommandGroups) -> None:
     config_command(groups.bench, "store", StoreBenchConfig, bench_store,
-                   "Publish/load times of bundles in Redis (10k..1M items, float32/float16).")  # fmt: skip
+                   "Publish/load times of bundles in Redis (10k..1M items, float32/float16).")

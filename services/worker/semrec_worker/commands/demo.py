@@ -58,7 +58,7 @@ def demo(config: DemoConfig) -> None:
           "--loss", "said_cosine", "--dim", str(config.dim), "--epochs", str(config.seqrec_epochs),
           "--out", str(sasrec)]),
         ("ONNX export of the sequence encoder + normalised item table", ["export", "onnx", "--run", str(sasrec)]),
-    ]  # fmt: skip
+    ]
     for number, (title, args) in enumerate(commands, start=3):
         echo(f"== {number}/{steps} {title}\n   $ semrec {' '.join(args)}")
         semrec_cli(*args)

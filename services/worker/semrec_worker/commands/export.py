@@ -30,7 +30,7 @@ def export_onnx(config: ExportOnnxConfig) -> Path:
     )
     if result.bundle_test is not None:
         echo("bundle test metrics (ONNX Runtime + cosine top-k): "
-             + " ".join(f"{k}={v:.4f}" for k, v in result.bundle_test.items()))  # fmt: skip
+             + " ".join(f"{k}={v:.4f}" for k, v in result.bundle_test.items()))
     return result.bundle_dir
 
 

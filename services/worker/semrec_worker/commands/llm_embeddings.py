@@ -23,7 +23,8 @@ from semrec_worker.evaluation.jobs import EvalJobConfig, evaluate_runs
 from semrec_worker.lm.backends import MINILM
 from semrec_worker.lm.bench import run_embed_bench
 from semrec_worker.methods.llm_settings import LLMSeqSimSettings
-from semrec_worker.methods.llmemb.job import TrainRATConfig, train_llmemb_rat
+from semrec_worker.methods.llmemb.job import train_llmemb_rat
+from semrec_worker.methods.llmemb.settings import TrainRATConfig
 
 
 class EvalLLMSeqSimConfig(EvalJobConfig, LLMSeqSimSettings):
@@ -75,12 +76,12 @@ def eval_llmseqsim(config: EvalLLMSeqSimConfig):
         model = LLMSeqSim.from_table(
             table, dataset, combine=combine, decay=config.decay, window=config.window,
             skip_history=config.skip_history,
-        )  # fmt: skip
+        )
         runs += evaluate_runs(
             model, dataset, config, f"llmseqsim-{combine}[{source}]", train_s=embed_s,
             extra_config={"embedding": source, "embedding_dim": table.dim, "embedding_lm": table.metadata.get("lm"),
                           "combine": combine},
-        )  # fmt: skip
+        )
     out = config.out or Path("results") / f"llmseqsim-{source}-{dataset.name}.json"
     write_results(out, runs)
     echo(f"results written to {out}")

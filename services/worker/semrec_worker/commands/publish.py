@@ -28,7 +28,7 @@ class StoreJobConfig(JobConfig):
     redis: str | None = Field(
         None, description="Redis URL (default $SEMREC_REDIS_URL or redis://127.0.0.1:6379/0; prefer "
         "$SEMREC_REDIS_PASSWORD to a password in the URL)",
-    )  # fmt: skip
+    )
     catalog: str = Field("demo", description="catalogue name (namespace semrec:<catalog>:...)")
     dtype: Literal["float32", "float16"] = Field("float32", description="how item vectors are stored")
     keep: int = Field(3, ge=1, description="versions kept after the switch (older ones are deleted)")
@@ -44,11 +44,11 @@ class PublishConfig(StoreJobConfig):
     items: str | None = Field(
         None, description="the run's items (items.jsonl[.gz], dataset folder or synthetic spec) for refresh "
         "content hashes (default: the run's config.json `data`)",
-    )  # fmt: skip
+    )
     histories: bool = Field(
         False, description="also seed user histories (each user's newest --history-cap items) from the run's "
         "dataset, so known users get model answers from the first request",
-    )  # fmt: skip
+    )
     history_cap: int = Field(200, ge=1, le=10_000, description="items per seeded history (as SEMREC_HISTORY_CAP)")
     history_ttl_s: int = Field(90 * 86400, ge=0, description="TTL of seeded histories (0: never expire)")
     max_histories: int = Field(1_000_000, ge=1, description="seed at most this many users (the last in the dataset's order)")
@@ -117,16 +117,16 @@ def publish_with_index(bundle, config: StoreJobConfig, extras: dict[str, bytes],
         client, config.catalog, bundle, dtype=config.dtype, keep=config.keep,
         chunk_bytes=int(config.chunk_mib * 2**20), pending_ttl_s=config.pending_ttl_s, extras=extras, progress=True,
         signing_key=settings.signing_key(),
-    )  # fmt: skip
+    )
     echo(f"catalogue {report.catalog}: version {report.version} is current (was {report.previous}); "
          f"{report.n_items} items x {report.dim} {report.dtype}, {report.bytes_written / 2**20:.1f} MiB, "
          f"{report.seconds['total_s']:.2f}s; deleted versions {report.deleted_versions or 'none'}"
-         f"{'; signed' if settings.signing_key() else ''}")  # fmt: skip
+         f"{'; signed' if settings.signing_key() else ''}")
     if isinstance(config, PublishConfig) and config.histories:
         start = time.perf_counter()
         n_users = _seed_histories(config, bundle, client)
         echo(f"seeded {n_users} user histories (newest {config.history_cap} items each, TTL "
-             f"{config.history_ttl_s or 'none'}s) in {time.perf_counter() - start:.2f}s")  # fmt: skip
+             f"{config.history_ttl_s or 'none'}s) in {time.perf_counter() - start:.2f}s")
     return report
 
 
@@ -155,7 +155,7 @@ def publish(config: PublishConfig):
             encoder = LinearTextMapEncoder.fit([it for _, it in known], bundle.item_vectors[rows], config.refresh_encoder)
             path = encoder.save(encoder_dir(run_dir, encoder.kind))
             echo(f"refresh encoder ({encoder.kind}, {config.refresh_encoder}) saved to {path}; "
-                 f"in-sample cosine to the trained vectors {encoder.fit_cosine:.3f}")  # fmt: skip
+                 f"in-sample cosine to the trained vectors {encoder.fit_cosine:.3f}")
         view = refresh_view(run_dir)
         extras[TEXT_HASHES] = content_hashes(bundle.item_ids, items, view).astype("<u8").tobytes()
         bundle.metadata["items_source"] = source
@@ -172,4 +172,4 @@ def publish(config: PublishConfig):
 
 def register(groups: CommandGroups) -> None:
     config_command(groups.root, "publish", PublishConfig, publish,
-                   "Publish a run's bundle to Redis: write, verify, atomically switch, announce, keep the last N.")  # fmt: skip
+                   "Publish a run's bundle to Redis: write, verify, atomically switch, announce, keep the last N.")

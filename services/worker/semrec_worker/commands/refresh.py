@@ -46,7 +46,7 @@ def refresh(config: RefreshConfig) -> dict:
         raise UserError(f"redis: {type(exc).__name__}: {exc}") from None
     if TEXT_HASHES not in loaded.extras:
         raise UserError(f"catalogue {config.catalog} v{loaded.version} has no item text hashes: publish it with "
-                        "--items so refresh can tell changed items from unchanged ones")  # fmt: skip
+                        "--items so refresh can tell changed items from unchanged ones")
     hashes = np.frombuffer(loaded.extras[TEXT_HASHES], dtype="<u8")
     run = config.run or loaded.bundle.metadata.get("source_run")
     if run is None:
@@ -59,7 +59,7 @@ def refresh(config: RefreshConfig) -> dict:
     echo(f"item encoder: {encoder.kind} from {run}")
     if hashed_view(loaded.bundle) != encoder.text_view.key:
         echo(f"note: the served hashes cover {hashed_view(loaded.bundle)!r}, this encoder reads "
-             f"{encoder.text_view.key!r}: every item is re-encoded once")  # fmt: skip
+             f"{encoder.text_view.key!r}: every item is re-encoded once")
     bundle, new_hashes, diff = refresh_bundle(loaded.bundle, hashes, items, encoder, str(config.items))
     summary = {**diff.summary(), "version": loaded.version, "published": False}
     if diff.empty:
@@ -68,15 +68,15 @@ def refresh(config: RefreshConfig) -> dict:
         return summary
     try:
         report = publish_with_index(bundle, config, {TEXT_HASHES: new_hashes.astype("<u8").tobytes()},
-                                    f"refresh of v{loaded.version}")  # fmt: skip
+                                    f"refresh of v{loaded.version}")
     except RedisError as exc:
         raise UserError(f"redis: {type(exc).__name__}: {exc}") from None
     summary.update(version=report.version, published=True, seconds=round(time.perf_counter() - start, 2))
     echo("refresh: added {added}, changed {changed}, removed {removed}, unchanged {unchanged}; "
-         "published version {version} in {seconds}s".format(**summary))  # fmt: skip
+         "published version {version} in {seconds}s".format(**summary))
     return summary
 
 
 def register(groups: CommandGroups) -> None:
     config_command(groups.root, "refresh", RefreshConfig, refresh,
-                   "Embed new/changed items without retraining and publish a new version (idempotent).")  # fmt: skip
+                   "Embed new/changed items without retraining and publish a new version (idempotent).")

@@ -35,12 +35,12 @@ class PCAFit:
 
     def arrays(self, prefix: str = "pca_") -> dict[str, np.ndarray]:
         return {f"{prefix}mean": self.mean, f"{prefix}components": self.components,
-                f"{prefix}dim": np.array(self.dim), f"{prefix}variance_kept": np.array(self.variance_kept)}  # fmt: skip
+                f"{prefix}dim": np.array(self.dim), f"{prefix}variance_kept": np.array(self.variance_kept)}
 
     @classmethod
     def from_arrays(cls, data, prefix: str = "pca_") -> PCAFit:
         return cls(np.asarray(data[f"{prefix}mean"], np.float64), np.asarray(data[f"{prefix}components"], np.float64),
-                   int(data[f"{prefix}dim"]), float(data[f"{prefix}variance_kept"]))  # fmt: skip
+                   int(data[f"{prefix}dim"]), float(data[f"{prefix}variance_kept"]))
 
 
 def fit_pca(matrix: np.ndarray, dim: int) -> PCAFit:

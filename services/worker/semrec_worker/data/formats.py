@@ -140,7 +140,7 @@ def _movielens_genres(directory: Path) -> list[str]:
             "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
             "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
             "War", "Western",
-        ]  # fmt: skip
+        ]
     return [t.split("|")[0] for _, t in iter_lines(genre_file, "latin-1")]
 
 

@@ -34,7 +34,7 @@ CATEGORIES: dict[str, tuple[list[str], list[str]]] = {
 COMPLEMENT = {
     "Cameras": "Camera Accessories", "Coffee": "Coffee Supplies", "Camping": "Hiking",
     "Lab Equipment": "Lab Supplies", "Gaming": "Gaming Accessories", "Kitchen": "Baking",
-}  # fmt: skip
+}
 COMPLEMENT.update({v: k for k, v in list(COMPLEMENT.items())})
 ADJECTIVES = ["Compact", "Pro", "Ultra", "Classic", "Deluxe", "Lightweight", "Heavy-Duty", "Premium", "Mini", "Smart"]
 COLOURS = ["Black", "Silver", "Red", "Blue", "Green", "White"]

@@ -209,7 +209,7 @@ def backbone_job(cell: Cell, config: QualityConfig, runs_dir: Path) -> JobConfig
     assert spec.stage2 is not None
     settings = {**_data_fields(config), **_eval_fields(config), **_training_fields(config), "backbone": cell.backbone,
                 "seed": cell.seed, "loss": config.loss, "out": cell.path,
-                "resume": (cell.path / CHECKPOINT).exists()}  # fmt: skip
+                "resume": (cell.path / CHECKPOINT).exists()}
     inputs = CellInputs(
         seed=int(cell.seed or 0),
         resume=settings["resume"],
@@ -232,7 +232,7 @@ def run_reference_cell(cell: Cell, config: QualityConfig, dataset) -> None:
     start = time.perf_counter()
     model, name, extra = reference.load()(dataset, config)
     runs = evaluate_runs(model, dataset, eval_config, name, train_s=time.perf_counter() - start,
-                         extra_config=extra, ranks_path=cell.path / TEST_RANKS)  # fmt: skip
+                         extra_config=extra, ranks_path=cell.path / TEST_RANKS)
     eval_config.save(cell.path)
     write_results(cell.path / RESULTS, runs)
 
@@ -260,14 +260,14 @@ def complete_cell(cell: Cell, config: QualityConfig, dataset) -> None:
         return
     protocols = sorted(set(config.protocols) | present, key=PROTOCOLS.index)
     eval_config = EvalJobConfig(**_data_fields(config), protocols=protocols, exclude_history=run_config.exclude_history,
-                                eval_seed=run_config.eval_seed)  # fmt: skip
+                                eval_seed=run_config.eval_seed)
     echo(f"{cell.label}: re-evaluating its best model ({', '.join(protocols)}) for "
-         f"{'protocols ' + ', '.join(lacking) if lacking else 'per-case ranks'}")  # fmt: skip
+         f"{'protocols ' + ', '.join(lacking) if lacking else 'per-case ranks'}")
     model = SeqRecRecommender(encoder, metrics["model"]["similarity"])
     ranks_path = cell.path / GRID_RANKS
     fresh = evaluate_runs(model, dataset, eval_config, cell.method, backbone=cell.backbone, loss=run_config.loss,
                           seed=run_config.seed, extra_config={"re_evaluated_by": "semrec bench quality"},
-                          ranks_path=ranks_path)  # fmt: skip
+                          ranks_path=ranks_path)
     for old in cell.runs:
         new = next(r for r in fresh if r.protocol == old.protocol)
         if any(abs(new.metrics[k] - v) > 1e-4 for k, v in old.metrics.items() if k in new.metrics):
@@ -296,7 +296,7 @@ def run_grid(config: QualityConfig, dataset, runs_dir: Path, recorded: Recorded 
             if kept:
                 cell.status, cell.reason = "recorded", f"from {recorded.path}"
                 cell.runs = [r.model_copy(update={"config": {**r.config, "recorded_from": str(recorded.path)}})
-                             for r in kept]  # fmt: skip
+                             for r in kept]
                 echo(f"[{i}/{len(cells)}] {cell.label}: recorded in {recorded.path} (no run directory)")
                 continue
         if why.startswith(("config mismatch", "unreadable")):
@@ -319,7 +319,7 @@ def run_grid(config: QualityConfig, dataset, runs_dir: Path, recorded: Recorded 
                 raise UserError(f"finished but {why}")
             cell.status, cell.runs = "trained", runs
             echo(f"[{i}/{len(cells)}] {cell.label}: done in {time.perf_counter() - started:.0f} s"
-                 f"{' (cut short by the budget)' if cell.cut_short() else ''}")  # fmt: skip
+                 f"{' (cut short by the budget)' if cell.cut_short() else ''}")
         except Exception as exc:  # one failed cell must not stop the grid: it is reported
             message = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
             cell.status, cell.reason = "failed", message

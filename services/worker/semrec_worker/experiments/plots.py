@@ -131,7 +131,7 @@ def plot_said_accuracy(said_run: Path, path: Path, dataset_name: str) -> Path | 
 
 
 def plot_popularity_groups(aggregates: list[Aggregate], backbones: list[str], path: Path, dataset_name: str,
-                           metric: str = "ndcg@10") -> Path | None:  # fmt: skip
+                           metric: str = "ndcg@10") -> Path | None:
     """Grouped bars: per protocol (rows) and backbone (columns), the metric in each popularity group per method."""
     with_groups = [a for a in aggregates if a.popularity_groups]
     if not with_groups:
@@ -140,12 +140,12 @@ def plot_popularity_groups(aggregates: list[Aggregate], backbones: list[str], pa
     n_groups = len(with_groups[0].popularity_groups[metric])
     plt = _pyplot()
     fig, axes = plt.subplots(len(protocols), len(backbones), figsize=(5.2 * len(backbones), 3.4 * len(protocols)),
-                             squeeze=False)  # fmt: skip
+                             squeeze=False)
     for r, protocol in enumerate(protocols):
         for c, backbone in enumerate(backbones):
             ax = axes[r][c]
             shown = [a for m in registry.names() for a in with_groups
-                     if a.method == m and a.protocol == protocol and a.backbone in (backbone, None)]  # fmt: skip
+                     if a.method == m and a.protocol == protocol and a.backbone in (backbone, None)]
             if not shown:
                 ax.axis("off")
                 continue
@@ -155,13 +155,13 @@ def plot_popularity_groups(aggregates: list[Aggregate], backbones: list[str], pa
                 ax.bar(xs, agg.popularity_groups[metric], width, label=registry.label(agg.method))
             cases = shown[0].popularity_groups["cases"]
             ax.set_xticks(np.arange(n_groups), [f"G{g + 1}\n({int(n)} cases)" for g, n in enumerate(cases)],
-                          fontsize=7)  # fmt: skip
+                          fontsize=7)
             ax.set_title(f"{backbone}, {protocol}", fontsize=9)
             ax.set_ylabel(metric.upper(), fontsize=8)
             ax.grid(axis="y", alpha=0.3)
     axes[0][0].legend(fontsize=7)
     fig.suptitle(f"{dataset_name}: {metric} by item-popularity group\n(G1 least popular items ... "
-                 f"G{n_groups} most popular; equal numbers of items; mean over seeds)", fontsize=9)  # fmt: skip
+                 f"G{n_groups} most popular; equal numbers of items; mean over seeds)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -24,7 +24,7 @@ class Recorded:
     def cell_runs(self, method: str, backbone: str | None, seed: int | None, loss: str | None) -> list[RunResult]:
         """The recorded runs of one cell (backbone cells must also match the grid's loss)."""
         return [r for r in self.runs if r.method == method and r.backbone == backbone and r.seed == seed
-                and (backbone is None or r.loss == loss)]  # fmt: skip
+                and (backbone is None or r.loss == loss)]
 
     def popularity_groups(self, method: str, backbone: str | None, protocol: str) -> tuple[list[int], dict] | None:
         """(seeds, per-group means) of a recorded aggregate that was computed from every one of its seeds."""

@@ -79,7 +79,7 @@ def placement(vectors: np.ndarray, vocab: int, index: dict[str, int], source_of:
     return {"cos_to_source": round(float(np.mean(cosines)), 4), "source_rank_median": float(np.median(ranks)),
             "source_in_top10": round(float(np.mean(np.array(ranks) <= 10)), 3),
             "random_pair_cos": round(float(np.mean(np.sum(old[pairs[:, 0]] * old[pairs[:, 1]], axis=1))), 4),
-            "catalogue": float(vocab), "new_items": float(len(source_of))}  # fmt: skip
+            "catalogue": float(vocab), "new_items": float(len(source_of))}
 
 
 def _items_source(config: BenchRefreshConfig) -> str:
@@ -124,7 +124,7 @@ def bench_refresh(config: BenchRefreshConfig) -> list[RunResult]:
                 agreement = np.sum(again * bundle.item_vectors, axis=1)
                 metrics.update(reproduction_cos_min=round(float(agreement.min()), 5),
                                reproduction_cos_mean=round(float(agreement.mean()), 5),
-                               reencode_s=round(time.perf_counter() - start, 2))  # fmt: skip
+                               reencode_s=round(time.perf_counter() - start, 2))
             label = encoder.kind + (f" ({epochs} row epochs)" if epochs is not None else "")
             echo(f"refresh-{label}: {metrics}")
             runs.append(RunResult(
@@ -133,7 +133,7 @@ def bench_refresh(config: BenchRefreshConfig) -> list[RunResult]:
                 protocol="new-item-vs-source", seed=config.seed, metrics=metrics, wall_s=round(refresh_s, 3),
                 config={**config.to_dict(), "encoder": encoder.kind, "text_view": encoder.text_view.key,
                         "new_items_are": "copies of random catalogue items with another model number in the title"},
-            ))  # fmt: skip
+            ))
     write_results(config.results, runs)
     echo(f"results written to {config.results}")
     return runs

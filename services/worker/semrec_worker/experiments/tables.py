@@ -84,12 +84,12 @@ def aggregate(runs: list[RunResult]) -> list[Aggregate]:
             std[part] = {n: round(s, 6) for n, (_, s) in stats.items()}
         out.append(Aggregate(method, backbone, protocol, [r.seed for r in group], mean, std,
                              [r.seed for r in group if r.config.get("cut_short")],
-                             [r.seed for r in group if at_epoch_cap(r)]))  # fmt: skip
+                             [r.seed for r in group if at_epoch_cap(r)]))
     return out
 
 
 def add_popularity_groups(aggregates: list[Aggregate], cells: list[Cell], dataset, n_groups: int,
-                          recorded: Recorded | None = None) -> None:  # fmt: skip
+                          recorded: Recorded | None = None) -> None:
     """Mean over seeds of NDCG@10 (and Recall@10) per item-popularity group, from each cell's test_ranks.npz
     (recorded cells: from the recorded aggregate, when it covered exactly their seeds)."""
     import numpy as np
@@ -135,7 +135,7 @@ def _add_recorded_groups(per_key: dict, cells: list[Cell], recorded: Recorded, n
             continue  # its groups cannot be separated from other seeds: left out (seeds_with_ranks says so)
         groups = found[1]
         per_seed = [{"ndcg@10": groups["ndcg@10"][g], "recall@10": groups["recall@10"][g], "cases": groups["cases"][g]}
-                    for g in range(n_groups)]  # fmt: skip
+                    for g in range(n_groups)]
         per_key[(method, backbone, protocol)] += [per_seed] * len(seeds)
 
 
@@ -145,13 +145,13 @@ def aggregate_rows(aggregates: list[Aggregate], dataset_name: str, loss: str) ->
     for agg in aggregates:
         config: dict[str, Any] = {"aggregate": "mean_std_over_seeds", "seeds": agg.seeds, "n": agg.n, "std": agg.std,
                                   "cut_short_seeds": agg.cut_short_seeds,
-                                  "epoch_cap_seeds": agg.capped_seeds}  # fmt: skip
+                                  "epoch_cap_seeds": agg.capped_seeds}
         if agg.popularity_groups is not None:
             config["popularity_groups"] = agg.popularity_groups
         rows.append(RunResult(dataset=dataset_name, method=agg.method, backbone=agg.backbone,
                               loss=None if agg.method in registry.without_backbone() else loss, protocol=agg.protocol, seed=None,
                               metrics=agg.mean["metrics"], head=agg.mean["head"], tail=agg.mean["tail"],
-                              config=config))  # fmt: skip
+                              config=config))
     return rows
 
 
@@ -182,7 +182,7 @@ def _cell_text(agg: Aggregate | None, part: str, metric: str, n_seeds: int) -> s
 
 
 def _improvement(aggregates: list[Aggregate], methods: list[str], backbone: str, protocol: str, part: str,
-                 metric: str) -> str:  # fmt: skip
+                 metric: str) -> str:
     def best(candidates: tuple[str, ...]) -> tuple[str, float] | None:
         scored = []
         for method in candidates:
@@ -199,7 +199,7 @@ def _improvement(aggregates: list[Aggregate], methods: list[str], backbone: str,
 
 
 def _table(aggregates: list[Aggregate], config: QualityConfig, protocol: str,
-           columns: list[tuple[str, str, str]]) -> list[str]:  # fmt: skip
+           columns: list[tuple[str, str, str]]) -> list[str]:
     """Rows = methods, then Improv.; per backbone one column per (part, metric, header)."""
     methods = [m for m in registry.names() if m in config.methods]
     header = ["method"] + [f"{b} {h}" for b in config.backbones for _, _, h in columns]
@@ -208,7 +208,7 @@ def _table(aggregates: list[Aggregate], config: QualityConfig, protocol: str,
         row = [registry.label(method)]
         for backbone in config.backbones:
             agg_cells = [_cell_text(find(aggregates, method, backbone, protocol), part, metric, len(config.seeds))
-                         for part, metric, _ in columns]  # fmt: skip
+                         for part, metric, _ in columns]
             row += agg_cells
         lines.append("| " + " | ".join(row) + " |")
     improv = ["Improv."]
@@ -225,7 +225,7 @@ def said_table(aggregates: list[Aggregate], config: QualityConfig) -> list[str]:
 
 def llmemb_table(aggregates: list[Aggregate], config: QualityConfig) -> list[str]:
     columns = [("metrics", "ndcg@10", "overall N@10"), ("metrics", "recall@10", "overall H@10"),
-               ("tail", "ndcg@10", "tail N@10"), ("tail", "recall@10", "tail H@10")]  # fmt: skip
+               ("tail", "ndcg@10", "tail N@10"), ("tail", "recall@10", "tail H@10")]
     return _table(aggregates, config, "sampled100", columns)
 
 
@@ -239,7 +239,7 @@ def epoch_caps(cells: list[Cell]) -> str:
     if len(values) <= 1:
         return f"epochs={values.pop()}" if values else ""
     return "epoch cap " + ", ".join(f"{registry.label(m)} {'/'.join(str(v) for v in sorted(caps))}"
-                                    for m, caps in per_method.items())  # fmt: skip
+                                    for m, caps in per_method.items())
 
 
 def recorded_list(cells: list[Cell]) -> list[str]:
@@ -250,7 +250,7 @@ def recorded_list(cells: list[Cell]) -> list[str]:
             label = cell.method if cell.backbone is None else f"{cell.method}/{cell.backbone}"
             groups[(label, cell.reason)] += [] if cell.seed is None else [f"seed{cell.seed}"]
     return [f"- `{label}`{' ' + ', '.join(seeds) if seeds else ''}: {reason}"
-            for (label, reason), seeds in groups.items()]  # fmt: skip
+            for (label, reason), seeds in groups.items()]
 
 
 def cell_lists(cells: list[Cell], config: QualityConfig) -> tuple[list[str], list[str]]:
@@ -260,11 +260,11 @@ def cell_lists(cells: list[Cell], config: QualityConfig) -> tuple[list[str], lis
         if cell.ok and cell.cut_short():
             epochs = {r.config.get("epochs_run") for r in cell.runs}
             cut.append(f"- `{cell.label}`: training budget ({config.budget_min or '?'} min) ran out after "
-                       f"{', '.join(str(e) for e in epochs)} epoch(s); the best epoch was evaluated")  # fmt: skip
+                       f"{', '.join(str(e) for e in epochs)} epoch(s); the best epoch was evaluated")
         elif cell.ok and any(at_epoch_cap(r) for r in cell.runs):
             cap = next(r.config["epochs"] for r in cell.runs if at_epoch_cap(r))
             cut.append(f"- `{cell.label}`: ‡ its best epoch was the last allowed one ({cap}): still improving when "
-                       "the epoch cap stopped it")  # fmt: skip
+                       "the epoch cap stopped it")
         elif not cell.ok:
             role = "" if cell.requested else " (prerequisite of LLMEmb / TSLRec)"
             missing.append(f"- `{cell.label}`{role}: {cell.status}: {cell.reason}")
@@ -273,18 +273,18 @@ def cell_lists(cells: list[Cell], config: QualityConfig) -> tuple[list[str], lis
             absent = [p for p in config.protocols if p not in present]
             if absent and cell.requested:
                 missing.append(f"- `{cell.label}`: protocol(s) {', '.join(absent)} not in its results.json"
-                               f"{' (' + cell.reason + ')' if cell.reason else ''}")  # fmt: skip
+                               f"{' (' + cell.reason + ')' if cell.reason else ''}")
     return cut, missing
 
 
 def markdown(aggregates: list[Aggregate], cells: list[Cell], config: QualityConfig, dataset_name: str,
              results_path: Path, command: str, images: list[Path] | None = None,
-             kept_images: list[Path] | None = None) -> str:  # fmt: skip
+             kept_images: list[Path] | None = None) -> str:
     cut, missing = cell_lists(cells, config)
     seeds = ",".join(str(s) for s in config.seeds)
     training = ", ".join(f"{k}={v}" for k, v in config.model_dump().items()
                          if k in ("patience", "lr", "dim", "dropout", "batch_size", "threads")
-                         and v is not None)  # fmt: skip
+                         and v is not None)
     caps = epoch_caps(cells)
     if caps:
         training += (", " if training else "") + caps
@@ -325,7 +325,7 @@ def markdown(aggregates: list[Aggregate], cells: list[Cell], config: QualityConf
     if recorded:
         lines += ["## Cells reported from an earlier results file", "",
                   "Their run directories are not on this machine (`--recorded`): their rows are copied from that "
-                  "file, and their popularity-group means from its aggregate rows.", "", *recorded, ""]  # fmt: skip
+                  "file, and their popularity-group means from its aggregate rows.", "", *recorded, ""]
     if images:
         lines += ["## Figures", ""] + [f"![{p.stem}]({p})" for p in images] + [""]
     if kept_images:

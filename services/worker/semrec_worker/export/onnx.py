@@ -75,7 +75,7 @@ def load_run_encoder(run_dir: str | Path) -> tuple[SequenceEncoder, SeqRecConfig
     encoder = build_backbone(
         config.backbone, items, max_len=config.max_len, num_layers=config.num_layers,
         num_heads=config.num_heads, dropout=config.dropout, mask_prob=config.mask_prob,
-    )  # fmt: skip
+    )
     state = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True)
     state = {k: v for k, v in state.items() if not k.startswith(ITEM_PREFIX)}
     result = encoder.load_state_dict(state, strict=False)
@@ -159,7 +159,7 @@ def export_run(
             serving, (example,), buffer, input_names=[ENCODER_INPUT], output_names=[ENCODER_OUTPUT],
             dynamic_axes={ENCODER_INPUT: {0: "batch"}, ENCODER_OUTPUT: {0: "batch"}},
             opset_version=opset, dynamo=False,
-        )  # fmt: skip
+        )
     onnx_bytes = buffer.getvalue()
 
     check = sample_histories(len(table), config.max_len, n=16, seed=1)

@@ -335,4 +335,4 @@ def text_encoder(spec: str = MINILM, batch_size: int = 64, progress: bool = True
     if spec != MINILM and not (Path(spec).expanduser() / "modules.json").exists():
         raise UserError(f"{spec}: not a sentence-transformers directory (no modules.json); or use 'minilm'")
     return SentenceTransformersBackend(spec if spec == MINILM else str(Path(spec).expanduser()), batch_size,
-                                       progress=progress)  # fmt: skip
+                                       progress=progress)

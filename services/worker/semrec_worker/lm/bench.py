@@ -44,7 +44,7 @@ def run_embed_bench(config) -> list[RunResult]:
     warmup = texts[: config.warmup_batches * config.batch_size]
     device = default_device()
     echo(f"bench embed: {len(texts)} captions of {dataset.name}, batch {config.batch_size}, device {device}, "
-         f"torch threads {torch.get_num_threads()}")  # fmt: skip
+         f"torch threads {torch.get_num_threads()}")
     lm = None
     runs: list[RunResult] = []
     for name in config.backends:
@@ -61,11 +61,11 @@ def run_embed_bench(config) -> list[RunResult]:
             if kind == "transformers":
                 lm = lm or load_language_model(config.llm)
                 backend = TransformersBackend(lm, pooling, config.batch_size, config.max_tokens, bool(bf16), device,
-                                              progress=False)  # fmt: skip
+                                              progress=False)
                 label = f"{name} {'bf16' if bf16 else 'fp32'}"
             elif kind == "vllm":
                 backend = VLLMBackend(model_directory(config.llm), pooling, max_length=config.max_tokens,
-                                      progress=False)  # fmt: skip
+                                      progress=False)
                 bf16, label = True, f"{name} bf16"
             else:
                 backend = SentenceTransformersBackend(None, config.batch_size, device, progress=False)
@@ -85,7 +85,7 @@ def run_embed_bench(config) -> list[RunResult]:
                     config={**config.to_dict(), "backend": name, "bf16": bf16, "device": device,
                             "torch_threads": torch.get_num_threads(), "load_average_1m": round(load, 2),
                             "cpu_count": os.cpu_count()},
-                )  # fmt: skip
+                )
             )
             if kind == "vllm":
                 del backend

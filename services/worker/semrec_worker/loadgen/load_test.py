@@ -87,7 +87,7 @@ def run_load_test(config: LoadTestConfig) -> LoadTestOutcome:
     out_dir = config.out_dir or Path("runs/load") / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     config.save(out_dir)
     echo(f"load test: {config.users} users x {config.user_rps or 'max'} req/s for {duration:g} s against "
-         f"{config.url} (SLO p99 {config.slo_p99_ms:g} ms){', soak' if config.soak else ''}")  # fmt: skip
+         f"{config.url} (SLO p99 {config.slo_p99_ms:g} ms){', soak' if config.soak else ''}")
 
     load_before = os.getloadavg()  # other work on the machine shows up in the latencies: record it
     sampler = MemorySampler(config.url, config.ranker_pid, interval_s=max(0.5, duration / 300)) if config.soak else None
@@ -98,7 +98,7 @@ def run_load_test(config: LoadTestConfig) -> LoadTestOutcome:
         outputs = run_locust(
             config.locustfile, config.url, out_dir, config.users, config.spawn_rate, duration,
             config.user_rps, config.k, config.mix, config.items_file,
-        )  # fmt: skip
+        )
     finally:
         memory = sampler.stop() if sampler else []
     wall_s = time.monotonic() - t0
@@ -114,7 +114,7 @@ def run_load_test(config: LoadTestConfig) -> LoadTestOutcome:
     problems = []
     if overall["failures"]:
         problems.append(f"{overall['failures']:.0f} of {overall['requests']:.0f} requests failed "
-                        f"(see {outputs.csv_prefix}_failures.csv)")  # fmt: skip
+                        f"(see {outputs.csv_prefix}_failures.csv)")
     if overall["p99_ms"] > config.slo_p99_ms:
         problems.append(f"p99 {overall['p99_ms']:.2f} ms > SLO {config.slo_p99_ms:g} ms")
     growth: dict[str, float] = {}
@@ -122,13 +122,13 @@ def run_load_test(config: LoadTestConfig) -> LoadTestOutcome:
         growth = memory_growth(memory)
         if growth["rss_growth_mib"] > config.max_memory_growth_mib:
             problems.append(f"ranker memory grew {growth['rss_growth_mib']:.1f} MiB "
-                            f"> {config.max_memory_growth_mib:g} MiB")  # fmt: skip
+                            f"> {config.max_memory_growth_mib:g} MiB")
 
     plot = plot_load(
         per_second(samples), out_dir / "latency.png", config.slo_p99_ms,
         f"{config.name}: {config.users} users, {overall['rps']:.0f} req/s, p99 {overall['p99_ms']:.1f} ms",
         memory, samples.epoch0,
-    )  # fmt: skip
+    )
     metrics = {**overall, **growth, "slo_p99_ms": config.slo_p99_ms, "passed": float(not problems)}
     for name, summary in endpoints.items():
         if name != ALL:
@@ -143,13 +143,13 @@ def run_load_test(config: LoadTestConfig) -> LoadTestOutcome:
                     **machine_load},
         )],
         append=config.append,
-    )  # fmt: skip
+    )
 
     echo(f"{overall['requests']:.0f} requests, {overall['failures']:.0f} failed, {overall['rps']:.1f} req/s")
     echo(f"{'endpoint':<24} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'fail':>6}")
     for name, s in endpoints.items():
         echo(f"{name:<24} {s['rps']:>8.1f} {s['p50_ms']:>8.2f} {s['p95_ms']:>8.2f} {s['p99_ms']:>8.2f} "
-             f"{s['failures']:>6.0f}")  # fmt: skip
+             f"{s['failures']:>6.0f}")
     if growth:
         echo(f"ranker RSS {growth['rss_baseline_mib']:.1f} -> {growth['rss_end_mib']:.1f} MiB "
              f"(growth {growth['rss_growth_mib']:+.1f} MiB, slope {growth['rss_slope_mib_per_min']:+.2f} MiB/min)")

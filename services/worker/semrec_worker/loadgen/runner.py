@@ -58,7 +58,7 @@ def run_locust(
         "--users", str(users), "--spawn-rate", str(spawn_rate), "--run-time", f"{max(1, round(duration_s))}s",
         "--csv", str(outputs.csv_prefix), "--csv-full-history", "--html", str(outputs.html),
         "--only-summary", "--stop-timeout", "5", "--logfile", str(outputs.log), "--loglevel", "INFO",
-    ]  # fmt: skip
+    ]
     env = {
         **os.environ,
         "SEMREC_LOADTEST_SAMPLES": str(outputs.samples),

@@ -84,7 +84,7 @@ def per_second(samples: Samples) -> dict[str, np.ndarray]:
     if n > 1 and samples.duration_s - (n - 1) < 0.9:
         n -= 1
         samples = Samples(samples.start[seconds < n], samples.name[seconds < n], samples.ms[seconds < n],
-                          samples.ok[seconds < n], samples.epoch0)  # fmt: skip
+                          samples.ok[seconds < n], samples.epoch0)
         seconds = seconds[seconds < n]
     rows = {key: np.full(n, np.nan) for key in ("p50_ms", "p95_ms", "p99_ms")}
     rows["rps"] = np.bincount(seconds, minlength=n).astype(float)

@@ -107,7 +107,7 @@ def caption_table(dataset: SequenceDataset, encoder_spec: str) -> ItemTable:
     encoder = text_encoder(encoder_spec)
     vectors = encoder.embed([caption(item) for item in dataset.items])
     return ItemTable(dataset.item_ids, vectors, {"method": "text", "lm": encoder.name, "dataset": dataset.name,
-                                                 "dataset_fingerprint": dataset.fingerprint})  # fmt: skip
+                                                 "dataset_fingerprint": dataset.fingerprint})
 
 
 def grid_reference(dataset: SequenceDataset, grid: Any) -> tuple[LLMSeqSim, str, dict[str, Any]]:

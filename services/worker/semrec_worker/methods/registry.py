@@ -23,7 +23,7 @@ from semrec.errors import UserError
 
 from semrec_worker.methods.lh import TrainLHConfig
 from semrec_worker.methods.llm2x import TrainLLM2XConfig
-from semrec_worker.methods.llmemb.job import TrainLLMEmbConfig, TrainRATConfig
+from semrec_worker.methods.llmemb.settings import TrainLLMEmbConfig, TrainRATConfig
 from semrec_worker.methods.said.settings import TrainSAIDConfig
 from semrec_worker.methods.tslrec.settings import TSLRecJobConfig, has_stage1
 from semrec_worker.refresh.encoders import ENCODER_DIRNAME, SPEC_FILE, LinearTextMapEncoder, encoder_kind
@@ -112,7 +112,7 @@ def _tslrec_cell(inputs: CellInputs) -> dict[str, Any]:
     if reused is not None:
         return {"stage1": reused}
     return {"llm": inputs.grid.llm, "pretrained": inputs.sasrec(0 if shared else inputs.seed),
-            "sft_max_steps": inputs.grid.tslrec_sft_max_steps}  # fmt: skip
+            "sft_max_steps": inputs.grid.tslrec_sft_max_steps}
 
 
 SPECS: dict[str, MethodSpec] = {}
@@ -165,7 +165,7 @@ for _spec in (
         refresh_encoder=Ref("semrec_worker.methods.llmemb.refresh_encoder:LLMEmbItemEncoder"),
     ),
     MethodSpec("tslrec", "TSLRec", stage2=TSLREC, cell=_tslrec_cell, needs_sasrec=True),
-):  # fmt: skip
+):
     register(_spec)
 
 
@@ -258,12 +258,12 @@ def load_item_encoder(run_or_dir: str | Path, kind: str = "auto"):
         directory, saved = directory / wanted, wanted
     how = ("train it with `semrec train llmemb-rat` (llmemb) or `semrec train seqrec --init <SAID run>` (said), "
            "build it for an existing run with `semrec export refresh-encoder --run RUN --kind ...`, or publish "
-           "with --refresh-encoder minilm|hashing (text-map)")  # fmt: skip
+           "with --refresh-encoder minilm|hashing (text-map)")
     if saved is None:
         raise UserError(f"{directory}: the run has no refresh encoder ({SPEC_FILE} missing): {how}")
     if wanted != "auto" and wanted != saved:
         raise UserError(f"--encoder {kind}: the run has no {wanted!r} refresh encoder (its default is {saved!r}, "
-                        f"in {directory}); {how}")  # fmt: skip
+                        f"in {directory}); {how}")
     loaders = encoder_loaders()
     if saved not in loaders:
         raise UserError(f"{directory / SPEC_FILE}: unknown encoder kind {saved!r}; known: {sorted(loaders)}")

@@ -121,7 +121,7 @@ class MiniLMTextEncoder:
 
     def embed(self, texts: list[str]) -> np.ndarray:
         return self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
-                                 convert_to_numpy=True).astype(np.float32)  # fmt: skip
+                                 convert_to_numpy=True).astype(np.float32)
 
 
 TEXT_ENCODERS: dict[str, Callable[[], Any]] = {"hashing": HashingTextEncoder, "minilm": MiniLMTextEncoder}
@@ -130,7 +130,7 @@ TEXT_ENCODERS: dict[str, Callable[[], Any]] = {"hashing": HashingTextEncoder, "m
 def _embed(text_encoder, items: list[Item], batch: int = 256, progress: bool = True) -> np.ndarray:
     parts = []
     for start in tqdm(range(0, len(items), batch), desc=f"text -> {text_encoder.name}", disable=not progress,
-                      unit="batch"):  # fmt: skip
+                      unit="batch"):
         parts.append(text_encoder.embed([CAPTION_VIEW.text(i) for i in items[start : start + batch]]))
     return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 
@@ -154,7 +154,7 @@ class LinearTextMapEncoder:
 
     @classmethod
     def fit(cls, items: list[Item], targets: np.ndarray, text_encoder: str = "minilm", ridge: float = 1e-2,
-            progress: bool = True) -> LinearTextMapEncoder:  # fmt: skip
+            progress: bool = True) -> LinearTextMapEncoder:
         if text_encoder not in TEXT_ENCODERS:
             raise UserError(f"unknown text encoder {text_encoder!r}; one of {sorted(TEXT_ENCODERS)}")
         encoder = cls(text_encoder, np.zeros((1, 1)), np.zeros(1), 0.0)
@@ -182,7 +182,7 @@ class LinearTextMapEncoder:
         directory.mkdir(parents=True, exist_ok=True)
         np.savez(directory / "weights.npz", weights=self.weights, bias=self.bias)
         spec = {"kind": self.kind, "text_encoder": self.text_encoder_name, "fit_cosine": self.fit_cosine,
-                "dim": int(self.weights.shape[1])}  # fmt: skip
+                "dim": int(self.weights.shape[1])}
         (directory / "encoder.json").write_text(json.dumps(spec, indent=2) + "\n")
         return directory
 
@@ -218,6 +218,6 @@ def save_run_encoder(run_dir: str | Path, kind: str, build: Callable[[], Any]) -
         return None
     except Exception as exc:  # a finished training run must not fail on its refresh encoder
         echo(f"warning: the {kind} refresh encoder of {run_dir} failed ({type(exc).__name__}: {exc}); rebuild it "
-             f"with `semrec export refresh-encoder --run {run_dir}`")  # fmt: skip
+             f"with `semrec export refresh-encoder --run {run_dir}`")
         return None
     return encoder, path

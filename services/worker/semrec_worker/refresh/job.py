@@ -44,7 +44,7 @@ class RefreshDiff:
 
     def summary(self) -> dict[str, int]:
         return {"added": len(self.added), "changed": len(self.changed), "removed": len(self.removed),
-                "unchanged": self.unchanged}  # fmt: skip
+                "unchanged": self.unchanged}
 
 
 def hashed_view(bundle: Bundle) -> str:

@@ -125,7 +125,7 @@ def build_model(
             # without a fingerprint field, "dataset" may hold the fingerprint (tables of older versions)
             if (fingerprint != dataset.fingerprint) if fingerprint else (name not in (None, dataset.name, dataset.fingerprint)):
                 echo(f"warning: table was built for dataset {name} ({fingerprint}), this is {dataset.name} "
-                     f"({dataset.fingerprint}); rows are matched by item id")  # fmt: skip
+                     f"({dataset.fingerprint}); rows are matched by item id")
         item_embedding, report = build_item_embedding(
             dataset.item_ids, config.dim, table, config.projection, config.freeze_items, generator
         )
@@ -306,7 +306,7 @@ def _train(
         cut_short = over_budget and not stopped_early and epoch < config.epochs
         if ctx.is_main:
             record = {"epoch": epoch, "loss": round(epoch_loss, 5), "train_s": round(train_s, 2),
-                      "train_cpu_s": round(train_cpu_s, 2), "valid_s": round(eval_s, 2), "valid": valid, "peak_rss_mib": peak_rss_mib()}  # fmt: skip
+                      "train_cpu_s": round(train_cpu_s, 2), "valid_s": round(eval_s, 2), "valid": valid, "peak_rss_mib": peak_rss_mib()}
             if partial:
                 record["partial"] = True  # the budget ran out inside this epoch
             history.append(record)
@@ -318,7 +318,7 @@ def _train(
             torch.save(
                 {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
                  "best_state": best_state, "best_valid": best_valid, "best_epoch": best_epoch,
-                 "bad_epochs": bad_epochs, "history": history},  # fmt: skip
+                 "bad_epochs": bad_epochs, "history": history},
                 checkpoint_path,
             )
         distributed.barrier(ctx)
@@ -333,7 +333,7 @@ def _train(
             echo(f"early stop: no better {config.valid_metric} for {config.patience} epochs")
         if cut_short:
             echo(f"cut short: the {config.max_train_minutes} min training budget ran out after {len(history)} "
-                 f"epoch(s); evaluating the best epoch ({best_epoch})")  # fmt: skip
+                 f"epoch(s); evaluating the best epoch ({best_epoch})")
         runs = evaluate_runs(
             SeqRecRecommender(model, loss_fn.similarity),
             dataset,
@@ -344,11 +344,11 @@ def _train(
             seed=config.seed,
             train_s=train_total_s,
             extra_config={"best_epoch": best_epoch, "epochs_run": len(history), "world_size": ctx.world_size,
-                          "cut_short": cut_short},  # fmt: skip
+                          "cut_short": cut_short},
             ranks_path=run_dir / TEST_RANKS,
         )
         _write_run(run_dir, config, model, item_table, dataset, history, runs, init_report, best_epoch, best_valid,
-                   ctx, loss_fn.similarity, batches, cut_short, train_total_s)  # fmt: skip
+                   ctx, loss_fn.similarity, batches, cut_short, train_total_s)
         if after_training is not None:
             after_training(FinishedRun(run_dir, config, dataset, model, item_table, method, item_embedding is not None))
     distributed.barrier(ctx)
@@ -362,7 +362,7 @@ def qualified_name(obj: object) -> str:
 def run_parts(model: SequenceEncoder, extra_loss: ExtraLoss | None, init_method: str) -> dict[str, Any]:
     """The pluggable parts of a run, recorded in its config.json beside the settings."""
     return {"backbone": qualified_name(model), "item_embedding": qualified_name(model.item_embedding),
-            "extra_loss": qualified_name(extra_loss) if extra_loss is not None else None, "init_method": init_method}  # fmt: skip
+            "extra_loss": qualified_name(extra_loss) if extra_loss is not None else None, "init_method": init_method}
 
 
 def _stop_unless_finite(loss: torch.Tensor, where: str, ctx: distributed.Context) -> None:
@@ -430,11 +430,11 @@ def _write_run(
     train_seconds = [h["train_s"] for h in history]
     metrics = {
         "dataset": {"name": dataset.name, "fingerprint": dataset.fingerprint, "n_items": dataset.n_items,
-                    "n_users": dataset.n_users},  # fmt: skip
+                    "n_users": dataset.n_users},
         "model": {"backbone": config.backbone, "dim": config.dim, "max_len": config.max_len, "loss": config.loss,
                   "similarity": similarity,
                   "parameters": sum(p.numel() for p in model.parameters()),
-                  "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)},  # fmt: skip
+                  "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)},
         "init": asdict(init_report),
         "epochs": history,
         "best_epoch": best_epoch,

@@ -8,31 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
 from semrec.cli_builder import echo
 from semrec.errors import UserError
 from semrec.item_table import ItemTable
 
 from semrec_worker.data.dataset import load_dataset
-from semrec_worker.methods.base import RunDirConfig, run_dir, save_table, settings_of
-from semrec_worker.methods.llmemb.settings import CHECKPOINT, SCFTSettings
-from semrec_worker.training.config import SeqRecConfig
-
-
-class TrainLLMEmbConfig(RunDirConfig, SCFTSettings):
-    adapter: Path | None = Field(
-        None, description="skip SCFT: embed with this saved LoRA adapter (a run's adapter/ folder)"
-    )
-
-
-class TrainRATConfig(SeqRecConfig):
-    scft: str = Field(..., description="SCFT item table (.npz, or the run dir of `semrec train llmemb`)")
-    collaborative: str = Field(
-        ..., description="item table of a pretrained SASRec (its run dir) that the alignment loss pulls towards"
-    )
-    d_m: int = Field(128, ge=2, description="PCA width of the frozen LLM embeddings (the adapter's input, eq. 6)")
-    alpha: float = Field(0.01, ge=0, description="weight of the collaborative alignment loss (eq. 8)")
-    align_temperature: float = Field(2.0, gt=0, description="temperature of the alignment InfoNCE (eq. 7)")
+from semrec_worker.methods.base import run_dir, save_table, settings_of
+from semrec_worker.methods.llmemb.settings import CHECKPOINT, SCFTSettings, TrainLLMEmbConfig, TrainRATConfig
 
 
 def train_llmemb(config: TrainLLMEmbConfig) -> Path:
@@ -51,7 +33,7 @@ def train_llmemb(config: TrainLLMEmbConfig) -> Path:
         first = r.history[0]["loss"] if r.history else None
         last = r.history[-1]["loss"] if r.history else None
         echo(f"SCFT: {r.steps} steps (stopped: {r.stopped}), loss {first} -> {last}, "
-             f"view retrieval on held-out items {r.probe.get('before')} -> {r.probe.get('after')}")  # fmt: skip
+             f"view retrieval on held-out items {r.probe.get('before')} -> {r.probe.get('after')}")
     if table is None:
         echo(f"adapter and metrics in {out} (no item table: --no-embed-catalogue)")
         return out
@@ -66,4 +48,4 @@ def train_llmemb_rat(config: TrainRATConfig):
     return train_rat(
         config, ItemTable.load(config.scft), ItemTable.load(config.collaborative), config.d_m, config.alpha,
         config.align_temperature, scft_source=config.scft,
-    )  # fmt: skip
+    )

@@ -113,13 +113,13 @@ def view_retrieval(
     backend = TransformersBackend(
         LanguageModel(model, tokenizer, "probe"), "mean", settings.embed_batch_size, settings.max_prompt_tokens,
         settings.bf16, device, progress=False,
-    )  # fmt: skip
+    )
     a, b = (torch.nn.functional.normalize(torch.as_tensor(backend.embed(v)), dim=1) for v in views)
     sim = a @ b.T
     diagonal = sim.diag().unsqueeze(1)
     ranks = torch.cat([(sim > diagonal).sum(1), (sim.T > diagonal).sum(1)]).float() + 1
     return {"view_acc@1": round(float((ranks == 1).float().mean()), 4), "view_mean_rank": round(float(ranks.mean()), 2),
-            "probe_items": len(rows)}  # fmt: skip
+            "probe_items": len(rows)}
 
 
 def lora_model(model, settings: SCFTSettings):
@@ -162,7 +162,7 @@ def train_scft(
     backend = TransformersBackend(
         LanguageModel(model, lm.tokenizer, lm.name), "mean", settings.batch_size, settings.max_prompt_tokens,
         settings.bf16, device, progress=False,
-    )  # fmt: skip
+    )
     trainable = [p for p in model.parameters() if p.requires_grad] + list(loss_fn.parameters())
     optimizer = torch.optim.AdamW(trainable, lr=settings.lr, weight_decay=0.0)
 
@@ -194,7 +194,7 @@ def train_scft(
             {"step": step, "lora": get_peft_model_state_dict(model), "optimizer": optimizer.state_dict(),
              "loss": loss_fn.state_dict(), "history": history, "probe": probe},
             tmp,
-        )  # fmt: skip
+        )
         tmp.replace(checkpoint)
 
     start = time.perf_counter()
@@ -229,7 +229,7 @@ def train_scft(
         optimizer.step()
         step += 1
         history.append({"step": step, "loss": round(loss.item(), 5), "temperature": round(loss_fn.temperature, 5),
-                        "step_s": round(time.perf_counter() - t0, 3)})  # fmt: skip
+                        "step_s": round(time.perf_counter() - t0, 3)})
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}", tau=f"{loss_fn.temperature:.4f}")
         if step % settings.checkpoint_every == 0:
@@ -244,13 +244,13 @@ def train_scft(
 def embed_items(
     model, tokenizer, dataset: SequenceDataset, settings: SCFTSettings, device: str | None = None,
     progress: bool = True, name: str = "llm",
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """Masked-mean embeddings of every item's full prompt (eq. 4), one row per item in dataset order."""
     texts = scft_texts(dataset, settings)
     backend = TransformersBackend(
         LanguageModel(model, tokenizer, name), "mean", settings.embed_batch_size, settings.max_prompt_tokens,
         settings.bf16, device, progress,
-    )  # fmt: skip
+    )
     return backend.embed(texts)
 
 

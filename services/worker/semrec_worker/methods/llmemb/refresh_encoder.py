@@ -28,10 +28,12 @@ from semrec.item_table import ItemTable
 from semrec.serving_space import ServingSpace
 
 from semrec_worker.core.reduction import PCAFit
+from semrec_worker.data.dataset import load_dataset
 from semrec_worker.data.records import Item
 from semrec_worker.data.text import DOMAINS, PromptView
 from semrec_worker.lm.backends import TransformersBackend
 from semrec_worker.lm.loader import LanguageModel, load_language_model
+from semrec_worker.methods.llmemb.settings import TrainRATConfig
 from semrec_worker.refresh.encoders import read_encoder, save_run_encoder, serving_space_of_run, write_encoder
 
 LORA_DIR = "lora"
@@ -60,7 +62,7 @@ class LLMEmbItemEncoder:
         scft_dir = source if source.is_dir() else source.parent
         if meta.get("method") != "llmemb" or "lm" not in meta or "settings" not in meta:
             raise UserError(f"{scft_source}: not an item table of `semrec train llmemb` (its LM and settings are "
-                            "not recorded), so new items cannot be embedded the same way")  # fmt: skip
+                            "not recorded), so new items cannot be embedded the same way")
         if adapter.pca is None:
             raise UserError("the RAT adapter does not record its PCA (built without LLMEmbAdapter.from_table)")
         settings = meta["settings"]
@@ -74,7 +76,7 @@ class LLMEmbItemEncoder:
             pca_file = scft_dir / str(meta.get("pca_file", "scft_pca.npz"))
             if not pca_file.exists():
                 raise UserError(f"{pca_file}: the SCFT table was PCA'd (--dim) but its PCA was not saved "
-                                "(re-run `semrec train llmemb --adapter ...` to save it)")  # fmt: skip
+                                "(re-run `semrec train llmemb --adapter ...` to save it)")
             with np.load(pca_file) as data:
                 arrays.update({f"scft_{k}": data[k] for k in data.files})
         for name, value in adapter.project.state_dict().items():
@@ -94,6 +96,24 @@ class LLMEmbItemEncoder:
         }
         return cls(spec, arrays, lora)
 
+    @staticmethod
+    def built_for(run_config: dict[str, Any]) -> bool:
+        """Whether a run's saved config is one this encoder is built for (a RAT run: it names its SCFT table)."""
+        return "scft" in run_config
+
+    @classmethod
+    def rebuild(cls, run: Path, state: dict[str, Any], item_table: ItemTable) -> Path | None:
+        """`semrec export refresh-encoder`: the encoder of a finished RAT run, from its saved files."""
+        from semrec_worker.methods.llmemb.model import LLMEmbAdapter  # torch only when an encoder is built
+
+        rat = TrainRATConfig.load(run)
+        dataset = load_dataset(rat)
+        scft_table = ItemTable.load(rat.scft)
+        adapter = LLMEmbAdapter.from_table(scft_table, dataset, width=rat.dim, d_m=rat.d_m)
+        prefix = "item_embedding.project."
+        adapter.project.load_state_dict({k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)})
+        return save_rat_encoder(run, rat.scft, scft_table, adapter, item_table)
+
     # ---- encoding ------------------------------------------------------------------------------------
     def prompts(self, items: list[Item]) -> list[str]:
         return [self.text_view.text(item) for item in items]
@@ -109,7 +129,7 @@ class LLMEmbItemEncoder:
             self._backend = TransformersBackend(
                 LanguageModel(model.eval(), lm.tokenizer, lm.name), "mean", self.spec["embed_batch_size"],
                 self.spec["max_prompt_tokens"], self.spec["bf16"], None, self.progress,
-            )  # fmt: skip
+            )
         return self._backend
 
     def adapter_output(self, lm_vectors: np.ndarray) -> np.ndarray:
@@ -134,7 +154,7 @@ class LLMEmbItemEncoder:
             shutil.rmtree(directory / LORA_DIR, ignore_errors=True)
             shutil.copytree(self.lora_dir, directory / LORA_DIR)
         return write_encoder(directory, {**self.spec, "lora": LORA_DIR if self.lora_dir is not None else None},
-                             self.arrays)  # fmt: skip
+                             self.arrays)
 
     @classmethod
     def load(cls, directory: Path) -> LLMEmbItemEncoder:
@@ -151,7 +171,7 @@ def _domain(dataset_name: str) -> str:
 def save_rat_encoder(run_dir: Path, scft_source, scft_table: ItemTable, adapter, item_table: ItemTable) -> Path | None:
     """Save the run's `llmemb` refresh encoder; a run it cannot be built for is reported, not failed."""
     saved = save_run_encoder(run_dir, LLMEmbItemEncoder.kind, lambda: LLMEmbItemEncoder.from_rat(
-        Path(run_dir), scft_source, scft_table, adapter, item_table))  # fmt: skip
+        Path(run_dir), scft_source, scft_table, adapter, item_table))
     if saved is None:
         return None
     encoder, path = saved

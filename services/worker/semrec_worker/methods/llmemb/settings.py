@@ -1,12 +1,16 @@
-"""LLMEmb's SCFT settings and the names of the files its runs write (torch-free: the CLI builds its flags
-from them, and the item table records them in its metadata)."""
+"""LLMEmb's SCFT settings, the configs of its two jobs and the names of the files its runs write (torch-free:
+the CLI builds its flags from them, and the item table records them in its metadata)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from pydantic import Field
 from semrec.config import StrictModel
 
 from semrec_worker.core.lora import LLAMA_LORA_TARGETS
+from semrec_worker.methods.base import RunDirConfig
+from semrec_worker.training.config import SeqRecConfig
 
 CHECKPOINT = "checkpoint.pt"  # the SCFT checkpoint in the run directory (resumed from)
 ADAPTER_DIR = "adapter"
@@ -40,3 +44,19 @@ class SCFTSettings(StrictModel):
     )
     embed_catalogue: bool = Field(True, description="embed every item into the item table after SCFT")
     seed: int = Field(0, description="batch order, attribute dropout and LoRA init")
+
+
+class TrainLLMEmbConfig(RunDirConfig, SCFTSettings):
+    adapter: Path | None = Field(
+        None, description="skip SCFT: embed with this saved LoRA adapter (a run's adapter/ folder)"
+    )
+
+
+class TrainRATConfig(SeqRecConfig):
+    scft: str = Field(..., description="SCFT item table (.npz, or the run dir of `semrec train llmemb`)")
+    collaborative: str = Field(
+        ..., description="item table of a pretrained SASRec (its run dir) that the alignment loss pulls towards"
+    )
+    d_m: int = Field(128, ge=2, description="PCA width of the frozen LLM embeddings (the adapter's input, eq. 6)")
+    alpha: float = Field(0.01, ge=0, description="weight of the collaborative alignment loss (eq. 8)")
+    align_temperature: float = Field(2.0, gt=0, description="temperature of the alignment InfoNCE (eq. 7)")

@@ -86,7 +86,7 @@ def run_bench(config) -> list[RunResult]:
         "max_caption_tokens": config.max_caption_tokens, "projector": trainer.kind,
         "mean_caption_tokens": float(trainer.captions.lengths[rows].mean()), "cpu": platform.processor(),
         "load_average_1m": _load_average(),
-    }  # fmt: skip
+    }
     runs = [
         RunResult(dataset=dataset.name, method="said-trainer", protocol="stage1-throughput",
                   metrics={"items_per_s": round(rates["said"], 3), "speedup_vs_plain": round(speedup, 3)},
@@ -94,7 +94,7 @@ def run_bench(config) -> list[RunResult]:
         RunResult(dataset=dataset.name, method="hf-fp32-loop", protocol="stage1-throughput",
                   metrics={"items_per_s": round(rates["plain"], 3)}, wall_s=round(times["plain"], 2),
                   config={**settings, "precision": "fp32"}),
-    ]  # fmt: skip
+    ]
     write_results(config.results, runs)
     echo(
         f"[bench said] {dataset.name}, {lm.name}, {n} items, batch {bs}, {torch.get_num_threads()} threads: "

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,10 +39,12 @@ from semrec.item_table import ItemTable
 from semrec.serving_space import ServingSpace
 
 from semrec_worker.core.reduction import PCAFit
+from semrec_worker.data.dataset import load_dataset
 from semrec_worker.data.records import Item
 from semrec_worker.data.text import CaptionView
 from semrec_worker.methods.said.settings import TrainSAIDConfig
 from semrec_worker.refresh.encoders import read_encoder, save_run_encoder, serving_space_of_run, write_encoder
+from semrec_worker.training.config import load_seqrec_config
 
 if TYPE_CHECKING:
     from semrec_worker.training.trainer import FinishedRun
@@ -90,7 +93,7 @@ class SAIDItemEncoder:
     # ---- building ------------------------------------------------------------------------------------
     @classmethod
     def from_stage2(cls, run_dir: Path, config, dataset, model, item_table: ItemTable, table: ItemTable,
-                    said_dir: Path) -> SAIDItemEncoder:  # fmt: skip
+                    said_dir: Path) -> SAIDItemEncoder:
         """From a finished stage-2 run: its config (SeqRecConfig), dataset, model, trained table, SAID table."""
         # torch only when an encoder is built or used: loading one (publish, refresh's diff) stays torch-free
         import torch
@@ -143,6 +146,26 @@ class SAIDItemEncoder:
         }
         return cls(spec, arrays)
 
+    @staticmethod
+    def built_for(run_config: dict[str, Any]) -> bool:
+        """Whether a run's saved config is one this encoder is built for (a seqrec run initialised from SAID)."""
+        return said_source(str(run_config.get("init", "random"))) is not None
+
+    @classmethod
+    def rebuild(cls, run: Path, state: dict[str, Any], item_table: ItemTable) -> Path | None:
+        """`semrec export refresh-encoder`: the encoder of a finished SAID-initialised run, from its saved files."""
+        import torch  # torch only when an encoder is built
+
+        seqrec = load_seqrec_config(run)
+        dataset = load_dataset(seqrec)
+        linear = None
+        if seqrec.projection == "linear":
+            weight = state["item_embedding.linear.weight"]
+            linear = torch.nn.Linear(weight.shape[1], weight.shape[0])
+            linear.load_state_dict({"weight": weight, "bias": state["item_embedding.linear.bias"]})
+        model = SimpleNamespace(item_embedding=SimpleNamespace(linear=linear))
+        return save_stage2_encoder(run, seqrec, dataset, model, item_table)
+
     # ---- encoding ------------------------------------------------------------------------------------
     def said_vectors(self, items: list[Item]) -> np.ndarray:
         """The new items' SAID table rows (prefixes flattened or averaged as the SAID run's table)."""
@@ -152,7 +175,7 @@ class SAIDItemEncoder:
         from semrec_worker.methods.said.trainer import SAIDTrainer
 
         overrides = {"projector": self.spec["projector"], "max_items": None, "resume": None, "only_new": False,
-                     "device": "auto", "out": None, "threads": None}  # fmt: skip
+                     "device": "auto", "out": None, "threads": None}
         config = TrainSAIDConfig.model_validate({**self.spec["said_config"], **overrides})
         trainer = SAIDTrainer(config, Path("."), _NewItems(list(items)), self._lm)
         self._lm = trainer.lm
@@ -201,12 +224,12 @@ def save_stage2_encoder(run_dir: Path, config, dataset, model, item_table: ItemT
     if source is None:
         return None
     saved = save_run_encoder(run_dir, SAIDItemEncoder.kind, lambda: SAIDItemEncoder.from_stage2(
-        Path(run_dir), config, dataset, model, item_table, *source))  # fmt: skip
+        Path(run_dir), config, dataset, model, item_table, *source))
     if saved is None:
         return None
     encoder, path = saved
     echo(f"refresh encoder (said: {encoder.spec['projector']} projector -> {encoder.spec['map']}; in-sample "
-         f"cosine to the trained vectors {encoder.spec['fit_cosine']:.3f}) saved to {path}")  # fmt: skip
+         f"cosine to the trained vectors {encoder.spec['fit_cosine']:.3f}) saved to {path}")
     return path
 
 

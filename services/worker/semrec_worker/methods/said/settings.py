@@ -68,4 +68,4 @@ class TrainSAIDConfig(DataConfig, SAIDSettings):
 RESUMABLE = {
     "resume", "only_new", "out", "epochs", "time_budget_min", "patience", "min_delta", "checkpoint_every_min", "eval_every_min",
     "threads", "device", "data", "format", "kcore", "max_seq_len", "drop_unknown_items", "eval_items",
-}  # fmt: skip
+}

@@ -215,7 +215,7 @@ class SAIDTrainer:
                 elapsed = time.monotonic() - started
                 bar.update(1)
                 bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", tok_acc=f"{correct / tokens:.3f}",
-                                items_s=f"{items / max(elapsed, 1e-9):.1f}")  # fmt: skip
+                                items_s=f"{items / max(elapsed, 1e-9):.1f}")
                 progress.next_batch = index + 1
                 if progress.train_s + elapsed >= budget_s:
                     progress.stopped = "time budget"

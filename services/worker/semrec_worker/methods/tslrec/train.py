@@ -40,7 +40,7 @@ def load_stage1(path: Path, item_ids: list[str]):
     missing = [item for item in item_ids if item not in row]
     if missing:
         raise UserError(f"--stage1 {path}: built on another catalogue, {len(missing)} of this dataset's items "
-                        f"are not in it (first: {missing[0]!r})")  # fmt: skip
+                        f"are not in it (first: {missing[0]!r})")
     order = np.array([row[item] for item in item_ids])
     saved = np.load(folder / KNOWLEDGE)
     return saved["knowledge"][order], saved["distributions"][order], saved["labels"][order], table.metadata
@@ -74,16 +74,16 @@ def run_stage1(config: TSLRecJobConfig, dataset: SequenceDataset, stage1: Path):
     config.save(stage1)
     sft.lm.save_pretrained(stage1 / "lora")
     torch.save({"project_items": sft.project_items.state_dict(), "group_head": sft.group_head.state_dict()},
-               stage1 / "heads.pt")  # fmt: skip
+               stage1 / "heads.pt")
     np.savez(stage1 / KNOWLEDGE, knowledge=knowledge, distributions=distributions, labels=labels,
-             sft_loss=np.array(losses))  # fmt: skip
+             sft_loss=np.array(losses))
     ItemTable(
         dataset.item_ids,
         knowledge,
         {"method": "tslrec", "lm": lm.name, "dataset": dataset.name, "dataset_fingerprint": dataset.fingerprint,
          "n_groups": n_groups,
          "sft_steps": len(losses), "sft_final_loss": float(np.mean(losses[-10:])) if losses else None},
-    ).save(stage1 / "item_table.npz")  # fmt: skip
+    ).save(stage1 / "item_table.npz")
     echo(f"user SFT: {len(losses)} steps, final loss {np.mean(losses[-10:]) if losses else float('nan'):.4f}")
     return knowledge, distributions
 
@@ -102,7 +102,7 @@ def train_tslrec(config: TSLRecJobConfig) -> TrainResult:
                 stage1 / "item_table.npz"
             )
         echo(f"TSLRec: stage 1 reused from {config.stage1} ({distributions.shape[1]} groups, "
-             f"{metadata.get('sft_steps')} SFT steps); training the gated backbone only")  # fmt: skip
+             f"{metadata.get('sft_steps')} SFT steps); training the gated backbone only")
     else:
         knowledge, distributions = run_stage1(config, dataset, stage1)
 
