@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from semrec.errors import UserError
 from semrec.results import machine_info
+from semrec_worker.core.reduction import fit_pca
 from semrec_worker.core.runtime import native_bf16
 from semrec_worker.loadgen.memory import rss_from_pid
-from semrec_worker.core.reduction import fit_pca
 from sklearn.decomposition import PCA
 
 LINUX = Path("/proc/self/status").exists()

@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 from semrec.bundle import Bundle
 from semrec.settings import redis_settings
-from semrec.store import ConcurrentPublishError, current_version, keys, list_versions, load_bundle, publish_bundle
+from semrec.store import (
+    ConcurrentPublishError,
+    current_version,
+    keys,
+    list_versions,
+    load_bundle,
+    publish_bundle,
+)
 from semrec.store.bundles import PAUSE_AT_ENV, PAUSE_FILE_ENV
 from serving_helpers import tiny_bundle
 

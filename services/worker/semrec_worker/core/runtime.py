@@ -9,7 +9,6 @@ settings) uses this module, and `semrec --help` must not load torch.
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from semrec.errors import UserError
