@@ -55,6 +55,14 @@ def request_samples(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.array([float(r["response_ms"]) for r in rows]), np.array([r["ok"] == "1" for r in rows])
 
 
+@pytest.fixture(autouse=True)
+def short_catalogue_discovery(monkeypatch) -> None:
+    """Locust discovers item ids through /recommend and then /similar until it knows SEMREC_LOADTEST_POOL ids:
+    with the default 2000 and a 300-item catalogue it would walk every item's /similar before the first user
+    request, which on a busy machine can take the whole of a few-second run. 100 come from the first call."""
+    monkeypatch.setenv("SEMREC_LOADTEST_POOL", "100")
+
+
 @pytest.mark.slow
 def test_bench_load_against_the_real_ranker_writes_reports_and_judges_by_the_samples(tmp_path: Path) -> None:
     slo_ms = 500.0
@@ -63,7 +71,7 @@ def test_bench_load_against_the_real_ranker_writes_reports_and_judges_by_the_sam
         out, results = tmp_path / "load", tmp_path / "results" / "load-real.json"
         run = semrec(
             "bench", "load", "--url", ranker.url, "--users", "4", "--user-rps", "5", "--soak",
-            "--soak-duration-s", "6", "--slo-p99-ms", str(slo_ms), "--max-memory-growth-mib", "256",
+            "--soak-duration-s", "8", "--slo-p99-ms", str(slo_ms), "--max-memory-growth-mib", "256",
             "--out-dir", str(out), "--results", str(results), "--name", "real",
         )  # fmt: skip
     for name in ("locust_stats.csv", "locust_stats_history.csv", "report.html", "latency.png", "requests.csv"):
@@ -93,7 +101,7 @@ def test_bench_load_exits_nonzero_on_failures_and_slo(tmp_path: Path) -> None:
     with LocalStack(tmp_path / "stack") as stack:
         ranker = start_real_ranker(stack)
         run = semrec(
-            "bench", "load", "--url", ranker.url, "--users", "3", "--duration-s", "3", "--slo-p99-ms", "0.001",
+            "bench", "load", "--url", ranker.url, "--users", "3", "--duration-s", "5", "--slo-p99-ms", "0.001",
             "--mix", "user=1,history=0,events=0,similar=1", "--items-file", str(stale),
             "--out-dir", str(tmp_path / "load"), "--results", str(tmp_path / "load.json"),
         )  # fmt: skip
@@ -206,7 +214,7 @@ def test_serving_demo_against_real_ranker(tmp_path: Path) -> None:
 
     run_dir = tmp_path / "run"
     tiny_bundle().save(run_dir / "bundle")
-    outcome = serve_and_load(run_dir, tmp_path / "demo", load_seconds=4, users=4, slo_p99_ms=500)
+    outcome = serve_and_load(run_dir, tmp_path / "demo", load_seconds=8, users=4, slo_p99_ms=500)
     assert outcome.metrics["failures"] == 0, outcome.problems
     ms, ok = request_samples(tmp_path / "demo" / "load" / "requests.csv")
     assert ok.all() and outcome.metrics["p99_ms"] == pytest.approx(np.percentile(ms, 99), abs=1e-3)

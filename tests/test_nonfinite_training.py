@@ -138,3 +138,37 @@ def test_said_trainer_stops_on_a_nan_loss(tmp_path, tiny_synthetic, monkeypatch)
     monkeypatch.setattr(trainer, "step", step)
     with pytest.raises(NonFiniteError, match=r"training loss is nan at epoch 1, step 2 of 2"):
         trainer.fit()
+
+
+def test_tslrec_user_sft_stops_on_a_nan_loss():
+    from semrec_worker.lm import load_language_model
+    from semrec_worker.methods.tslrec import TSLRecSettings, UserSFTModel, add_lora, train_user_sft
+
+    torch.manual_seed(0)
+    lm = load_language_model("tiny")
+    settings = TSLRecSettings(n_groups=3, bf16=False, sft_batch_size=4, max_history=5, instruction="items:")
+    model = UserSFTModel(add_lora(lm.model, settings), lm.tokenizer, 8, 3, settings.instruction)
+    id_vectors = torch.cat([torch.zeros(1, 8), torch.randn(6, 8)])
+    id_vectors[3] = math.nan  # a diverged ID embedding: every user who saw item 3 gets a NaN prediction
+    sequences = [np.array([1, 2]), np.array([3, 4]), np.array([5, 6]), np.array([2, 3])]
+    targets = np.full((4, 3), 1 / 3)
+    with pytest.raises(NonFiniteError, match=r"TSLRec user SFT step 1"):
+        train_user_sft(model, sequences, targets, id_vectors, settings, progress=False)
+
+
+def test_llmemb_scft_stops_on_a_nan_loss(tmp_path, monkeypatch):
+    from semrec_worker.data import DataConfig, load_dataset
+    from semrec_worker.lm import load_language_model
+    from semrec_worker.methods import llmemb
+    from semrec_worker.methods.llm_settings import SCFTSettings
+
+    def nan_loss(self, x, y):
+        return (x * y).sum() * math.nan
+
+    monkeypatch.setattr(llmemb.SymmetricInfoNCE, "forward", nan_loss)
+    small = load_dataset(DataConfig(data="synthetic:users=60,items=30,avg_len=6,seed=3"))
+    settings = SCFTSettings(
+        llm="tiny", batch_size=6, max_steps=3, bf16=False, checkpoint_every=2, max_prompt_tokens=40
+    )
+    with pytest.raises(NonFiniteError, match=r"SCFT step 1"):
+        llmemb.train_scft(load_language_model("tiny"), small, settings, tmp_path, progress=False)

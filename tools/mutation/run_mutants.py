@@ -144,6 +144,12 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("said-trainer-nan-loss-unchecked", f"{WORKER}/said/trainer.py",
            '                ensure_finite_loss(loss, f"epoch {progress.epoch + 1}, step {index + 1} of {len(batches)}")\n',
            "", ("tests/test_nonfinite_training.py",), "the SAID trainer goes on with a NaN loss"),
+    Mutant("tslrec-sft-nan-loss-unchecked", f"{WORKER}/methods/tslrec.py",
+           '            ensure_finite_loss(loss, f"TSLRec user SFT step {len(losses) + 1}")\n', "",
+           ("tests/test_nonfinite_training.py",), "TSLRec's user SFT goes on with a NaN loss"),
+    Mutant("scft-nan-loss-unchecked", f"{WORKER}/methods/llmemb.py",
+           '        ensure_finite_loss(loss, f"SCFT step {step + 1}")\n', "",
+           ("tests/test_nonfinite_training.py",), "LLMEmb's SCFT goes on with a NaN loss"),
 )  # fmt: skip
 
 
