@@ -23,7 +23,7 @@ apt_install() {
   echo "[bootstrap] Python 3.11+ is required" >&2; exit 1; }
 
 # redis-server: the tests and the demo start their own on loopback (the service the Debian package may
-# start is not ours). docker-compose (Debian's v1): tests/test_deploy_manifests.py validates
+# start is not ours). docker-compose (Debian's v1): tests/deploy/test_deploy_manifests.py validates
 # docker-compose.yml with `docker-compose config`, which needs no container engine.
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)

@@ -40,8 +40,8 @@ class Mutant:
     why: str
 
 
-METRIC_TESTS = ("tests/test_metrics.py", "tests/test_nonfinite_training.py")
-LOSS_TESTS = ("tests/test_loss_values.py", "tests/test_losses.py")
+METRIC_TESTS = ("tests/unit/evaluation/test_metrics.py", "tests/unit/training/test_nonfinite_training.py")
+LOSS_TESTS = ("tests/unit/losses/test_loss_values.py", "tests/unit/losses/test_losses.py")
 
 MUTANTS: tuple[Mutant, ...] = (
     # ---- ranking and metrics
@@ -79,10 +79,10 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("protocol-sampled-target-column", f"{WORKER}/evaluation/protocol.py",
            "ranks_from_scores(scores.gather(1, cand), torch.zeros_like(tgt))",
            "ranks_from_scores(scores.gather(1, cand), torch.ones_like(tgt))",
-           ("tests/test_protocol.py",), "sampled-100 ranks a negative instead of the target"),
+           ("tests/unit/evaluation/test_protocol.py",), "sampled-100 ranks a negative instead of the target"),
     Mutant("protocol-keep-short-users", f"{WORKER}/data/dataset.py",
            "        if len(seq) < 3:\n", "        if len(seq) < 1:\n",
-           ("tests/test_protocol.py",), "users with fewer than 3 interactions kept in the split"),
+           ("tests/unit/evaluation/test_protocol.py",), "users with fewer than 3 interactions kept in the split"),
     # ---- losses
     Mutant("infonce-tau-multiplied", f"{WORKER}/methods/symmetric_infonce.py",
            "logits = (x @ y.T) * self.log_inverse_temperature.exp().clamp(max=MAX_INVERSE_TEMPERATURE)",
@@ -96,17 +96,17 @@ MUTANTS: tuple[Mutant, ...] = (
            "logits = (x @ y.T) * self.log_inverse_temperature.exp().clamp(max=MAX_INVERSE_TEMPERATURE)",
            "logits = (x @ y.T) * self.log_inverse_temperature.exp()",
            LOSS_TESTS, "1/tau not clipped at 100"),
-    Mutant("rat-alpha-ignored", f"{WORKER}/methods/llmemb.py",
+    Mutant("rat-alpha-ignored", f"{WORKER}/methods/llmemb/model.py",
            "return self.alpha * self.loss(items[unique], collaborative[unique])",
            "return self.loss(items[unique], collaborative[unique])",
            LOSS_TESTS, "RAT alignment not weighted by alpha"),
-    Mutant("rat-duplicates-kept", f"{WORKER}/methods/llmemb.py",
+    Mutant("rat-duplicates-kept", f"{WORKER}/methods/llmemb/model.py",
            "unique = torch.unique(targets[targets != 0])", "unique = targets[targets != 0]",
            LOSS_TESTS, "RAT alignment over repeated target items (a positive is also its own negative)"),
-    Mutant("said-caption-instruction-ignored", f"{WORKER}/methods/said.py",
+    Mutant("said-caption-instruction-ignored", f"{WORKER}/methods/said/model.py",
            "first = instruction.shape[0] + prefix.shape[1] - 1", "first = prefix.shape[1] - 1",
            LOSS_TESTS, "SAID eq. 3 ignores the instruction's length (predicts from the wrong positions)"),
-    Mutant("said-caption-off-by-one", f"{WORKER}/methods/said.py",
+    Mutant("said-caption-off-by-one", f"{WORKER}/methods/said/model.py",
            "first = instruction.shape[0] + prefix.shape[1] - 1", "first = instruction.shape[0] + prefix.shape[1]",
            LOSS_TESTS, "SAID eq. 3 predicts each caption token from its own position"),
     Mutant("said-cosine-tau-multiplied", f"{WORKER}/losses/said_cosine.py",
@@ -131,25 +131,25 @@ MUTANTS: tuple[Mutant, ...] = (
            "nn.functional.softplus(-positive) + nn.functional.softplus(negative)",
            "nn.functional.softplus(-positive) + nn.functional.softplus(-negative)",
            LOSS_TESTS, "BCE pushes the negative up"),
-    Mutant("tslrec-sft-mean", f"{WORKER}/methods/tslrec.py",
+    Mutant("tslrec-sft-mean", f"{WORKER}/methods/tslrec/model.py",
            "return ((predicted - target) ** 2).sum(dim=-1).mean()", "return ((predicted - target) ** 2).mean()",
            LOSS_TESTS, "TSLRec (T3) averaged over groups instead of summed"),
     # ---- training stops on non-finite values
     Mutant("trainer-nan-loss-unchecked", f"{WORKER}/training/trainer.py",
            '            _stop_unless_finite(loss, f"epoch {epoch}, step {count_steps + 1}", ctx)\n', "",
-           ("tests/test_nonfinite_training.py",), "the seqrec trainer goes on with a NaN loss"),
+           ("tests/unit/training/test_nonfinite_training.py",), "the seqrec trainer goes on with a NaN loss"),
     Mutant("trainer-nan-scores-unchecked", f"{WORKER}/training/trainer.py",
            "        ensure_finite_scores(out, self.where)\n", "",
-           ("tests/test_nonfinite_training.py",), "the seqrec trainer ranks NaN validation scores"),
-    Mutant("said-trainer-nan-loss-unchecked", f"{WORKER}/said/trainer.py",
+           ("tests/unit/training/test_nonfinite_training.py",), "the seqrec trainer ranks NaN validation scores"),
+    Mutant("said-trainer-nan-loss-unchecked", f"{WORKER}/methods/said/trainer.py",
            '                ensure_finite_loss(loss, f"epoch {progress.epoch + 1}, step {index + 1} of {len(batches)}")\n',
-           "", ("tests/test_nonfinite_training.py",), "the SAID trainer goes on with a NaN loss"),
-    Mutant("tslrec-sft-nan-loss-unchecked", f"{WORKER}/methods/tslrec.py",
+           "", ("tests/unit/training/test_nonfinite_training.py",), "the SAID trainer goes on with a NaN loss"),
+    Mutant("tslrec-sft-nan-loss-unchecked", f"{WORKER}/methods/tslrec/model.py",
            '            ensure_finite_loss(loss, f"TSLRec user SFT step {len(losses) + 1}")\n', "",
-           ("tests/test_nonfinite_training.py",), "TSLRec's user SFT goes on with a NaN loss"),
-    Mutant("scft-nan-loss-unchecked", f"{WORKER}/methods/llmemb.py",
+           ("tests/unit/training/test_nonfinite_training.py",), "TSLRec's user SFT goes on with a NaN loss"),
+    Mutant("scft-nan-loss-unchecked", f"{WORKER}/methods/llmemb/model.py",
            '        ensure_finite_loss(loss, f"SCFT step {step + 1}")\n', "",
-           ("tests/test_nonfinite_training.py",), "LLMEmb's SCFT goes on with a NaN loss"),
+           ("tests/unit/training/test_nonfinite_training.py",), "LLMEmb's SCFT goes on with a NaN loss"),
 )  # fmt: skip
 
 

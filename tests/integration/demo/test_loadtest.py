@@ -22,7 +22,7 @@ from semrec_worker.loadgen.samples import Samples, latency_summary, per_second
 from semrec_worker.local_stack import LocalStack, ManagedProcess, free_port, http_ok, port_open
 from typer.testing import CliRunner, Result
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 ENDPOINTS = ("/recommend [user_id]", "/recommend [history]", "/events", "/items/{id}/similar")
 RANKER_ENV = {"SEMREC_ORT_THREADS": "1", "SEMREC_ANN_THRESHOLD": "100000", "SEMREC_POLL_INTERVAL_S": "1"}
 
@@ -192,7 +192,7 @@ def tiny_bundle(n_items: int = 300, dim: int = 16, max_len: int = 20, seed: int 
         item_ids=[f"item-{i}" for i in range(1, n_items + 1)],
         item_vectors=vectors,
         popularity=rng.integers(1, 100, n_items).astype(np.float32),
-        metadata={"max_len": max_len, "dim": dim, "backbone": "tiny-sum", "source": "tests/test_loadtest.py"},
+        metadata={"max_len": max_len, "dim": dim, "backbone": "tiny-sum", "source": "tests/integration/demo/test_loadtest.py"},
     )
 
 

@@ -15,7 +15,7 @@ from semrec.store import append_history, publish_bundle
 from semrec_ranker.core.config import RankerSettings
 from serving_helpers import ready_version, running_ranker, tiny_bundle, wait_until
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 SEED = 20240611
 EXAMPLES = DirectoryBasedExampleDatabase(REPO / ".hypothesis" / "schemathesis")
 

@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "python-api.md"
+DOC = Path(__file__).resolve().parents[3] / "docs" / "python-api.md"
 
 
 def python_blocks(text: str) -> list[str]:

@@ -7,7 +7,7 @@ import pytest
 from semrec.cli import build_app
 from typer.testing import CliRunner
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "docs" / "examples"
 
 
 def config_commands(app, prefix=()):

@@ -4,7 +4,7 @@
 later (the refresh job's new items); `pca_reduce` is fit + transform of one matrix.
 
 Why numpy's SVD and not scikit-learn's `PCA`: the two give the same components up to sign (max abs
-difference 0.0 on a 2000 x 384 matrix, tests/test_library_helpers.py), but scikit-learn flips signs to its
+difference 0.0 on a 2000 x 384 matrix, tests/unit/core/test_library_helpers.py), but scikit-learn flips signs to its
 own convention (about half the components there). A flipped column of an initial item table changes the
 seeded training run that starts from it, so every recorded stage-2 number (LLM2X, LH, SAID, LLMEmb) would
 stop reproducing from its config.
