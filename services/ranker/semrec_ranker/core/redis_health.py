@@ -8,9 +8,10 @@ marks Redis unreachable too, so a hang is detected at the first request, not onl
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass
+
+from semrec_ranker.core.background import BackgroundLoop
 
 log = logging.getLogger("semrec.ranker")
 
@@ -26,13 +27,14 @@ class RedisStatus:
         return {True: "ok", False: "unreachable", None: "unknown"}[self.reachable]
 
 
-class RedisHealth:
+class RedisHealth(BackgroundLoop):
+    thread_name = "semrec-redis-health"
+
     def __init__(self, client, interval_s: float) -> None:
         self.client = client  # a client with a short socket timeout and no retries
         self.interval_s = interval_s
         self.status = RedisStatus(None, time.monotonic())
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
     @property
     def usable(self) -> bool:
@@ -52,15 +54,6 @@ class RedisHealth:
         if previous is not None and previous != reachable:
             log.warning("redis is %s%s", self.status.label, f" ({error})" if error else "")
         return self.status
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="semrec-redis-health", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -28,6 +28,7 @@ from semrec.store import (
     read_manifest,
 )
 
+from semrec_ranker.core.background import BackgroundLoop
 from semrec_ranker.engine.engine import Engine
 
 log = logging.getLogger("semrec.ranker")
@@ -60,7 +61,9 @@ def announced_version(data: object) -> str | None:
     return str(version) if isinstance(version, str | int) else None
 
 
-class Reloader:
+class Reloader(BackgroundLoop):
+    thread_name = "semrec-reloader"
+
     def __init__(
         self,
         client,
@@ -83,8 +86,7 @@ class Reloader:
         self.failed_version: str | None = None
         self.notice: str | None = None  # set while serving a fallback instead of the pointer's version
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
     def reload(self, force: bool = False) -> ReloadOutcome:
         """Load the current version if it is another publish than the served one (or always with `force`)."""
@@ -150,15 +152,6 @@ class Reloader:
     def _done(self, outcome: ReloadOutcome) -> ReloadOutcome:
         self.on_outcome(outcome)
         return outcome
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="semrec-reloader", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
 
     def _run(self) -> None:
         channel = keys.updates_channel(self.catalog)
