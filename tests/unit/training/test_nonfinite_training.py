@@ -142,7 +142,7 @@ def test_said_trainer_stops_on_a_nan_loss(tmp_path, tiny_synthetic, monkeypatch)
 
 def test_tslrec_user_sft_stops_on_a_nan_loss():
     from semrec_worker.lm import load_language_model
-    from semrec_worker.methods.tslrec import TSLRecSettings, UserSFTModel, add_lora, train_user_sft
+    from semrec_worker.methods.tslrec.model import TSLRecSettings, UserSFTModel, add_lora, train_user_sft
 
     torch.manual_seed(0)
     lm = load_language_model("tiny")
@@ -159,8 +159,8 @@ def test_tslrec_user_sft_stops_on_a_nan_loss():
 def test_llmemb_scft_stops_on_a_nan_loss(tmp_path, monkeypatch):
     from semrec_worker.data import DataConfig, load_dataset
     from semrec_worker.lm import load_language_model
-    from semrec_worker.methods import llmemb
-    from semrec_worker.methods.llm_settings import SCFTSettings
+    from semrec_worker.methods.llmemb import model as llmemb
+    from semrec_worker.methods.llmemb.settings import SCFTSettings
 
     def nan_loss(self, x, y):
         return (x * y).sum() * math.nan
