@@ -14,3 +14,18 @@ LossName = Literal["said_cosine", "full_ce", "sampled_softmax", "bce"]
 LOSS_NAMES: tuple[str, ...] = get_args(LossName)
 
 DeviceName = Literal["auto", "cpu", "cuda"]
+
+# Ranking metrics every evaluation reports (full and sampled protocols), in report order. HR@k, the name some
+# papers use, is Recall@k under leave-one-out (one target per case): `metric_name` accepts it as an alias.
+METRIC_NAMES: tuple[str, ...] = ("ndcg@10", "recall@10", "mrr", "ndcg@20", "recall@20")
+METRIC_ALIASES = {"hr@10": "recall@10", "hr@20": "recall@20", "hit@10": "recall@10", "hit@20": "recall@20"}
+
+
+def metric_name(name: str) -> str:
+    """The canonical name of a metric (case-insensitive, HR@k -> recall@k); ValueError names the choices."""
+    key = name.strip().lower()
+    key = METRIC_ALIASES.get(key, key)
+    if key not in METRIC_NAMES:
+        choices = ", ".join([*METRIC_NAMES, *METRIC_ALIASES])
+        raise ValueError(f"unknown metric {name!r}: choose from {choices}")
+    return key

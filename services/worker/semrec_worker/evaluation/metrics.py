@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-METRIC_NAMES = ("ndcg@10", "recall@10", "mrr", "ndcg@20", "recall@20")
+from semrec_worker.core.names import METRIC_NAMES
 
 
 def ranks_from_scores(scores: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:

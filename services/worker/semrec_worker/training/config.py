@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from semrec.config import JobConfig
 
-from semrec_worker.core.names import BackboneName, DeviceName, LossName
+from semrec_worker.core.names import BackboneName, DeviceName, LossName, metric_name
 from semrec_worker.evaluation.jobs import EvalJobConfig, Protocol
 
 
@@ -44,7 +44,10 @@ class SeqRecConfig(EvalJobConfig):
     grad_clip: float | None = Field(5.0, description="clip the gradient norm to this (None: no clipping)")
     epochs: int = Field(100, ge=1, description="maximum epochs")
     patience: int = Field(5, ge=1, description="stop after this many epochs without a better valid metric")
-    valid_metric: str = Field("ndcg@10", description="validation metric for early stopping (full ranking)")
+    valid_metric: str = Field(
+        "ndcg@10", description="validation metric for early stopping (full ranking): ndcg@10, recall@10 (= hr@10), "
+        "mrr, ndcg@20, recall@20"
+    )
     max_train_minutes: float | None = Field(
         None, gt=0, description="wall-clock training budget: stop when spent (mid-epoch too), restore the best "
         "epoch and evaluate as usual; metrics.json records cut_short (None: no budget)",
@@ -60,6 +63,11 @@ class SeqRecConfig(EvalJobConfig):
     threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice)")
     resume: bool = Field(False, description="continue from RUN_DIR/checkpoint.pt")
     results: Path | None = Field(None, description="also append the test results to this results JSON")
+
+    @field_validator("valid_metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        return metric_name(value)  # checked with the flags, before any data is read
 
 
 class TrainingOverrides(JobConfig):
