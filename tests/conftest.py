@@ -98,6 +98,23 @@ def tiny_synthetic(tiny_synthetic_shared):
     return copy.deepcopy(tiny_synthetic_shared)
 
 
+SMALL = "synthetic:users=60,items=30,avg_len=6,seed=3"  # a catalogue small enough for the tiny LM's methods
+
+
+@pytest.fixture(scope="session")
+def small_shared():
+    """The session-wide original of `small`: read-only (module fixtures deep-copy it)."""
+    from semrec_worker.data import DataConfig, load_dataset
+
+    return load_dataset(DataConfig(data=SMALL))
+
+
+@pytest.fixture
+def small(small_shared):
+    """Each test gets its own copy of the small catalogue: edits cannot leak into later tests."""
+    return copy.deepcopy(small_shared)
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)

@@ -3,8 +3,6 @@ and the `semrec train lh|llm2x` run directories."""
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pytest
 from semrec.errors import UserError
@@ -18,18 +16,6 @@ from typer.testing import CliRunner
 
 SMALL = "synthetic:users=60,items=30,avg_len=6,seed=3"
 
-
-@pytest.fixture(scope="module")
-def small_shared():
-    from semrec_worker.data import DataConfig, load_dataset
-
-    return load_dataset(DataConfig(data=SMALL))
-
-
-@pytest.fixture
-def small(small_shared):
-    """Each test gets its own copy: edits cannot leak into later tests."""
-    return copy.deepcopy(small_shared)
 
 
 def test_pca_keeps_width_and_variance(rng):

@@ -4,7 +4,6 @@ LoRA on the tiny LM (only adapters train; the adapter saves, reloads and resumes
 
 from __future__ import annotations
 
-import copy
 import json
 
 import numpy as np
@@ -29,18 +28,6 @@ from semrec_worker.methods.symmetric_infonce import SymmetricInfoNCE
 SMALL = "synthetic:users=60,items=30,avg_len=6,seed=3"
 ATTRS = {"title": "T" * 150, "brand": "Acme", "category": "Lab > Pipettes", "color": "red", "size": "10 ml"}
 
-
-@pytest.fixture(scope="module")
-def small_shared():
-    from semrec_worker.data import DataConfig, load_dataset
-
-    return load_dataset(DataConfig(data=SMALL))
-
-
-@pytest.fixture
-def small(small_shared):
-    """Each test gets its own copy: edits cannot leak into later tests."""
-    return copy.deepcopy(small_shared)
 
 
 def tiny_settings(**kw) -> SCFTSettings:

@@ -15,7 +15,6 @@ from semrec.bundle import Bundle
 from semrec.cli import build_app
 from semrec.item_table import ItemTable
 from semrec.serving_space import ServingSpace
-from semrec_worker.data import DataConfig, load_dataset
 from semrec_worker.data.records import Item
 from semrec_worker.export.onnx import export_run
 from semrec_worker.lm import load_language_model
@@ -32,16 +31,6 @@ torch.set_num_threads(1)
 SMALL = "synthetic:users=60,items=30,avg_len=6,seed=3"
 SEQREC = dict(data=SMALL, dim=8, max_len=8, batch_size=32, lr=5e-3, threads=1, dropout=0.0, epochs=1)
 
-
-@pytest.fixture(scope="module")
-def small_shared():
-    return load_dataset(DataConfig(data=SMALL))
-
-
-@pytest.fixture
-def small(small_shared):
-    """Each test gets its own copy: edits cannot leak into later tests."""
-    return copy.deepcopy(small_shared)
 
 
 def new_items() -> list[Item]:
