@@ -2,7 +2,8 @@
 
 Each field becomes `--field-name` (its description is the help text, its default the shown default).
 `--config FILE.json` loads a saved config first; flags given on the command line override it. Unknown
-keys and invalid values are errors (exit 2), never silently ignored. Nested models are set via --config.
+keys and invalid values are errors (exit 2), never silently ignored. A config's nested settings models
+(one per concern) add their leaves as flat flags: leaf names are unique across a config (checked here).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 import typer
 from pydantic import BaseModel, ValidationError
 
+from semrec.config import JobConfig, config_payload, is_per_invocation, nested_model
 from semrec.errors import UserError
 
 C = TypeVar("C", bound=BaseModel)
@@ -62,14 +64,21 @@ def handle_user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def format_validation_error(exc: ValidationError) -> str:
+def format_validation_error(exc: ValidationError, leaves: dict[str, Any] | None = None) -> str:
+    """One line for every error; a nested setting is named by its flag (`--lr`, not `training.lr`) when
+    `leaves` (the config's `leaf_fields`) are known."""
     parts = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
+        loc = [str(p) for p in err["loc"]]
+        if leaves is not None:
+            while loc and loc[-1] not in leaves and err["type"] != "extra_forbidden":
+                loc.pop()  # a group's own check (e.g. two settings that exclude each other): the whole config
+            loc = loc[-1:]
+        name = ".".join(loc)
         if err["type"] == "extra_forbidden":
-            parts.append(f"unknown setting '{loc}'")
+            parts.append(f"unknown setting '{name}'")
         else:
-            parts.append(f"{'--' + loc.replace('_', '-') if loc else 'config'}: {err['msg']}")
+            parts.append(f"{'--' + name.replace('_', '-') if name else 'config'}: {err['msg']}")
     return "invalid settings: " + "; ".join(parts)
 
 
@@ -112,6 +121,27 @@ def _shown_default(field: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def leaf_fields(config_cls: type[BaseModel]) -> dict[str, tuple[tuple[str, ...], Any]]:
+    """Leaf name -> (its path in `config_cls`, its pydantic field), through nested settings models.
+
+    Raises ValueError when two leaves share a name: the flags (`--<leaf>`) must be unambiguous."""
+    out: dict[str, tuple[tuple[str, ...], Any]] = {}
+
+    def walk(cls: type[BaseModel], prefix: tuple[str, ...]) -> None:
+        for fname, field in cls.model_fields.items():
+            inner = nested_model(field.annotation)
+            if inner is not None:
+                walk(inner, (*prefix, fname))
+                continue
+            if fname in out:
+                raise ValueError(f"{config_cls.__name__}: setting {fname!r} is both {'.'.join(out[fname][0])} and "
+                                 f"{'.'.join((*prefix, fname))}: leaf names must be unique (they are the flags)")
+            out[fname] = ((*prefix, fname), field)
+
+    walk(config_cls, ())
+    return out
+
+
 def config_command(
     app: typer.Typer,
     name: str,
@@ -119,8 +149,11 @@ def config_command(
     run: Callable[[C], Any],
     help: str,
 ) -> None:
-    """Register `name` on `app`: parse flags into `config_cls` and call `run(config)`."""
-    fields = {}
+    """Register `name` on `app`: parse flags into `config_cls` and call `run(config)`.
+
+    Every leaf of the config, nested settings models included, is a flat flag `--<leaf-name>`."""
+    leaves = leaf_fields(config_cls)
+    fields: dict[str, Any] = {}
     params = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
     params.append(
         inspect.Parameter(
@@ -133,7 +166,7 @@ def config_command(
             ],
         )
     )
-    for fname, field in config_cls.model_fields.items():
+    for fname, (_, field) in leaves.items():
         option = _cli_option(fname, field.annotation, field)
         if option is None:
             continue
@@ -161,15 +194,20 @@ def config_command(
                 payload = json.loads(Path(config_file).read_text())
             except (OSError, json.JSONDecodeError) as exc:
                 raise UserError(f"{config_file}: cannot read config ({exc})") from exc
-            raw = payload.get("config", payload) if isinstance(payload, dict) else payload
+            raw = _saved_settings(config_cls, payload, config_file)
+        given = {}
         for fname, value in values.items():
             source = ctx.get_parameter_source(fname)
             if value is None or getattr(source, "name", "") not in ("COMMANDLINE", "ENVIRONMENT"):
                 continue
-            if fields.get(fname) is str and _is_list_field(config_cls, fname):
+            if fields.get(fname) is str and _is_list(leaves[fname][1]):
                 value = [v.strip() for v in str(value).split(",") if v.strip()]
-            raw[fname] = value
-        config = config_cls.model_validate(raw)
+            given[fname] = value
+        raw = _set_leaves(raw, {leaves[f][0]: v for f, v in given.items()})
+        try:
+            config = config_cls.model_validate(raw)
+        except ValidationError as exc:
+            raise UserError(format_validation_error(exc, leaves)) from exc
         return run(config)
 
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
@@ -179,9 +217,64 @@ def config_command(
     app.command(name, help=help)(command)
 
 
-def _is_list_field(config_cls: type[BaseModel], fname: str) -> bool:
-    inner = _strip_optional(config_cls.model_fields[fname].annotation)
-    return get_origin(inner) in (list, tuple)
+def _saved_settings(config_cls: type[BaseModel], payload: Any, path: Path) -> dict[str, Any]:
+    """A --config file's settings, nested for `config_cls` (flat files of earlier versions too), without
+    per-invocation fields (a run's --out, --resume): those come from this command line."""
+    if isinstance(config_cls, type) and issubclass(config_cls, JobConfig):
+        try:
+            settings = config_cls.saved_settings(payload)
+        except ValueError as exc:
+            raise UserError(f"{path}: {exc}") from exc
+        given = _flat_keys(config_payload(payload))
+        dropped = sorted(n for n, (_, f) in leaf_fields(config_cls).items() if is_per_invocation(f) and n in given)
+        if dropped:
+            echo(f"note: {path}: ignoring {', '.join('--' + n.replace('_', '-') for n in dropped)} of the file "
+                 "(they belong to one command line: give them as flags)")
+        return settings
+    settings = payload.get("config", payload) if isinstance(payload, dict) else payload
+    if not isinstance(settings, dict):
+        raise UserError(f"{path}: a config holds a JSON object of settings")
+    return settings
+
+
+def _flat_keys(payload: Any) -> set[str]:
+    if not isinstance(payload, dict):
+        return set()
+    return {k for k, v in payload.items() if not isinstance(v, dict)} | {
+        key for v in payload.values() if isinstance(v, dict) for key in _flat_keys(v)}
+
+
+def _set_leaves(raw: dict[str, Any], values: dict[tuple[str, ...], Any]) -> dict[str, Any]:
+    out = dict(raw)
+    for path, value in values.items():
+        node = out
+        for part in path[:-1]:
+            child = node.get(part)
+            node[part] = dict(child) if isinstance(child, dict) else {}
+            node = node[part]
+        node[path[-1]] = value
+    return out
+
+
+def invocation_flags(config: BaseModel) -> list[str]:
+    """The command-line flags of `config`'s per-invocation settings (`--out`, `--resume`, ...): what a saved
+    config file does not hold, for running `semrec <command> --config FILE` on it."""
+    flags: list[str] = []
+    for fname, (path, field) in leaf_fields(type(config)).items():
+        if not is_per_invocation(field):
+            continue
+        value: Any = config
+        for part in path:
+            value = getattr(value, part)
+        if value is None or value == field.get_default(call_default_factory=True):
+            continue
+        flag = "--" + fname.replace("_", "-")
+        flags += [flag] if value is True else [f"--no-{fname.replace('_', '-')}"] if value is False else [flag, str(value)]
+    return flags
+
+
+def _is_list(field: Any) -> bool:
+    return get_origin(_strip_optional(field.annotation)) in (list, tuple)
 
 
 def echo(message: str = "") -> None:

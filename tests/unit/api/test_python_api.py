@@ -155,8 +155,9 @@ def test_train_from_frame_saves_a_run_that_reloads_from_anywhere(tmp_path, monke
     interactions, items = shop_frames()
     dataset = Dataset.from_frame(interactions, items, name="shop")
     model = train(dataset, tmp_path / "run", backbone="gru4rec", **TINY)
-    config = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
+    config = json.loads((tmp_path / "run" / "config.json").read_text())["config"]["dataset"]
     assert config["data"] == str((tmp_path / "run" / "data" / "shop").resolve())
+    assert config["fingerprint"] == dataset.sequences.fingerprint
     assert Dataset.from_path(config["data"]).sequences.fingerprint == dataset.sequences.fingerprint
     expected = model.recommend(["user3", "user50"], k=5)
     elsewhere = tmp_path / "elsewhere"
@@ -271,9 +272,9 @@ def test_train_from_a_folder_stores_its_absolute_path_without_copying(tmp_path, 
     monkeypatch.chdir(tmp_path)
     Dataset.from_frame(interactions, items, name="shop", kcore=0).save("shop")
     train(Dataset.from_path("shop"), "run", **TINY)
-    config = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
+    config = json.loads((tmp_path / "run" / "config.json").read_text())["config"]["dataset"]
     assert config["data"] == str((tmp_path / "shop").resolve()) and not (tmp_path / "run" / "data").exists()
     # a DataFrame dataset named like an existing folder is still written into the run, never confused with it
     train(Dataset.from_frame(interactions, items, name="shop"), "run2", **TINY)
-    config = json.loads((tmp_path / "run2" / "config.json").read_text())["config"]
+    config = json.loads((tmp_path / "run2" / "config.json").read_text())["config"]["dataset"]
     assert config["data"] == str((tmp_path / "run2" / "data" / "shop").resolve())

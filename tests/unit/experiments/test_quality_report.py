@@ -120,7 +120,7 @@ def test_grid_tables_equal_the_cells_then_reuse_budget_and_missing_cells(tmp_pat
 
     # a cell that never ran (seed 2) and a cell whose config differs are missing: "-" / n=2, listed, never invented
     saved = json.loads((runs_dir / "llm2x" / "sasrec" / "seed1" / "config.json").read_text())
-    saved["config"]["loss"] = "full_ce"
+    saved["config"]["objective"]["loss"] = "full_ce"
     (runs_dir / "llm2x" / "sasrec" / "seed1" / "config.json").write_text(json.dumps(saved))
     bench_quality(_config(tmp_path, seeds=[0, 1, 2], report_only=True))
     md = out.with_suffix(".md").read_text()

@@ -156,7 +156,7 @@ def test_rat_trains_a_backbone_through_the_adapter_with_alignment(tmp_path, tiny
     assert result.exit_code == 0, result.output
     runs = read_results(tmp_path / "rat" / "results.json").runs
     assert runs[0].method == "llmemb" and runs[0].backbone == "gru4rec"
-    config = json.loads((tmp_path / "rat" / "config.json").read_text())["config"]
+    config = json.loads((tmp_path / "rat" / "config.json").read_text())["config"]["rat"]
     assert config["alpha"] == 0.01 and config["d_m"] == 8
     bad = CliRunner().invoke(build_app(), [*args[:-2], "--out", str(tmp_path / "x"), "--init", str(tmp_path / "scft")])
     assert bad.exit_code == 2 and "RAT builds its own item layer" in bad.output

@@ -5,14 +5,14 @@ import json
 from semrec.cli import build_app
 from semrec.item_table import ItemTable
 from semrec_worker.methods.llm_settings import LLM2XSettings
-from semrec_worker.training.config import SeqRecConfig
+from semrec_worker.training.config import ModelSettings
 from typer.testing import CliRunner
 
 SMALL = "synthetic:users=120,items=60,avg_len=8,seed=4"
 
 
 def test_llm2x_default_width_is_the_backbones():
-    assert LLM2XSettings.model_fields["dim"].default == SeqRecConfig.model_fields["dim"].default == 256
+    assert LLM2XSettings.model_fields["dim"].default == ModelSettings.model_fields["dim"].default == 256
 
 
 def test_llm2x_then_seqrec_with_default_widths(tmp_path):

@@ -46,8 +46,7 @@ def test_run_directory_and_results(tmp_path, tiny_synthetic):
     assert set(metrics["epochs"][0]["valid"]) >= {"ndcg@10", "recall@10", "mrr"}
     assert metrics["model"]["similarity"] == "dot" and metrics["seconds_per_epoch"] > 0
     parts = json.loads((out / "config.json").read_text())["parts"]  # what was plugged in, beside the settings
-    assert parts == {"backbone": "semrec_worker.backbones.sasrec:SASRec", "item_embedding": "torch.nn.modules.sparse:Embedding",
-                     "extra_loss": None, "init_method": "random"}  # fmt: skip
+    assert parts == {"backbone": "sasrec", "item_layer": "embedding", "extra_loss": None, "init_method": "random"}
     doc = read_results(out / "results.json")
     assert [r.method for r in doc.runs] == ["random"] and doc.runs[0].protocol == "full"
     assert doc.runs[0].backbone == "sasrec" and doc.runs[0].loss == "full_ce" and doc.runs[0].seed == 0

@@ -134,3 +134,19 @@ def build_item_embedding(
         for parameter in layer.parameters():
             parameter.requires_grad_(False)
     return layer, report
+
+
+# ------------------------------------------------------------------------------------ rebuilding a saved layer
+
+BUILT_IN_ITEM_LAYERS: dict[type[nn.Module], str] = {nn.Embedding: "embedding", TableProjection: "table-projection"}
+
+
+def empty_embedding(state: dict[str, torch.Tensor], prefix: str = "item_embedding.") -> nn.Embedding:
+    """An `nn.Embedding` shaped like the saved one (its weights come from the state dict)."""
+    rows, dim = state[prefix + "weight"].shape
+    return nn.Embedding(rows, dim, padding_idx=0)
+
+
+def empty_table_projection(state: dict[str, torch.Tensor], prefix: str = "item_embedding.") -> TableProjection:
+    """A `TableProjection` shaped like the saved one (the frozen table is a buffer of the state dict)."""
+    return TableProjection(torch.zeros(state[prefix + "table"].shape), state[prefix + "linear.weight"].shape[0])

@@ -1,5 +1,5 @@
-"""`semrec train llmemb-rat`, `semrec eval llmseqsim` and `semrec bench embed` (`semrec train lh|llm2x|llmemb`:
-`train_tables`, from the method registry).
+"""`semrec eval llmseqsim` and `semrec bench embed` (`semrec train lh|llm2x|llmemb`: `train_tables`, and
+`semrec train seqrec|llmemb-rat|tslrec`: `train_stage2`, both from the method registry).
 
 Every `train` command writes a run directory: `config.json`, `item_table.npz` (the ItemTable a backbone
 takes with `--init`), and for LLMEmb also the LoRA `adapter/`, `checkpoint.pt`, `history.json` and
@@ -23,8 +23,6 @@ from semrec_worker.evaluation.jobs import EvalJobConfig, evaluate_runs
 from semrec_worker.lm.backends import MINILM
 from semrec_worker.lm.bench import run_embed_bench
 from semrec_worker.methods.llm_settings import LLMSeqSimSettings
-from semrec_worker.methods.llmemb.job import train_llmemb_rat
-from semrec_worker.methods.llmemb.settings import TrainRATConfig
 
 
 class EvalLLMSeqSimConfig(EvalJobConfig, LLMSeqSimSettings):
@@ -93,14 +91,6 @@ def bench_embed(config: BenchEmbedConfig):
 
 
 def register(groups: CommandGroups) -> None:
-    config_command(
-        groups.train,
-        "llmemb-rat",
-        TrainRATConfig,
-        train_llmemb_rat,
-        "LLMEmb stage 2 (RAT): train a backbone through a two-layer adapter over the frozen, PCA'd SCFT "
-        "embeddings, plus alpha x collaborative alignment to a pretrained SASRec's item embeddings.",
-    )
     config_command(
         groups.eval,
         "llmseqsim",

@@ -10,7 +10,7 @@ import numpy as np
 from pydantic import Field
 from semrec.bundle import Bundle
 from semrec.cli_builder import CommandGroups, config_command, echo
-from semrec.config import JobConfig
+from semrec.config import JobConfig, read_flat_config
 from semrec.errors import UserError
 from semrec.settings import redis_settings
 from semrec.store import publish_bundle
@@ -63,14 +63,9 @@ def _run_dir(path: Path) -> Path:
 
 
 def _run_config(config: PublishConfig) -> dict:
-    import json
-
     for candidate in (_run_dir(config.run) / "config.json", config.run / "config.json"):
         if candidate.exists():
-            payload = json.loads(candidate.read_text())
-            payload = payload.get("config", payload) if isinstance(payload, dict) else {}
-            if isinstance(payload, dict):
-                return payload
+            return read_flat_config(candidate)  # by leaf name, nested or flat (earlier versions)
     return {}
 
 

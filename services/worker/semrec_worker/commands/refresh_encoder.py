@@ -7,13 +7,12 @@ builds it for runs trained before that, or after its inputs moved. The text map 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 from semrec.cli_builder import CommandGroups, config_command
-from semrec.config import JobConfig
+from semrec.config import JobConfig, read_flat_config
 from semrec.errors import UserError
 from semrec.item_table import ItemTable
 
@@ -39,8 +38,7 @@ def export_refresh_encoder(config: ExportRefreshEncoderConfig) -> Path:
     needed = [run / n for n in ("config.json", "model.pt", "item_table.npz", "metrics.json")]
     if any(not p.exists() for p in needed):
         raise UserError(f"{run}: not a finished training run (needs config.json, model.pt, item_table.npz, metrics.json)")
-    payload = json.loads((run / "config.json").read_text())
-    payload = payload.get("config", payload)
+    payload = read_flat_config(run)  # by leaf name, nested or flat (earlier versions)
     encoders = method_encoders()
     detected = next((kind for kind, encoder in encoders.items() if encoder.built_for(payload)), None)
     kind = detected if config.kind == "auto" else config.kind

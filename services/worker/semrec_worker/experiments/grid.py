@@ -16,7 +16,6 @@ results is resumed; a cell that matches nothing is reported as missing with the 
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -26,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from semrec.cli_builder import echo
-from semrec.config import JobConfig
+from semrec.cli_builder import echo, invocation_flags
+from semrec.config import JobConfig, read_flat_config
 from semrec.errors import UserError
 from semrec.results import RunResult, read_results, write_results
 
@@ -103,8 +102,7 @@ def plan(config: QualityConfig, runs_dir: Path) -> list[Cell]:
 
 
 def saved_config(path: Path) -> dict[str, Any]:
-    payload = json.loads((path / CONFIG).read_text())
-    return payload.get("config", payload) if isinstance(payload, dict) else {}
+    return read_flat_config(path / CONFIG)  # by leaf name, nested or flat (earlier versions)
 
 
 def check_existing(cell: Cell, config: QualityConfig) -> tuple[list[RunResult] | None, str]:
@@ -159,7 +157,7 @@ def _run_job(command: str, job: JobConfig, out: Path, config: QualityConfig) -> 
         return
     job_file = out / "grid-job.json"
     job.save(job_file)
-    argv = [sys.executable, "-m", "semrec.cli", "train", command, "--config", str(job_file)]
+    argv = [sys.executable, "-m", "semrec.cli", "train", command, "--config", str(job_file), *invocation_flags(job)]
     with (out / LOG).open("a") as log:
         log.write(f"$ {' '.join(argv)}\n")
         log.flush()

@@ -17,7 +17,6 @@ this process (publishing is what `semrec bench store` measures), and reports:
 from __future__ import annotations
 
 import copy
-import json
 import re
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ import numpy as np
 from pydantic import Field
 from semrec.bundle import Bundle
 from semrec.cli_builder import echo
-from semrec.config import JobConfig
+from semrec.config import JobConfig, read_flat_config
 from semrec.errors import UserError
 from semrec.results import RunResult, write_results
 
@@ -85,8 +84,7 @@ def placement(vectors: np.ndarray, vocab: int, index: dict[str, int], source_of:
 def _items_source(config: BenchRefreshConfig) -> str:
     if config.items is not None:
         return config.items
-    payload = json.loads((config.run / "config.json").read_text())
-    payload = payload.get("config", payload)
+    payload = read_flat_config(config.run)  # by leaf name, nested or flat (earlier versions)
     if not isinstance(payload.get("data"), str):
         raise UserError(f"{config.run}/config.json names no data: give --items")
     return payload["data"]

@@ -36,12 +36,11 @@ from semrec.item_table import ItemTable, utc_now
 from semrec.serving_space import ServingSpace
 from torch import nn
 
-from semrec_worker.backbones import SequenceEncoder, build_backbone, left_pad
+from semrec_worker.backbones import SequenceEncoder, left_pad
 from semrec_worker.data import DataConfig, load_dataset
 from semrec_worker.evaluation import EvalSettings, evaluate
+from semrec_worker.methods.rebuild import model_from_config
 from semrec_worker.training.config import SeqRecConfig, load_seqrec_config
-
-ITEM_PREFIX = "item_embedding."
 
 
 class ServingEncoder(nn.Module):
@@ -60,30 +59,18 @@ class ServingEncoder(nn.Module):
 
 
 def load_run_encoder(run_dir: str | Path) -> tuple[SequenceEncoder, SeqRecConfig, ItemTable, dict]:
-    """Rebuild a run's best encoder on CPU (eval mode) with its trained item matrix as a plain embedding."""
+    """A run's best encoder on CPU (eval mode) as it trained, item layer included (`model_from_config`: the
+    RAT adapter, TSLRec's gated fusion), with its seqrec settings, trained item table and metrics."""
     run_dir = Path(run_dir)
     needed = [run_dir / n for n in ("config.json", "model.pt", "item_table.npz", "metrics.json")]
     missing = [p.name for p in needed if not p.exists()]
     if missing:
         raise UserError(f"{run_dir}: not a finished seqrec run (missing {', '.join(missing)})")
-    config = load_seqrec_config(run_dir)  # RAT runs save a TrainRATConfig (a SeqRecConfig plus its own)
+    encoder = model_from_config(run_dir)
+    config = load_seqrec_config(run_dir)  # a stage-2 run's seqrec part
     table = ItemTable.load(run_dir / "item_table.npz")
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    weight = torch.zeros(len(table) + 1, table.dim)
-    weight[1:] = torch.from_numpy(table.vectors)
-    items = nn.Embedding.from_pretrained(weight, freeze=True, padding_idx=0)
-    encoder = build_backbone(
-        config.backbone, items, max_len=config.max_len, num_layers=config.num_layers,
-        num_heads=config.num_heads, dropout=config.dropout, mask_prob=config.mask_prob,
-    )
-    state = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True)
-    state = {k: v for k, v in state.items() if not k.startswith(ITEM_PREFIX)}
-    result = encoder.load_state_dict(state, strict=False)
-    unexpected = list(result.unexpected_keys)
-    missing_keys = [k for k in result.missing_keys if not k.startswith(ITEM_PREFIX)]
-    if unexpected or missing_keys:
-        raise UserError(f"{run_dir}/model.pt does not match the config: missing {missing_keys}, extra {unexpected}")
-    return encoder.eval(), config, table, metrics
+    return encoder, config, table, metrics
 
 
 @dataclass
@@ -146,7 +133,7 @@ def export_run(
     encoder, config, table, metrics = load_run_encoder(run_dir)
     similarity = metrics["model"]["similarity"]
     serving = ServingEncoder(encoder, similarity).eval()
-    example = sample_histories(len(table), config.max_len, n=2)
+    example = sample_histories(len(table), config.model.max_len, n=2)
     buffer = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         # shapes are fixed at max_len by design, so the tracer's constant-folding warnings are expected
@@ -162,7 +149,7 @@ def export_run(
         )
     onnx_bytes = buffer.getvalue()
 
-    check = sample_histories(len(table), config.max_len, n=16, seed=1)
+    check = sample_histories(len(table), config.model.max_len, n=16, seed=1)
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     onnx_out = session.run([ENCODER_OUTPUT], {ENCODER_INPUT: check.numpy()})[0]
     with torch.no_grad():
@@ -181,13 +168,13 @@ def export_run(
         item_vectors=item_vectors,
         popularity=popularity,
         metadata={
-            "backbone": config.backbone,
-            "max_len": config.max_len,
+            "backbone": config.model.backbone,
+            "max_len": config.model.max_len,
             "dim": int(item_vectors.shape[1]),
             "model_dim": table.dim,
             "similarity": similarity,
             "scoring": "cosine" if similarity == "cosine" else "dot product via MIPS->cosine augmentation",
-            "loss": config.loss,
+            "loss": config.objective.loss,
             "init_method": table.metadata.get("init_method"),
             "dataset": metrics["dataset"]["name"],
             "dataset_fingerprint": metrics["dataset"]["fingerprint"],
@@ -204,7 +191,7 @@ def export_run(
     bundle.save(bundle_dir)
     bundle_test = None
     if evaluate_test:
-        bundle_test = evaluate_bundle(bundle_dir, config.data)
+        bundle_test = evaluate_bundle(bundle_dir, config.dataset.data)
         bundle.metadata["bundle_test_metrics"] = bundle_test
         bundle.save(bundle_dir)
     return ExportResult(bundle_dir, max_abs_diff, time.perf_counter() - start, bundle_test)

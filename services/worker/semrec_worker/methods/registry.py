@@ -40,6 +40,14 @@ class Ref:
         module, _, attribute = self.target.partition(":")
         return getattr(import_module(module), attribute)
 
+    def deferred(self) -> Callable[..., Any]:
+        """A function that calls the target, imported at the call (a command's runner: `--help` imports no torch)."""
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self.load()(*args, **kwargs)
+
+        return call
+
 
 @dataclass(frozen=True)
 class TableBuild:
@@ -64,17 +72,52 @@ class CellInputs:
 
 
 @dataclass(frozen=True)
+class ItemLayer:
+    """A pluggable item layer, by the name a run's config.json records (`parts.item_layer`): `empty` builds one
+    shaped like a saved one from its state dict (`(state) -> nn.Module`; the weights are loaded after)."""
+
+    name: str
+    empty: Ref
+
+
+@dataclass(frozen=True)
 class Stage2:
-    """`semrec train <command>`: how a backbone on top of a method trains (`config` -> a seqrec run directory)."""
+    """`semrec train <command>`: how a backbone on top of a method trains (`config` -> a seqrec run directory).
+
+    `config` holds the seqrec settings (it is `SeqRecConfig`, or has a `seqrec` part beside the method's own
+    settings); `item_layer` is what the backbone trains through (None: the seqrec layer that --init and
+    --projection choose); `model_from_config` rebuilds a run's model from these."""
 
     command: str
     config: type[JobConfig]
     run: Ref
+    help: str
+    item_layer: ItemLayer | None = None
 
 
-SEQREC = Stage2("seqrec", SeqRecConfig, Ref("semrec_worker.methods.registry:train_backbone"))
-LLMEMB_RAT = Stage2("llmemb-rat", TrainRATConfig, Ref("semrec_worker.methods.llmemb.job:train_llmemb_rat"))
-TSLREC = Stage2("tslrec", TSLRecJobConfig, Ref("semrec_worker.methods.tslrec.train:train_tslrec"))
+SEQREC = Stage2(
+    "seqrec", SeqRecConfig, Ref("semrec_worker.methods.registry:train_backbone"),
+    "Train a sequential recommender (gru4rec, sasrec, bert4rec) on per-prefix targets with early stopping; "
+    "RUN_DIR gets config, metrics, checkpoint, model, item table and test results. "
+    "Data-parallel: torchrun --nproc-per-node N $(which semrec) train seqrec ...",
+)
+LLMEMB_RAT = Stage2(
+    "llmemb-rat", TrainRATConfig, Ref("semrec_worker.methods.llmemb.job:train_llmemb_rat"),
+    "LLMEmb stage 2 (RAT): train a backbone through a two-layer adapter over the frozen, PCA'd SCFT "
+    "embeddings, plus alpha x collaborative alignment to a pretrained SASRec's item embeddings.",
+    item_layer=ItemLayer("llmemb-adapter", Ref("semrec_worker.methods.llmemb.model:empty_adapter")),
+)
+TSLREC = Stage2(
+    "tslrec", TSLRecJobConfig, Ref("semrec_worker.methods.tslrec.train:train_tslrec"),
+    "TSLRec: k-means pre-grouping of SASRec item embeddings, user-level LoRA SFT of the LM, "
+    "item knowledge fused with ID embeddings through a gate in a new backbone.",
+    item_layer=ItemLayer("tslrec-gated-fusion", Ref("semrec_worker.methods.tslrec.model:empty_gated_fusion")),
+)
+# the seqrec trainer's own item layers (`--init`, `--projection`)
+BUILT_IN_ITEM_LAYERS = (
+    ItemLayer("embedding", Ref("semrec_worker.backbones.item_embedding:empty_embedding")),
+    ItemLayer("table-projection", Ref("semrec_worker.backbones.item_embedding:empty_table_projection")),
+)
 
 
 @dataclass(frozen=True)
@@ -200,6 +243,29 @@ def without_backbone() -> list[str]:
 
 def with_table() -> list[str]:
     return [s.name for s in SPECS.values() if s.table is not None]
+
+
+def stage2_entries() -> list[Stage2]:
+    """Every stage 2 of the registry, once each (SEQREC first): the `semrec train` commands that train a backbone."""
+    out = {SEQREC.command: SEQREC}
+    for spec in SPECS.values():
+        if spec.stage2 is not None:
+            out.setdefault(spec.stage2.command, spec.stage2)
+    return list(out.values())
+
+
+def stage2_of_kind(kind: str) -> Stage2 | None:
+    """The stage 2 whose config class is named `kind` (a saved config.json's `kind`)."""
+    return next((entry for entry in stage2_entries() if entry.config.__name__ == kind), None)
+
+
+def item_layers() -> dict[str, ItemLayer]:
+    """Every item layer a run can name in its config.json, by name."""
+    layers = {layer.name: layer for layer in BUILT_IN_ITEM_LAYERS}
+    for entry in stage2_entries():
+        if entry.item_layer is not None:
+            layers[entry.item_layer.name] = entry.item_layer
+    return layers
 
 
 def train_commands() -> dict[str, Callable[[JobConfig], Any]]:

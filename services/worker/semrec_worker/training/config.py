@@ -3,6 +3,11 @@
 Defaults follow the SAID paper (dim 256, one layer, one head, max length 50, batch 256, AdamW, early
 stopping on validation NDCG@10 with patience 5) except the learning rate (2e-3), dropout (0.5) and the number
 of training samples (every position): see docs/seqrec.md ("Calibration") for what changed and why.
+
+The config is nested, one settings object per concern (`dataset`, `evaluation`, `model`, `optimisation`,
+`objective`, `runtime`); every leaf name is unique, so the flags stay flat (`--lr`, `--dim`) and a leaf
+reads flat too (`config.lr` is `config.optimisation.lr`). Flat input (keyword arguments, the flat
+config.json of earlier versions) is routed to its group.
 """
 
 from __future__ import annotations
@@ -11,32 +16,53 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
-from semrec.config import JobConfig
+from semrec.config import JobConfig, config_payload, invocation_field, read_config_file, with_leaves
 
 from semrec_worker.core.names import BackboneName, DeviceName, LossName, metric_name
-from semrec_worker.evaluation.jobs import EvalJobConfig, Protocol
+from semrec_worker.data.dataset import DataConfig
+from semrec_worker.evaluation.jobs import Protocol
 
 
-class SeqRecConfig(EvalJobConfig):
-    out: Path = Field(..., description="run directory (config, metrics, checkpoints, model, item table)")
+class DataSettings(DataConfig):
+    """Which data, how it is filtered, and the fingerprint of the filtered dataset a saved run was trained on."""
+
+    fingerprint: str | None = Field(
+        None, description="expected dataset fingerprint (a saved run records it; a different dataset is an error)"
+    )
+
+
+class EvaluationSettings(JobConfig):
+    """The test protocols evaluated after training."""
+
     protocols: list[Protocol] = Field(["full"], description="test protocols evaluated after training")
+    exclude_history: bool = Field(False, description="mask items from the user's history (full protocol)")
+    eval_seed: int = Field(0, description="seed of the sampled negatives")
+
+
+class ModelSettings(JobConfig):
+    """The encoder and its item layer."""
+
     backbone: BackboneName = Field("sasrec", description="sequence encoder")
     init: str = Field("random", description="'random' or an ItemTable (.npz file or run directory)")
-    loss: LossName = Field(
-        "said_cosine", description="training loss"
-    )
     freeze_items: bool = Field(False, description="keep the item embeddings fixed (table init)")
     projection: Literal["pca", "linear"] = Field(
         "pca", description="how a table wider than --dim is reduced: PCA, or a trainable linear map"
     )
-    seed: int = Field(0, description="seed of initialisation, batching, dropout and negatives")
-
     dim: int = Field(256, ge=2, description="embedding = hidden width")
     num_layers: int = Field(1, ge=1, description="GRU / Transformer layers")
     num_heads: int = Field(1, ge=1, description="attention heads (SASRec, BERT4Rec)")
     max_len: int = Field(50, ge=2, description="history length the encoder sees (left-padded)")
     dropout: float = Field(0.5, ge=0, lt=1, description="dropout on embeddings and inside blocks")
     mask_prob: float = Field(0.2, gt=0, lt=1, description="BERT4Rec cloze masking probability")
+
+    def backbone_settings(self) -> dict[str, object]:
+        """The keyword settings of `build_backbone` (each backbone takes what it uses)."""
+        return {"max_len": self.max_len, "num_layers": self.num_layers, "num_heads": self.num_heads,
+                "dropout": self.dropout, "mask_prob": self.mask_prob}
+
+
+class OptimisationSettings(JobConfig):
+    """The optimiser and the schedule: batches, AdamW, epochs, early stopping, the time budget."""
 
     batch_size: int = Field(256, ge=1, description="training windows (sequences) per optimiser step")
     lr: float = Field(2e-3, gt=0, description="AdamW learning rate (SAID paper: 5e-4; see docs/seqrec.md)")
@@ -53,21 +79,44 @@ class SeqRecConfig(EvalJobConfig):
         "epoch and evaluate as usual; metrics.json records cut_short (None: no budget)",
     )
 
+    @field_validator("valid_metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        return metric_name(value)  # checked with the flags, before any data is read
+
+
+class LossSettings(JobConfig):
+    """The training loss and its settings."""
+
+    loss: LossName = Field("said_cosine", description="training loss")
     temperature: float = Field(0.07, gt=0, description="said_cosine softmax temperature")
     n_negatives: int = Field(256, ge=1, description="sampled_softmax negatives per batch")
     negative_sampler: Literal["uniform", "popularity"] = Field(
         "uniform", description="sampled_softmax proposal distribution"
     )
 
+
+class RuntimeSettings(JobConfig):
+    """Where it runs (no effect on the result beyond floating-point order)."""
+
     device: DeviceName = Field("auto", description="'auto': CUDA when available")
     threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice)")
-    resume: bool = Field(False, description="continue from RUN_DIR/checkpoint.pt")
-    results: Path | None = Field(None, description="also append the test results to this results JSON")
 
-    @field_validator("valid_metric")
-    @classmethod
-    def _known_metric(cls, value: str) -> str:
-        return metric_name(value)  # checked with the flags, before any data is read
+
+class SeqRecConfig(JobConfig):
+    """`semrec train seqrec`: one settings object per concern, the seed, and the per-invocation fields (the run
+    directory, --resume, a results file), which are never saved with the run."""
+
+    out: Path = invocation_field(..., "run directory (config, metrics, checkpoints, model, item table)")
+    resume: bool = invocation_field(False, "continue from RUN_DIR/checkpoint.pt")
+    results: Path | None = invocation_field(None, "also append the test results to this results JSON")
+    seed: int = Field(0, description="seed of initialisation, batching, dropout and negatives")
+    dataset: DataSettings = Field(default_factory=DataSettings)
+    evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    optimisation: OptimisationSettings = Field(default_factory=OptimisationSettings)
+    objective: LossSettings = Field(default_factory=LossSettings)
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
 
 
 class TrainingOverrides(JobConfig):
@@ -94,13 +143,16 @@ class TrainingOverrides(JobConfig):
 
 
 def load_seqrec_config(run_dir: str | Path) -> SeqRecConfig:
-    """A run's `SeqRecConfig`, also for commands whose config extends it (e.g. `semrec train llmemb-rat`'s
-    TrainRATConfig): their extra settings are dropped here."""
-    import json
-
+    """A run's `SeqRecConfig`, whatever command trained it (a stage-2 config holds one as its `seqrec` part;
+    flat files of earlier versions are migrated). `out` is the directory it was loaded from."""
     path = Path(run_dir)
-    path = path / "config.json" if path.is_dir() else path
-    payload = json.loads(path.read_text())
-    if isinstance(payload, dict) and "config" in payload and "kind" in payload:
-        payload = payload["config"]
-    return SeqRecConfig.model_validate({k: v for k, v in payload.items() if k in SeqRecConfig.model_fields})
+    folder = path if path.is_dir() else path.parent
+    payload = read_config_file(path)
+    settings = config_payload(payload)
+    if isinstance(settings, dict) and isinstance(settings.get("seqrec"), dict):
+        settings = settings["seqrec"]  # a stage-2 config: its seqrec part
+    elif isinstance(settings, dict):  # flat (earlier versions): keep the seqrec leaves of a stage-2 config
+        known = set(SeqRecConfig.leaf_paths()) | set(SeqRecConfig.model_fields)
+        settings = {k: v for k, v in settings.items() if k in known}
+    nested = SeqRecConfig.saved_settings(settings)
+    return SeqRecConfig.model_validate(with_leaves(SeqRecConfig, nested, {"out": folder}))

@@ -11,12 +11,13 @@ Python API (what other methods call for their stage-2 comparisons)::
         item_embedding=None,   # or any nn.Module with .weight [n_items + 1, dim] and forward(ids)
         extra_loss=None,       # or a callable(model=, items=, hidden=, targets=) -> scalar tensor
         after_training=None,   # or a callable(FinishedRun): what a method adds to the run (its refresh encoder)
+        job=None,              # or the stage-2 config (with a `seqrec` part) saved as the run's config.json
     )
     result.runs          # test RunResults (results schema), also in RUN_DIR/results.json
     result.model         # the encoder with the best validation weights
     result.item_table    # trained item embeddings (ItemTable, dataset order)
 
-`item_embedding` replaces the layer that `config.init` / `config.projection` / `config.freeze_items` would
+`item_embedding` replaces the layer that `config.model.init` / `config.model.projection` / `config.model.freeze_items` would
 build (e.g. LLMEmb's adapter over frozen LM embeddings); its `weight` property is read once per step as the
 candidate matrix of the loss. `extra_loss` is added to the recommendation loss at every step (already
 weighted by the caller), e.g. LLMEmb's collaborative alignment loss (eq. 7). `after_training` is called once
@@ -46,6 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 from semrec.cli_builder import echo
+from semrec.config import JobConfig
 from semrec.errors import UserError
 from semrec.item_table import ItemTable, utc_now
 from semrec.results import RunResult, write_results
@@ -53,8 +55,8 @@ from torch import nn
 from tqdm import tqdm
 
 from semrec_worker.backbones import SequenceEncoder, build_backbone, build_item_embedding
-from semrec_worker.backbones.item_embedding import InitReport
-from semrec_worker.data.dataset import SequenceDataset, load_dataset
+from semrec_worker.backbones.item_embedding import BUILT_IN_ITEM_LAYERS, InitReport
+from semrec_worker.data.dataset import SYNTHETIC, SequenceDataset, load_dataset
 from semrec_worker.evaluation import EvalSettings, evaluate
 from semrec_worker.evaluation.jobs import TEST_RANKS, evaluate_runs
 from semrec_worker.losses import build_loss
@@ -119,7 +121,7 @@ def build_model(
     generator = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
     if item_embedding is None:
-        table = load_init_table(config.init)
+        table = load_init_table(config.model.init)
         if table is not None:
             fingerprint, name = table.metadata.get("dataset_fingerprint"), table.metadata.get("dataset")
             # without a fingerprint field, "dataset" may hold the fingerprint (tables of older versions)
@@ -127,7 +129,7 @@ def build_model(
                 echo(f"warning: table was built for dataset {name} ({fingerprint}), this is {dataset.name} "
                      f"({dataset.fingerprint}); rows are matched by item id")
         item_embedding, report = build_item_embedding(
-            dataset.item_ids, config.dim, table, config.projection, config.freeze_items, generator
+            dataset.item_ids, config.model.dim, table, config.model.projection, config.model.freeze_items, generator
         )
         method = str(table.metadata.get("method", "table")) if table is not None else "random"
     else:
@@ -136,15 +138,7 @@ def build_model(
     rows = item_embedding.weight.shape[0]
     if rows != dataset.n_items + 1:
         raise UserError(f"item embedding has {rows} rows, the dataset needs n_items + 1 = {dataset.n_items + 1}")
-    model = build_backbone(
-        config.backbone,
-        item_embedding,
-        max_len=config.max_len,
-        num_layers=config.num_layers,
-        num_heads=config.num_heads,
-        dropout=config.dropout,
-        mask_prob=config.mask_prob,
-    )
+    model = build_backbone(config.model.backbone, item_embedding, **config.model.backbone_settings())
     return model, report, method
 
 
@@ -179,10 +173,11 @@ def train_seqrec(
     item_embedding: nn.Module | None = None,
     extra_loss: ExtraLoss | None = None,
     after_training: AfterTraining | None = None,
+    job: JobConfig | None = None,
 ) -> TrainResult:
-    ctx = distributed.setup(config.device)
+    ctx = distributed.setup(config.runtime.device)
     try:
-        return _train(config, ctx, dataset, item_embedding, extra_loss, after_training)
+        return _train(config, ctx, dataset, item_embedding, extra_loss, after_training, job)
     finally:
         distributed.teardown(ctx)
 
@@ -194,24 +189,26 @@ def _train(
     item_embedding: nn.Module | None,
     extra_loss: ExtraLoss | None,
     after_training: AfterTraining | None,
+    job: JobConfig | None = None,
 ) -> TrainResult:
-    if config.threads:
-        torch.set_num_threads(config.threads)
+    if config.runtime.threads:
+        torch.set_num_threads(config.runtime.threads)
     run_dir = Path(config.out)
     checkpoint_path = run_dir / CHECKPOINT
     if checkpoint_path.exists() and not config.resume:
         raise UserError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --out")
     if config.resume and not checkpoint_path.exists():
         raise UserError(f"--resume: {checkpoint_path} not found")
-    dataset = dataset if dataset is not None else load_dataset(config)
+    dataset = dataset if dataset is not None else load_dataset(config.dataset)
+    config = portable(config, dataset)
     model, init_report, method = build_model(config, dataset, item_embedding)
     model.to(ctx.device)
     loss_fn = build_loss(
-        config.loss, config.temperature, config.n_negatives, config.negative_sampler, dataset.item_counts("train")
+        config.objective.loss, config.objective.temperature, config.objective.n_negatives, config.objective.negative_sampler, dataset.item_counts("train")
     ).to(ctx.device)
-    batches = WindowBatches(dataset.train_sequences(), config.max_len, config.batch_size, config.seed)
+    batches = WindowBatches(dataset.train_sequences(), config.model.max_len, config.optimisation.batch_size, config.seed)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(trainable, lr=config.optimisation.lr, weight_decay=config.optimisation.weight_decay)
     train_model: nn.Module = TrainingPairs(model)
     if ctx.distributed:
         ids = [ctx.device.index] if ctx.device.type == "cuda" else None
@@ -228,21 +225,22 @@ def _train(
         best_valid, best_epoch, bad_epochs = state["best_valid"], state["best_epoch"], state["bad_epochs"]
         start_epoch = state["epoch"] + 1
         if ctx.is_main:
-            echo(f"resuming {run_dir} after epoch {state['epoch']} (best {config.valid_metric} {best_valid:.4f})")
+            echo(f"resuming {run_dir} after epoch {state['epoch']} (best {config.optimisation.valid_metric} {best_valid:.4f})")
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        config.save(run_dir, parts=run_parts(model, extra_loss, method))
+        saved = job.model_copy(update={"seqrec": config}) if job is not None else config
+        saved.save(run_dir, parts=run_parts(model, extra_loss, method))
         echo(
-            f"{dataset.name}: {dataset.n_users} users, {dataset.n_items} items | {config.backbone} dim={config.dim} "
-            f"loss={config.loss} init={method} | {len(batches.padded)} windows, {batches.n_targets} targets, "
+            f"{dataset.name}: {dataset.n_users} users, {dataset.n_items} items | {config.model.backbone} dim={config.model.dim} "
+            f"loss={config.objective.loss} init={method} | {len(batches.padded)} windows, {batches.n_targets} targets, "
             f"{len(batches)} steps/epoch, {ctx.world_size} process(es) on {ctx.device}"
         )
 
-    stopped_early = bad_epochs >= config.patience
+    stopped_early = bad_epochs >= config.optimisation.patience
     train_start = time.perf_counter()
-    deadline = train_start + 60 * config.max_train_minutes if config.max_train_minutes else math.inf
+    deadline = train_start + 60 * config.optimisation.max_train_minutes if config.optimisation.max_train_minutes else math.inf
     cut_short = False
-    for epoch in range(start_epoch, config.epochs + 1):
+    for epoch in range(start_epoch, config.optimisation.epochs + 1):
         if stopped_early or cut_short:
             break
         train_model.train()
@@ -277,8 +275,8 @@ def _train(
             count_steps += 1
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if config.grad_clip:
-                nn.utils.clip_grad_norm_(trainable, config.grad_clip)
+            if config.optimisation.grad_clip:
+                nn.utils.clip_grad_norm_(trainable, config.optimisation.grad_clip)
             optimizer.step()
             total += float(loss.detach()) / ctx.world_size * float(n_global)
             count += len(targets)
@@ -291,8 +289,8 @@ def _train(
         score = 0.0
         if ctx.is_main:
             eval_start = time.perf_counter()
-            valid = validation_metric(model, dataset, loss_fn.similarity, config.valid_metric, epoch)
-            score = valid[config.valid_metric]
+            valid = validation_metric(model, dataset, loss_fn.similarity, config.optimisation.valid_metric, epoch)
+            score = valid[config.optimisation.valid_metric]
             eval_s = time.perf_counter() - eval_start
         score = distributed.broadcast_float(score, ctx)
         improved = score > best_valid
@@ -301,9 +299,9 @@ def _train(
             best_state = copy.deepcopy(model.state_dict())
         else:
             bad_epochs += 1
-        stopped_early = bad_epochs >= config.patience
+        stopped_early = bad_epochs >= config.optimisation.patience
         over_budget = distributed.broadcast_float(float(time.perf_counter() > deadline), ctx) > 0
-        cut_short = over_budget and not stopped_early and epoch < config.epochs
+        cut_short = over_budget and not stopped_early and epoch < config.optimisation.epochs
         if ctx.is_main:
             record = {"epoch": epoch, "loss": round(epoch_loss, 5), "train_s": round(train_s, 2),
                       "train_cpu_s": round(train_cpu_s, 2), "valid_s": round(eval_s, 2), "valid": valid, "peak_rss_mib": peak_rss_mib()}
@@ -311,7 +309,7 @@ def _train(
                 record["partial"] = True  # the budget ran out inside this epoch
             history.append(record)
             echo(
-                f"epoch {epoch}: loss {epoch_loss:.4f} | valid {config.valid_metric} {score:.4f}"
+                f"epoch {epoch}: loss {epoch_loss:.4f} | valid {config.optimisation.valid_metric} {score:.4f}"
                 f"{' (best)' if improved else f' (best {best_valid:.4f} @ {best_epoch})'} | "
                 f"{train_s:.1f} s train, {eval_s:.1f} s valid"
             )
@@ -330,20 +328,20 @@ def _train(
     runs: list[RunResult] = []
     if ctx.is_main:
         if stopped_early:
-            echo(f"early stop: no better {config.valid_metric} for {config.patience} epochs")
+            echo(f"early stop: no better {config.optimisation.valid_metric} for {config.optimisation.patience} epochs")
         if cut_short:
-            echo(f"cut short: the {config.max_train_minutes} min training budget ran out after {len(history)} "
+            echo(f"cut short: the {config.optimisation.max_train_minutes} min training budget ran out after {len(history)} "
                  f"epoch(s); evaluating the best epoch ({best_epoch})")
         runs = evaluate_runs(
             SeqRecRecommender(model, loss_fn.similarity),
             dataset,
-            config,
+            config.evaluation,
             method,
-            backbone=config.backbone,
-            loss=config.loss,
+            backbone=config.model.backbone,
+            loss=config.objective.loss,
             seed=config.seed,
             train_s=train_total_s,
-            extra_config={"best_epoch": best_epoch, "epochs_run": len(history), "world_size": ctx.world_size,
+            extra_config={**config.flat(), "best_epoch": best_epoch, "epochs_run": len(history), "world_size": ctx.world_size,
                           "cut_short": cut_short},
             ranks_path=run_dir / TEST_RANKS,
         )
@@ -355,14 +353,36 @@ def _train(
     return TrainResult(model, runs, history, best_epoch, best_valid, item_table, run_dir, asdict(init_report))
 
 
-def qualified_name(obj: object) -> str:
-    return f"{type(obj).__module__}:{type(obj).__qualname__}"
+def portable(config: SeqRecConfig, dataset: SequenceDataset) -> SeqRecConfig:
+    """The config as the run saves it: the data path absolute and the dataset's fingerprint recorded, so the
+    saved config re-runs from any working directory on the same data. A config that already names a
+    fingerprint (a saved run re-run) must match the data it was given (UserError otherwise)."""
+    expected = config.dataset.fingerprint
+    if expected is not None and expected != dataset.fingerprint:
+        raise UserError(
+            f"--data {config.dataset.data}: dataset fingerprint {dataset.fingerprint} differs from the "
+            f"config's --fingerprint {expected} (the data or its filtering changed since the run was saved; "
+            "pass --fingerprint with the new value, or the same data)"
+        )
+    data = config.dataset.data
+    path = Path(data).expanduser()
+    if not data.startswith(SYNTHETIC) and path.exists():
+        data = str(path.resolve())
+    return config.model_copy(update={"dataset": config.dataset.model_copy(
+        update={"data": data, "fingerprint": dataset.fingerprint})})
+
+
+def part_name(obj: object) -> str:
+    """The name a part is rebuilt by (its `part_name`, e.g. "llmemb-adapter"); "module:Class" if it has none."""
+    named = getattr(obj, "part_name", None) or BUILT_IN_ITEM_LAYERS.get(type(obj))
+    return str(named) if named else f"{type(obj).__module__}:{type(obj).__qualname__}"
 
 
 def run_parts(model: SequenceEncoder, extra_loss: ExtraLoss | None, init_method: str) -> dict[str, Any]:
-    """The pluggable parts of a run, recorded in its config.json beside the settings."""
-    return {"backbone": qualified_name(model), "item_embedding": qualified_name(model.item_embedding),
-            "extra_loss": qualified_name(extra_loss) if extra_loss is not None else None, "init_method": init_method}
+    """The pluggable parts of a run, recorded in its config.json beside the settings: the backbone, the item
+    layer and the extra loss by the names `model_from_config` rebuilds them by."""
+    return {"backbone": model.name, "item_layer": part_name(model.item_embedding),
+            "extra_loss": part_name(extra_loss) if extra_loss is not None else None, "init_method": init_method}
 
 
 def _stop_unless_finite(loss: torch.Tensor, where: str, ctx: distributed.Context) -> None:
@@ -397,8 +417,8 @@ def trained_item_table(model: SequenceEncoder, dataset: SequenceDataset, config:
         {
             "method": "seqrec",
             "init_method": method,
-            "backbone": config.backbone,
-            "loss": config.loss,
+            "backbone": config.model.backbone,
+            "loss": config.objective.loss,
             "dataset": dataset.name,
             "dataset_fingerprint": dataset.fingerprint,
             "source_run": str(config.out),
@@ -431,17 +451,17 @@ def _write_run(
     metrics = {
         "dataset": {"name": dataset.name, "fingerprint": dataset.fingerprint, "n_items": dataset.n_items,
                     "n_users": dataset.n_users},
-        "model": {"backbone": config.backbone, "dim": config.dim, "max_len": config.max_len, "loss": config.loss,
+        "model": {"backbone": config.model.backbone, "dim": config.model.dim, "max_len": config.model.max_len, "loss": config.objective.loss,
                   "similarity": similarity,
                   "parameters": sum(p.numel() for p in model.parameters()),
                   "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)},
         "init": asdict(init_report),
         "epochs": history,
         "best_epoch": best_epoch,
-        "best_valid": {config.valid_metric: best_valid},
+        "best_valid": {config.optimisation.valid_metric: best_valid},
         "epochs_run": len(history),
         "cut_short": cut_short,
-        "max_train_minutes": config.max_train_minutes,
+        "max_train_minutes": config.optimisation.max_train_minutes,
         "train_s_total": round(train_total_s, 2) if train_total_s is not None else None,
         "seconds_per_epoch": round(float(np.mean(train_seconds)), 3) if train_seconds else None,
         "cpu_seconds_per_epoch": round(float(np.mean([h.get("train_cpu_s", np.nan) for h in history])), 3)

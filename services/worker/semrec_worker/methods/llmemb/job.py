@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from semrec.cli_builder import echo
-from semrec.errors import UserError
 from semrec.item_table import ItemTable
 
 from semrec_worker.data.dataset import load_dataset
@@ -43,9 +42,8 @@ def train_llmemb(config: TrainLLMEmbConfig) -> Path:
 def train_llmemb_rat(config: TrainRATConfig):
     from semrec_worker.methods.llmemb.rat import train_rat  # torch only when the job runs
 
-    if config.init != "random" or config.freeze_items or config.projection != "pca":
-        raise UserError("RAT builds its own item layer (adapter over --scft): leave --init/--freeze-items/--projection")
+    rat = config.rat
     return train_rat(
-        config, ItemTable.load(config.scft), ItemTable.load(config.collaborative), config.d_m, config.alpha,
-        config.align_temperature, scft_source=config.scft,
+        config.seqrec, ItemTable.load(rat.scft), ItemTable.load(rat.collaborative), rat.d_m, rat.alpha,
+        rat.align_temperature, scft_source=rat.scft, job=config,
     )

@@ -379,6 +379,8 @@ class LLMEmbAdapter(nn.Module):
     `from_table` keeps how z was made (`pca`, `scale`: z = pca(x) / scale) so new items can be mapped alike.
     """
 
+    part_name = "llmemb-adapter"  # recorded in the run's config.json; `empty_adapter` rebuilds it
+
     def __init__(self, semantic: np.ndarray | torch.Tensor, width: int, hidden: int | None = None) -> None:
         super().__init__()
         self.pca: PCAFit | None = None
@@ -418,6 +420,12 @@ class LLMEmbAdapter(nn.Module):
         return out * (ids != 0).unsqueeze(-1).to(out.dtype)
 
 
+def empty_adapter(state: dict[str, torch.Tensor], prefix: str = "item_embedding.") -> LLMEmbAdapter:
+    """An adapter shaped like a saved one (its frozen embeddings are a buffer of the state dict, loaded after)."""
+    hidden, width = state[prefix + "project.0.weight"].shape[0], state[prefix + "project.1.weight"].shape[0]
+    return LLMEmbAdapter(torch.zeros(state[prefix + "semantic"].shape), width, hidden)
+
+
 class CollaborativeAlignment(nn.Module):
     """RAT eqs. 7-8: alpha * InfoNCE(adapted e_i, pretrained SASRec c_i) over the distinct target items of a step.
 
@@ -430,6 +438,7 @@ class CollaborativeAlignment(nn.Module):
         self, collaborative: np.ndarray | torch.Tensor, alpha: float = 0.01, temperature: float = 2.0
     ) -> None:
         super().__init__()
+        self.part_name = "llmemb-alignment"  # a training-only part: a rebuilt model does not need it
         self.register_buffer("collaborative", torch.as_tensor(np.asarray(collaborative, dtype=np.float32)))
         self.alpha = alpha
         self.loss = SymmetricInfoNCE(temperature, learnable=False, similarity="dot")

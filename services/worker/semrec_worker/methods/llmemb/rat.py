@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from semrec.config import JobConfig
 from semrec.item_table import ItemTable
 
 from semrec_worker.data.dataset import SequenceDataset, load_dataset
@@ -24,6 +25,7 @@ def train_rat(
     temperature: float = 2.0,
     dataset: SequenceDataset | None = None,
     scft_source: str | Path | None = None,
+    job: JobConfig | None = None,
 ) -> TrainResult:
     """RAT (eqs. 6-8): train `config.backbone` (a `SeqRecConfig`) through `LLMEmbAdapter` over the frozen,
     PCA'd SCFT embeddings, adding alpha * L_align to a pretrained SASRec's item table (`collaborative`,

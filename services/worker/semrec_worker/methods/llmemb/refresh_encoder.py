@@ -106,10 +106,11 @@ class LLMEmbItemEncoder:
         """`semrec export refresh-encoder`: the encoder of a finished RAT run, from its saved files."""
         from semrec_worker.methods.llmemb.model import LLMEmbAdapter  # torch only when an encoder is built
 
-        rat = TrainRATConfig.load(run)
-        dataset = load_dataset(rat)
+        config = TrainRATConfig.load(run, out=run)
+        rat = config.rat
+        dataset = load_dataset(config.seqrec.dataset)
         scft_table = ItemTable.load(rat.scft)
-        adapter = LLMEmbAdapter.from_table(scft_table, dataset, width=rat.dim, d_m=rat.d_m)
+        adapter = LLMEmbAdapter.from_table(scft_table, dataset, width=config.seqrec.model.dim, d_m=rat.d_m)
         prefix = "item_embedding.project."
         adapter.project.load_state_dict({k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)})
         return save_rat_encoder(run, rat.scft, scft_table, adapter, item_table)

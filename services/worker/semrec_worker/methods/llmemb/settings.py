@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
-from semrec.config import StrictModel
+from pydantic import Field, model_validator
+from semrec.config import JobConfig, StrictModel
 
 from semrec_worker.core.lora import LLAMA_LORA_TARGETS
 from semrec_worker.methods.base import RunDirConfig
@@ -52,7 +52,9 @@ class TrainLLMEmbConfig(RunDirConfig, SCFTSettings):
     )
 
 
-class TrainRATConfig(SeqRecConfig):
+class RATSettings(StrictModel):
+    """RAT's own settings (eqs. 6-8): which tables it builds on, the adapter's input width, the alignment loss."""
+
     scft: str = Field(..., description="SCFT item table (.npz, or the run dir of `semrec train llmemb`)")
     collaborative: str = Field(
         ..., description="item table of a pretrained SASRec (its run dir) that the alignment loss pulls towards"
@@ -60,3 +62,17 @@ class TrainRATConfig(SeqRecConfig):
     d_m: int = Field(128, ge=2, description="PCA width of the frozen LLM embeddings (the adapter's input, eq. 6)")
     alpha: float = Field(0.01, ge=0, description="weight of the collaborative alignment loss (eq. 8)")
     align_temperature: float = Field(2.0, gt=0, description="temperature of the alignment InfoNCE (eq. 7)")
+
+
+class TrainRATConfig(JobConfig):
+    """`semrec train llmemb-rat`: a seqrec run (its backbone, optimisation, data, ...) plus RAT's settings."""
+
+    seqrec: SeqRecConfig
+    rat: RATSettings
+
+    @model_validator(mode="after")
+    def _own_item_layer(self) -> TrainRATConfig:
+        model = self.seqrec.model
+        if model.init != "random" or model.freeze_items or model.projection != "pca":
+            raise ValueError("RAT builds its own item layer (adapter over --scft): leave --init/--freeze-items/--projection")
+        return self

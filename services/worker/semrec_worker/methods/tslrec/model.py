@@ -212,6 +212,8 @@ class GatedFusionEmbedding(nn.Module):
     [n_items + 1, dim], so the backbone scores all items with it.
     """
 
+    part_name = "tslrec-gated-fusion"  # recorded in the run's config.json; `empty_gated_fusion` rebuilds it
+
     def __init__(self, knowledge: np.ndarray, distributions: np.ndarray, dim: int, seed: int = 0) -> None:
         super().__init__()
         features = np.concatenate([knowledge, distributions], axis=1).astype(np.float32)
@@ -235,3 +237,11 @@ class GatedFusionEmbedding(nn.Module):
 
     def forward(self, item_ids: torch.Tensor) -> torch.Tensor:
         return self.weight[item_ids]
+
+
+def empty_gated_fusion(state: dict[str, torch.Tensor], prefix: str = "item_embedding.") -> GatedFusionEmbedding:
+    """A gated fusion layer shaped like a saved one (the fixed knowledge features are a buffer of the state
+    dict, loaded after)."""
+    rows, n_features = state[prefix + "features"].shape
+    dim = state[prefix + "id_embedding"].shape[1]
+    return GatedFusionEmbedding(np.zeros((rows - 1, n_features), np.float32), np.zeros((rows - 1, 0), np.float32), dim)

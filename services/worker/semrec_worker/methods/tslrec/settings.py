@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, model_validator
-from semrec.config import StrictModel
+from semrec.config import JobConfig, StrictModel
 
 from semrec_worker.training.config import SeqRecConfig
 
@@ -47,8 +47,9 @@ class TSLRecSettings(TSLRecStage1):
     seed: int = Field(0, description="k-means and SFT seed")
 
 
-class TSLRecJobConfig(SeqRecConfig, TSLRecStage1):
-    """`semrec train tslrec`: a seqrec run (one `seed` for stage 1 and the backbone) plus stage 1's settings."""
+class TSLRecMethodSettings(TSLRecStage1):
+    """TSLRec's own settings: where its stage 1 comes from (run it on a pretrained SASRec, or reuse a saved one),
+    the LM, and stage 1's settings."""
 
     pretrained: Path | None = Field(
         None, description="run directory (or item_table.npz) of a pretrained ID-based SASRec: its item embeddings"
@@ -60,7 +61,7 @@ class TSLRecJobConfig(SeqRecConfig, TSLRecStage1):
     llm: str = Field("default", description="'default' (SmolLM2-135M), 'tiny' (tests) or a local HF model dir")
 
     @model_validator(mode="after")
-    def _pretrained_or_stage1(self) -> TSLRecJobConfig:
+    def _pretrained_or_stage1(self) -> TSLRecMethodSettings:
         if (self.pretrained is None) == (self.stage1 is None):
             raise ValueError("give exactly one of --pretrained (run stage 1) and --stage1 (reuse one)")
         stage1_only = set(TSLRecStage1.model_fields) | {"llm"}
@@ -72,8 +73,16 @@ class TSLRecJobConfig(SeqRecConfig, TSLRecStage1):
             raise ValueError(f"{flags}: stage-1 settings cannot change with --stage1 (it reuses the saved stage 1 as built)")
         return self
 
+
+class TSLRecJobConfig(JobConfig):
+    """`semrec train tslrec`: a seqrec run (its `seed` seeds stage 1 and the backbone) plus TSLRec's settings."""
+
+    seqrec: SeqRecConfig
+    tslrec: TSLRecMethodSettings
+
     def stage1_settings(self) -> TSLRecSettings:
-        return TSLRecSettings(seed=self.seed, **{name: getattr(self, name) for name in TSLRecStage1.model_fields})
+        return TSLRecSettings(seed=self.seqrec.seed,
+                              **{name: getattr(self.tslrec, name) for name in TSLRecStage1.model_fields})
 
     def seqrec_config(self) -> SeqRecConfig:
-        return SeqRecConfig.model_validate({k: v for k, v in self.model_dump().items() if k in SeqRecConfig.model_fields})
+        return self.seqrec

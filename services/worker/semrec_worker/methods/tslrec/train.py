@@ -48,12 +48,12 @@ def load_stage1(path: Path, item_ids: list[str]):
 
 def run_stage1(config: TSLRecJobConfig, dataset: SequenceDataset, stage1: Path):
     """Pre-grouping -> user-level SFT -> item knowledge, saved under `stage1`; returns (knowledge, distributions)."""
-    assert config.pretrained is not None
+    assert config.tslrec.pretrained is not None
     settings = config.stage1_settings()
-    pretrained = ItemTable.load(config.pretrained)
+    pretrained = ItemTable.load(config.tslrec.pretrained)
     vectors, missing = pretrained.aligned(dataset.item_ids)
     if len(missing) == dataset.n_items:
-        raise UserError(f"{config.pretrained}: its item table shares no item with {dataset.name}")
+        raise UserError(f"{config.tslrec.pretrained}: its item table shares no item with {dataset.name}")
     echo(f"TSLRec: {len(missing)} of {dataset.n_items} items have no pretrained embedding (zero rows)")
 
     labels = pre_group(vectors, settings.n_groups, settings.seed)
@@ -62,7 +62,7 @@ def run_stage1(config: TSLRecJobConfig, dataset: SequenceDataset, stage1: Path):
     targets = category_distributions(train, labels, n_groups)
     echo(f"pre-grouping: {n_groups} k-means groups over {dataset.n_items} items")
 
-    lm = load_language_model(config.llm)
+    lm = load_language_model(config.tslrec.llm)
     for parameter in lm.model.parameters():
         parameter.requires_grad_(False)
     sft = UserSFTModel(add_lora(lm.model, settings), lm.tokenizer, pretrained.dim, n_groups, settings.instruction)
@@ -89,23 +89,24 @@ def run_stage1(config: TSLRecJobConfig, dataset: SequenceDataset, stage1: Path):
 
 
 def train_tslrec(config: TSLRecJobConfig) -> TrainResult:
-    torch.manual_seed(config.seed)
-    dataset = load_dataset(config)
-    stage1 = Path(config.out) / STAGE1
-    if config.stage1 is not None:
-        knowledge, distributions, labels, metadata = load_stage1(config.stage1, list(dataset.item_ids))
-        if stage1_folder(config.stage1).resolve() != stage1.resolve():
+    seqrec, method = config.seqrec, config.tslrec
+    torch.manual_seed(seqrec.seed)
+    dataset = load_dataset(seqrec.dataset)
+    stage1 = Path(seqrec.out) / STAGE1
+    if method.stage1 is not None:
+        knowledge, distributions, labels, metadata = load_stage1(method.stage1, list(dataset.item_ids))
+        if stage1_folder(method.stage1).resolve() != stage1.resolve():
             stage1.mkdir(parents=True, exist_ok=True)
             config.save(stage1)
             np.savez(stage1 / KNOWLEDGE, knowledge=knowledge, distributions=distributions, labels=labels)
-            ItemTable(dataset.item_ids, knowledge, {**metadata, "stage1_from": str(config.stage1)}).save(
+            ItemTable(dataset.item_ids, knowledge, {**metadata, "stage1_from": str(method.stage1)}).save(
                 stage1 / "item_table.npz"
             )
-        echo(f"TSLRec: stage 1 reused from {config.stage1} ({distributions.shape[1]} groups, "
+        echo(f"TSLRec: stage 1 reused from {method.stage1} ({distributions.shape[1]} groups, "
              f"{metadata.get('sft_steps')} SFT steps); training the gated backbone only")
     else:
         knowledge, distributions = run_stage1(config, dataset, stage1)
 
-    layer = GatedFusionEmbedding(knowledge, distributions, config.dim, config.seed)
+    layer = GatedFusionEmbedding(knowledge, distributions, seqrec.model.dim, seqrec.seed)
     layer.method = "tslrec"
-    return train_seqrec(config.seqrec_config(), dataset=dataset, item_embedding=layer)
+    return train_seqrec(seqrec, dataset=dataset, item_embedding=layer, job=config)
