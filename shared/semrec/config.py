@@ -235,7 +235,8 @@ class JobConfig(StrictModel):
 
     @classmethod
     def load(cls, directory_or_file: str | Path, **overrides: Any) -> Self:
-        """A saved config; `overrides` (by leaf name) set what a saved config does not hold, e.g. `out`."""
+        """A saved config; `overrides` (by leaf name) set what a saved config does not hold: a required
+        per-invocation field (a run's `out`) must be given here."""
         settings = cls.saved_settings(read_config_file(directory_or_file))
         return cls.model_validate(with_leaves(cls, settings, overrides))
 

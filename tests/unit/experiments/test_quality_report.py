@@ -184,8 +184,8 @@ def test_tslrec_cells_share_the_first_cells_stage1(tmp_path: Path):
                           tslrec_sft_max_steps=2, protocols=["full"]))  # fmt: skip
     seed0, seed1 = (tmp_path / "runs" / "tslrec" / "sasrec" / f"seed{s}" for s in (0, 1))
     assert (seed0 / "tslrec" / "lora").is_dir() and not (seed1 / "tslrec" / "lora").exists()
-    assert TSLRecJobConfig.load(seed1 / "tslrec").stage1 == seed0
-    assert TSLRecJobConfig.load(seed0 / "tslrec").sft_max_steps == 2
+    assert TSLRecJobConfig.load(seed1 / "tslrec", out=seed1).stage1 == seed0
+    assert TSLRecJobConfig.load(seed0 / "tslrec", out=seed0).sft_max_steps == 2
     knowledge = [np.load(s / "tslrec" / "knowledge.npz")["knowledge"] for s in (seed0, seed1)]
     assert np.array_equal(*knowledge)
     assert read_results(seed1 / "results.json").runs[0].method == "tslrec"

@@ -104,7 +104,7 @@ def test_train_tslrec_job_end_to_end_and_exports(tmp_path):
     stage1 = tmp_path / "tslrec" / "tslrec"
     knowledge = np.load(stage1 / "knowledge.npz")
     assert knowledge["distributions"].shape[1] == 3 and (stage1 / "lora" / "adapter_config.json").exists()
-    assert TSLRecJobConfig.load(stage1).pretrained == tmp_path / "sasrec"
+    assert TSLRecJobConfig.load(stage1, out=tmp_path / "tslrec").pretrained == tmp_path / "sasrec"
     export_run(tmp_path / "tslrec")
     bundle = Bundle.load(tmp_path / "tslrec")
     assert bundle.item_vectors.shape[1] == 16
