@@ -166,7 +166,7 @@ def _is_transient(cls: type[StrictModel], path: tuple[str, ...]) -> bool:
 
 def config_payload(payload: Any) -> Any:
     """The settings of a saved config file (`{"kind", "config", ...}`) or of a bare settings dict."""
-    if isinstance(payload, dict) and "config" in payload and "kind" in payload:
+    if isinstance(payload, dict) and isinstance(payload.get("config"), dict):
         return payload["config"]
     return payload
 

@@ -83,6 +83,3 @@ class TSLRecJobConfig(JobConfig):
     def stage1_settings(self) -> TSLRecSettings:
         return TSLRecSettings(seed=self.seqrec.seed,
                               **{name: getattr(self.tslrec, name) for name in TSLRecStage1.model_fields})
-
-    def seqrec_config(self) -> SeqRecConfig:
-        return self.seqrec
