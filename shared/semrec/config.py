@@ -80,8 +80,10 @@ class StrictModel(BaseModel):
             if key in cls.model_fields or key not in owner:
                 continue
             group = out.setdefault(owner[key], {})
+            if isinstance(group, BaseModel):  # a built settings object: what it was given, plus this leaf
+                group = group.model_dump(exclude_unset=True)
             if not isinstance(group, dict):
-                continue  # an already built settings object: validation reports the clash
+                continue  # not settings at all: validation reports it
             if key in _flatten(groups[owner[key]], group):
                 raise ValueError(f"setting {key!r} is given twice (flat and inside {owner[key]!r})")
             out[owner[key]] = {**group, key: value}

@@ -68,8 +68,11 @@ def test_flat_input_is_routed_and_a_leaf_given_twice_is_an_error():
     flat = Job(out="r", lr=0.2, dim=5)
     assert flat == Job(out="r", optim={"lr": 0.2}, shape=Shape(dim=5))
     assert Composed(out="r", lr=0.2).job.optim.lr == 0.2  # routed through two levels
+    assert Job(out="r", optim=Optim(epochs=9), lr=0.2).optim == Optim(epochs=9, lr=0.2)  # beside a built group
     with pytest.raises(ValidationError, match="given twice"):
         Job(out="r", lr=0.2, optim={"lr": 0.3})
+    with pytest.raises(ValidationError, match="given twice"):
+        Job(out="r", lr=0.2, optim=Optim(lr=0.3))
     with pytest.raises(ValidationError, match="lrr"):
         Job(out="r", lrr=0.2)  # unknown keys stay errors
 

@@ -67,8 +67,8 @@ class RATSettings(StrictModel):
 class TrainRATConfig(JobConfig):
     """`semrec train llmemb-rat`: a seqrec run (its backbone, optimisation, data, ...) plus RAT's settings."""
 
-    seqrec: SeqRecConfig
-    rat: RATSettings
+    seqrec: SeqRecConfig = Field(default_factory=dict, validate_default=True)  # missing settings: named by flag
+    rat: RATSettings = Field(default_factory=dict, validate_default=True)  # missing settings: named by flag
 
     @model_validator(mode="after")
     def _own_item_layer(self) -> TrainRATConfig:

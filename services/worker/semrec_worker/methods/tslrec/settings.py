@@ -77,8 +77,8 @@ class TSLRecMethodSettings(TSLRecStage1):
 class TSLRecJobConfig(JobConfig):
     """`semrec train tslrec`: a seqrec run (its `seed` seeds stage 1 and the backbone) plus TSLRec's settings."""
 
-    seqrec: SeqRecConfig
-    tslrec: TSLRecMethodSettings
+    seqrec: SeqRecConfig = Field(default_factory=dict, validate_default=True)  # missing settings: named by flag
+    tslrec: TSLRecMethodSettings = Field(default_factory=dict, validate_default=True)  # missing settings: named by flag
 
     def stage1_settings(self) -> TSLRecSettings:
         return TSLRecSettings(seed=self.seqrec.seed,
