@@ -225,8 +225,9 @@ def _saved_settings(config_cls: type[BaseModel], payload: Any, path: Path) -> di
             settings = config_cls.saved_settings(payload)
         except ValueError as exc:
             raise UserError(f"{path}: {exc}") from exc
-        given = _flat_keys(config_payload(payload))
-        dropped = sorted(n for n, (_, f) in leaf_fields(config_cls).items() if is_per_invocation(f) and n in given)
+        given = _flat_values(config_payload(payload))
+        dropped = sorted(n for n, (_, f) in leaf_fields(config_cls).items()
+                         if is_per_invocation(f) and given.get(n) not in (None, False))
         if dropped:
             echo(f"note: {path}: ignoring {', '.join('--' + n.replace('_', '-') for n in dropped)} of the file "
                  "(they belong to one command line: give them as flags)")
@@ -237,11 +238,11 @@ def _saved_settings(config_cls: type[BaseModel], payload: Any, path: Path) -> di
     return settings
 
 
-def _flat_keys(payload: Any) -> set[str]:
-    if not isinstance(payload, dict):
-        return set()
-    return {k for k, v in payload.items() if not isinstance(v, dict)} | {
-        key for v in payload.values() if isinstance(v, dict) for key in _flat_keys(v)}
+def _flat_values(payload: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in payload.items() if isinstance(payload, dict) else ():
+        out.update(_flat_values(value) if isinstance(value, dict) else {key: value})
+    return out
 
 
 def _set_leaves(raw: dict[str, Any], values: dict[tuple[str, ...], Any]) -> dict[str, Any]:
