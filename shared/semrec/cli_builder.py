@@ -12,6 +12,7 @@ import inspect
 import json
 import sys
 import types
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -20,8 +21,11 @@ from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import typer
 from pydantic import BaseModel, ValidationError
+from typer.core import TyperCommand, TyperGroup
 
 from semrec.errors import UserError
+from semrec.vocabulary import DeprecatedNameWarning, old_names_of
+from semrec.vocabulary import flag as flag_of
 
 C = TypeVar("C", bound=BaseModel)
 _SCALARS = (int, float, str, bool, Path)
@@ -37,6 +41,53 @@ class CommandGroups:
     eval: typer.Typer
     export: typer.Typer
     bench: typer.Typer
+
+
+def _without_flag_placeholders(params: list[Any]) -> list[Any]:
+    """A flag takes no value: show `--serve / --no-serve`, not `--serve / --no-serve <bool>` (Typer's rich help
+    prints the type of every option, flags included, unless it has a metavar)."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class SemrecCommand(TyperCommand):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _without_flag_placeholders(super().get_params(ctx))
+
+
+class SemrecGroup(TyperGroup):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _without_flag_placeholders(super().get_params(ctx))
+
+
+def _old_name_options(config_cls: type[BaseModel], fields: dict[str, Any]) -> list[inspect.Parameter]:
+    """A hidden flag per old name of a renamed field (the vocabulary's deprecated aliases): it still works,
+    and the config class warns when it is used. Registers each in `fields` with its type."""
+    params = []
+    for old, spec in old_names_of(config_cls).items():
+        py_type = spec.cli_type or fields.get(spec.new)
+        if py_type is None:
+            continue
+        fields[old] = py_type
+        decls = [f"{flag_of(old)}/--no-{flag_of(old)[2:]}"] if py_type is bool else [flag_of(old)]
+        option = typer.Option(*decls, hidden=True, help=f"deprecated: use {flag_of(spec.new)}")
+        params.append(inspect.Parameter(old, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                        annotation=Annotated[py_type | None, option]))  # fmt: skip
+    return params
+
+
+def _validate_showing_deprecations(config_cls: type[C], raw: dict[str, Any]) -> C:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DeprecatedNameWarning)
+        config = config_cls.model_validate(raw)
+    for warning in caught:
+        if issubclass(warning.category, DeprecatedNameWarning):
+            typer.secho(f"warning: {warning.message}", fg=typer.colors.YELLOW, err=True)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return config
 
 
 def fail(message: str) -> None:
@@ -153,6 +204,8 @@ def config_command(
             )
         )
 
+    params.extend(_old_name_options(config_cls, fields))
+
     @handle_user_errors
     def command(ctx: typer.Context, config_file: Path | None = None, **values: Any) -> Any:
         raw: dict[str, Any] = {}
@@ -169,18 +222,22 @@ def config_command(
             if fields.get(fname) is str and _is_list_field(config_cls, fname):
                 value = [v.strip() for v in str(value).split(",") if v.strip()]
             raw[fname] = value
-        config = config_cls.model_validate(raw)
+        config = _validate_showing_deprecations(config_cls, raw)
         return run(config)
 
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.config_class = config_cls  # type: ignore[attr-defined]  # for docs/examples and their test
     command.__name__ = name.replace("-", "_")
     command.__doc__ = help
-    app.command(name, help=help)(command)
+    app.command(name, help=help, cls=SemrecCommand)(command)
 
 
 def _is_list_field(config_cls: type[BaseModel], fname: str) -> bool:
-    inner = _strip_optional(config_cls.model_fields[fname].annotation)
+    old = old_names_of(config_cls).get(fname)
+    field = config_cls.model_fields.get(old.new if old is not None and old.cli_type is None else fname)
+    if field is None:
+        return False
+    inner = _strip_optional(field.annotation)
     return get_origin(inner) in (list, tuple)
 
 

@@ -21,7 +21,7 @@ class EvalRunConfig(JobConfig):
         None, description="on-disk format (default: the run's, or auto for another --data)"
     )
     kcore: int | None = Field(None, ge=0, description="iterated k-core (default: the run's)")
-    max_seq_len: int | None = Field(None, ge=3, description="keep each user's most recent N (default: the run's)")
+    history_cap: int | None = Field(None, ge=3, description="keep each user's newest N interactions (default: the run's)")
     drop_unknown_items: bool | None = Field(
         None, description="drop interactions whose item is not in the items file (default: the run's)"
     )
@@ -42,7 +42,7 @@ def eval_run(config: EvalRunConfig) -> list[RunResult]:
     settings = {
         "format": config.format or (trained.format if config.data is None else "auto"),
         "kcore": trained.kcore if config.kcore is None else config.kcore,
-        "max_seq_len": config.max_seq_len if config.max_seq_len is not None else trained.max_seq_len,
+        "history_cap": config.history_cap if config.history_cap is not None else trained.history_cap,
         "drop_unknown_items": trained.drop_unknown_items if config.drop_unknown_items is None else config.drop_unknown_items,
     }  # fmt: skip
     dataset = Dataset.from_path(config.data or trained.data, **settings)

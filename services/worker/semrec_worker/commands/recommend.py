@@ -36,7 +36,7 @@ def recommend_command(config: RecommendConfig) -> None:
         from semrec_worker.training.config import load_seqrec_config
 
         trained = load_seqrec_config(config.run)  # filter the other dataset as the run's was filtered
-        dataset = Dataset.from_path(config.data, kcore=trained.kcore, max_seq_len=trained.max_seq_len,
+        dataset = Dataset.from_path(config.data, kcore=trained.kcore, history_cap=trained.history_cap,
                                     drop_unknown_items=trained.drop_unknown_items)  # fmt: skip
     model = Recommender.from_run(config.run, dataset=dataset)
     if config.user is not None:

@@ -137,7 +137,7 @@ def check_existing(cell: Cell, config: QualityConfig) -> tuple[list[RunResult] |
 
 
 def _data_fields(config: QualityConfig) -> dict[str, Any]:
-    return {k: getattr(config, k) for k in ("data", "format", "kcore", "max_seq_len", "drop_unknown_items")}
+    return {k: getattr(config, k) for k in ("data", "format", "kcore", "history_cap", "drop_unknown_items")}
 
 
 def _eval_fields(config: QualityConfig) -> dict[str, Any]:

@@ -67,5 +67,5 @@ class TrainSAIDConfig(DataConfig, SAIDSettings):
 # settings that a resumed run may change; everything else must match the checkpoint
 RESUMABLE = {
     "resume", "only_new", "out", "epochs", "time_budget_min", "patience", "min_delta", "checkpoint_every_min", "eval_every_min",
-    "threads", "device", "data", "format", "kcore", "max_seq_len", "drop_unknown_items", "eval_items",
+    "threads", "device", "data", "format", "kcore", "history_cap", "drop_unknown_items", "eval_items",
 }
