@@ -43,7 +43,8 @@ VOCABULARY: tuple[Concept, ...] = (
     Concept("threads", "CPU threads of the compute (torch, BLAS, ONNX Runtime)",
             ("num_threads", "n_threads", "ort_threads", "torch_threads", "cpu_threads")),
     Concept("precision", "numeric precision of training / inference: auto, bf16 or fp32", ("bf16", "dtype_autocast")),
-    Concept("json", "print JSON instead of a table", ("json_output", "output", "output_format")),
+    Concept("output_format", "what a command prints: a table (for people) or JSON (for programs)",
+            ("json_output", "output", "print_json", "json")),
     Concept("k", "items per recommendation", ("top_k", "topk", "n_recommendations")),
     Concept("slo_p99_ms", "p99 latency objective (milliseconds)", ("slo_ms", "p99_slo_ms", "slo")),
     Concept("seed", "random seed", ("random_seed",)),
@@ -104,6 +105,12 @@ def old_names_of(cls: type) -> dict[str, OldName]:
             merged[old] = spec if isinstance(spec, OldName) else OldName(spec)
     fields = getattr(cls, "model_fields", {})
     return {old: spec for old, spec in merged.items() if old not in fields}
+
+
+def accepted_keys(cls: type) -> set[str]:
+    """The keys `cls` takes: its fields and their old names (to filter a saved config without losing a setting
+    that was saved under its old name)."""
+    return set(getattr(cls, "model_fields", {})) | set(old_names_of(cls))
 
 
 def deprecation_message(old: str, spec: OldName) -> str:

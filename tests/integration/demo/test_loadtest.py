@@ -214,7 +214,7 @@ def test_serving_demo_against_real_ranker(tmp_path: Path) -> None:
 
     run_dir = tmp_path / "run"
     tiny_bundle().save(run_dir / "bundle")
-    outcome = serve_and_load(run_dir, tmp_path / "demo", load_seconds=8, users=4, slo_p99_ms=500)
+    outcome = serve_and_load(run_dir, tmp_path / "demo", load_duration_s=8, users=4, slo_p99_ms=500)
     assert outcome.metrics["failures"] == 0, outcome.problems
     ms, ok = request_samples(tmp_path / "demo" / "load" / "requests.csv")
     assert ok.all() and outcome.metrics["p99_ms"] == pytest.approx(np.percentile(ms, 99), abs=1e-3)

@@ -146,8 +146,8 @@ def _eval_fields(config: QualityConfig) -> dict[str, Any]:
 
 def _training_fields(config: QualityConfig) -> dict[str, Any]:
     values = {k: getattr(config, k) for k in TrainingOverrides.model_fields if getattr(config, k) is not None}
-    if config.budget_min is not None:
-        values["max_train_minutes"] = config.budget_min
+    if config.max_train_minutes is not None:
+        values["max_train_minutes"] = config.max_train_minutes
     return values
 
 

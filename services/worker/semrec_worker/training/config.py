@@ -103,4 +103,6 @@ def load_seqrec_config(run_dir: str | Path) -> SeqRecConfig:
     payload = json.loads(path.read_text())
     if isinstance(payload, dict) and "config" in payload and "kind" in payload:
         payload = payload["config"]
-    return SeqRecConfig.model_validate({k: v for k, v in payload.items() if k in SeqRecConfig.model_fields})
+    from semrec.vocabulary import accepted_keys  # a key saved under its old name is renamed, not dropped
+
+    return SeqRecConfig.model_validate({k: v for k, v in payload.items() if k in accepted_keys(SeqRecConfig)})

@@ -89,6 +89,10 @@ def run_stage1(config: TSLRecJobConfig, dataset: SequenceDataset, stage1: Path):
 
 
 def train_tslrec(config: TSLRecJobConfig) -> TrainResult:
+    from semrec_worker.core.checks import require_existing
+
+    require_existing("--stage1", config.stage1, "no such TSLRec run directory")
+    require_existing("--pretrained", config.pretrained, "no such run directory or item table")
     torch.manual_seed(config.seed)
     dataset = load_dataset(config)
     stage1 = Path(config.out) / STAGE1
