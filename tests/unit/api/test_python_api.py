@@ -205,7 +205,7 @@ def test_semrec_recommend_prints_the_apis_answer(trained, tiny_synthetic):
 def test_semrec_eval_run_reproduces_the_trainers_test_metrics(trained, tmp_path):
     run = trained["gru4rec"][0]
     out = tmp_path / "eval.json"
-    result = CliRunner().invoke(build_app(), ["eval", "run", "--run", str(run), "--protocols", "full", "--out", str(out)])
+    result = CliRunner().invoke(build_app(), ["eval", "run", "--run", str(run), "--protocols", "full", "--results", str(out)])
     assert result.exit_code == 0, result.output
     evaluated = json.loads(out.read_text())["runs"]
     trained_metrics = json.loads((run / "metrics.json").read_text())["test"][0]["metrics"]

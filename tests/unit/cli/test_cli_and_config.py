@@ -51,5 +51,5 @@ def test_list_of_choices_is_a_comma_separated_flag(tmp_path):
     assert out.returncode == 0, out.stderr
     runs = json.loads((tmp_path / "r.json").read_text())["runs"]
     assert [r["protocol"] for r in runs] == ["full"]
-    bad = run_cli("eval", "popularity", "--protocols", "full,bogus", "--out", str(tmp_path / "x.json"))
+    bad = run_cli("eval", "popularity", "--protocols", "full,bogus", "--results", str(tmp_path / "x.json"))
     assert bad.returncode == 2 and "--protocols" in bad.stderr
