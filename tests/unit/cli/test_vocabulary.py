@@ -190,3 +190,17 @@ def test_help_shows_no_bool_placeholder(args):
     result = CliRunner().invoke(build_app(), [*args, "--help"], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "<bool>" not in result.stdout and "--help" in result.stdout
+
+
+@pytest.mark.parametrize(("args", "flag"), [
+    (["train", "seqrec", "--init", "no/such/table.npz"], "--init"),
+    (["eval", "llmseqsim", "--table", "no/such/table.npz"], "--table"),
+    (["bench", "quality", "--tables", "said=no/such/run"], "--tables said="),
+    (["bench", "quality", "--recorded", "no/such/results.json"], "--recorded"),
+], ids=lambda v: v if isinstance(v, str) else " ".join(v[:2]))  # fmt: skip
+def test_a_bad_path_flag_fails_before_the_data_loads(args, flag, tmp_path):
+    # the dataset does not exist either: the flag's error comes first, so nothing was read
+    result = CliRunner().invoke(build_app(), [*args, "--data", str(tmp_path / "no-dataset"), "--out", str(tmp_path / "r")]
+                                if args[0] == "train" else [*args, "--data", str(tmp_path / "no-dataset")])  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert flag in result.stderr and "no-dataset" not in result.stderr
