@@ -18,8 +18,8 @@ lint: bootstrap
 	$(BIN)/ruff check shared services tests loadtest tools
 
 bench-popularity: bootstrap
-	$(BIN)/semrec eval popularity --data ../shared/datasets/amazon2018-scientific --out results/popularity-amazon2018-scientific.json
-	$(BIN)/semrec eval popularity --data ../shared/datasets/ml-100k --out results/popularity-ml-100k.json
+	$(BIN)/semrec eval popularity --data ../shared/datasets/amazon2018-scientific --results results/popularity-amazon2018-scientific.json
+	$(BIN)/semrec eval popularity --data ../shared/datasets/ml-100k --results results/popularity-ml-100k.json
 
 clean:
 	rm -rf runs .pytest_cache

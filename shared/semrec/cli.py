@@ -13,13 +13,13 @@ from importlib.metadata import PackageNotFoundError, version
 
 import typer
 
-from semrec.cli_builder import CommandGroups
+from semrec.cli_builder import CommandGroups, SemrecGroup
 
 PLUGINS = ("semrec_worker.cli", "semrec_ranker.cli")
 
 
 def _group(app: typer.Typer, name: str, help: str) -> typer.Typer:
-    group = typer.Typer(help=help, no_args_is_help=True, pretty_exceptions_enable=False)
+    group = typer.Typer(help=help, no_args_is_help=True, pretty_exceptions_enable=False, cls=SemrecGroup)
     app.add_typer(group, name=name)
     return group
 
@@ -40,6 +40,7 @@ def _print_version(value: bool) -> None:
 def build_app() -> typer.Typer:
     app = typer.Typer(
         name="semrec",
+        cls=SemrecGroup,
         help="Semantic item embeddings from language models -> sequential recommenders -> REST serving.",
         no_args_is_help=True,
         pretty_exceptions_enable=False,

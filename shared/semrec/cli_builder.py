@@ -13,6 +13,7 @@ import inspect
 import json
 import sys
 import types
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -21,9 +22,12 @@ from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import typer
 from pydantic import BaseModel, ValidationError
+from typer.core import TyperCommand, TyperGroup
 
 from semrec.config import JobConfig, config_payload, is_per_invocation, nested_model
 from semrec.errors import UserError
+from semrec.vocabulary import DeprecatedNameWarning, old_names_of
+from semrec.vocabulary import flag as flag_of
 
 C = TypeVar("C", bound=BaseModel)
 _SCALARS = (int, float, str, bool, Path)
@@ -39,6 +43,75 @@ class CommandGroups:
     eval: typer.Typer
     export: typer.Typer
     bench: typer.Typer
+
+
+def _without_flag_placeholders(params: list[Any]) -> list[Any]:
+    """A flag takes no value: show `--serve / --no-serve`, not `--serve / --no-serve <bool>` (Typer's rich help
+    prints the type of every option, flags included, unless it has a metavar)."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class SemrecCommand(TyperCommand):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _without_flag_placeholders(super().get_params(ctx))
+
+
+class SemrecGroup(TyperGroup):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _without_flag_placeholders(super().get_params(ctx))
+
+
+def old_leaf_names(config_cls: type[BaseModel]) -> dict[str, tuple[tuple[str, ...], Any]]:
+    """Old name of a renamed leaf -> (its path: the group that renames it, then the old name; its `OldName`),
+    through nested settings models."""
+    out: dict[str, tuple[tuple[str, ...], Any]] = {}
+
+    def walk(cls: type[BaseModel], prefix: tuple[str, ...]) -> None:
+        for old, spec in old_names_of(cls).items():
+            out.setdefault(old, ((*prefix, old), spec))
+        for fname, field in cls.model_fields.items():
+            inner = nested_model(field.annotation)
+            if inner is not None:
+                walk(inner, (*prefix, fname))
+
+    walk(config_cls, ())
+    return out
+
+
+def _old_name_options(config_cls: type[BaseModel], fields: dict[str, Any]) -> list[inspect.Parameter]:
+    """A hidden flag per old name of a renamed field (the vocabulary's deprecated aliases): it still works,
+    and the config class warns when it is used. Registers each in `fields` with its type."""
+    params = []
+    for old, (_, spec) in old_leaf_names(config_cls).items():
+        if old in fields:
+            continue
+        py_type = spec.cli_type or fields.get(spec.new)
+        if py_type is None:
+            continue
+        fields[old] = py_type
+        decls = [f"{flag_of(old)}/--no-{flag_of(old)[2:]}"] if py_type is bool else [flag_of(old)]
+        option = typer.Option(*decls, hidden=True, help=f"deprecated: use {flag_of(spec.new)}")
+        params.append(inspect.Parameter(old, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                        annotation=Annotated[py_type | None, option]))  # fmt: skip
+    return params
+
+
+def _validate_showing_deprecations(config_cls: type[C], raw: dict[str, Any]) -> C:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DeprecatedNameWarning)
+        try:
+            config = config_cls.model_validate(raw)
+        except ValidationError as exc:
+            raise UserError(format_validation_error(exc, leaf_fields(config_cls))) from exc
+    for warning in caught:
+        if issubclass(warning.category, DeprecatedNameWarning):
+            typer.secho(f"warning: {warning.message}", fg=typer.colors.YELLOW, err=True)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return config
 
 
 def fail(message: str) -> None:
@@ -186,6 +259,12 @@ def config_command(
             )
         )
 
+    params.extend(_old_name_options(config_cls, fields))
+    old_paths = {old: path for old, (path, _) in old_leaf_names(config_cls).items()}
+    list_valued = {f for f, (_, field) in leaves.items() if _is_list(field)}
+    list_valued |= {old for old, (_, spec) in old_leaf_names(config_cls).items()
+                    if spec.cli_type is None and spec.new in list_valued}
+
     @handle_user_errors
     def command(ctx: typer.Context, config_file: Path | None = None, **values: Any) -> Any:
         raw: dict[str, Any] = {}
@@ -200,21 +279,18 @@ def config_command(
             source = ctx.get_parameter_source(fname)
             if value is None or getattr(source, "name", "") not in ("COMMANDLINE", "ENVIRONMENT"):
                 continue
-            if fields.get(fname) is str and _is_list(leaves[fname][1]):
+            if fields.get(fname) is str and fname in list_valued:
                 value = [v.strip() for v in str(value).split(",") if v.strip()]
             given[fname] = value
-        raw = _set_leaves(raw, {leaves[f][0]: v for f, v in given.items()})
-        try:
-            config = config_cls.model_validate(raw)
-        except ValidationError as exc:
-            raise UserError(format_validation_error(exc, leaves)) from exc
+        raw = _set_leaves(raw, {leaves[f][0] if f in leaves else old_paths[f]: v for f, v in given.items()})
+        config = _validate_showing_deprecations(config_cls, raw)
         return run(config)
 
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.config_class = config_cls  # type: ignore[attr-defined]  # for docs/examples and their test
     command.__name__ = name.replace("-", "_")
     command.__doc__ = help
-    app.command(name, help=help)(command)
+    app.command(name, help=help, cls=SemrecCommand)(command)
 
 
 def _saved_settings(config_cls: type[BaseModel], payload: Any, path: Path) -> dict[str, Any]:

@@ -27,6 +27,8 @@ from typing import Any, Self, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from semrec.vocabulary import old_names_of
+
 CONFIG_FILENAME = "config.json"
 PER_INVOCATION = "per_invocation"
 
@@ -75,6 +77,7 @@ class StrictModel(BaseModel):
         if not groups or not isinstance(payload, dict):
             return payload
         owner = {leaf: path[0] for leaf, path in cls.leaf_paths().items() if len(path) > 1}
+        owner |= {old: path[0] for old, path in _old_name_paths(cls).items() if old not in owner}
         out: dict[str, Any] = {k: v for k, v in payload.items() if k in cls.model_fields or k not in owner}
         for key, value in payload.items():
             if key in cls.model_fields or key not in owner:
@@ -131,6 +134,24 @@ def _leaf_paths(cls: type[StrictModel]) -> dict[str, tuple[str, ...]]:
                                  f"{'.'.join(path)} (leaf names must be unique across a config)")
             paths[leaf] = path
     return paths
+
+
+@cache
+def _old_name_paths(cls: type[StrictModel]) -> dict[str, tuple[str, ...]]:
+    """Old name of a renamed leaf inside a group -> (the groups down to the one that renames it, the old name),
+    so a flat input under a leaf's old name is routed to the group that accepts it."""
+    paths: dict[str, tuple[str, ...]] = {}
+    for name, model in _groups(cls).items():
+        for old in old_names_of(model):
+            paths.setdefault(old, (name, old))
+        for old, path in _old_name_paths(model).items():
+            paths.setdefault(old, (name, *path))
+    return paths
+
+
+def old_name_paths(cls: type[StrictModel]) -> dict[str, tuple[str, ...]]:
+    """`_old_name_paths` plus the class's own old names (path of length one)."""
+    return {**{old: (old,) for old in old_names_of(cls)}, **_old_name_paths(cls)}
 
 
 def _flatten(cls: type[StrictModel], payload: dict[str, Any]) -> dict[str, Any]:

@@ -45,7 +45,7 @@ def serve_and_load(
     run_dir: Path,
     workdir: Path,
     catalog: str = "demo",
-    load_seconds: float = 20.0,
+    load_duration_s: float = 20.0,
     users: int = 10,
     slo_p99_ms: float = 20.0,
 ) -> LoadTestOutcome:
@@ -64,11 +64,11 @@ def serve_and_load(
         answer = post_json(f"{ranker.url}/recommend", {"history": history, "k": 5})
         print(json.dumps(answer, indent=2), flush=True)
 
-        echo(f"== load test: {users} users for {load_seconds:g} s")
+        echo(f"== load test: {users} users for {load_duration_s:g} s")
         outcome = run_load_test(
             LoadTestConfig(
-                url=ranker.url, users=users, duration_s=load_seconds, slo_p99_ms=slo_p99_ms, name="demo",
-                out_dir=workdir / "load", results=workdir / "load.json",
+                url=ranker.url, users=users, duration_s=load_duration_s, slo_p99_ms=slo_p99_ms, name="demo",
+                out=workdir / "load", results=workdir / "load.json",
             )
         )
         m = outcome.metrics

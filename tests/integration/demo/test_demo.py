@@ -11,8 +11,8 @@ from semrec_worker.commands.demo import DemoConfig, demo
 @pytest.mark.slow
 def test_demo_trains_said_then_sasrec_and_exports(tmp_path):
     work = tmp_path / "demo"
-    demo(DemoConfig(data="synthetic:users=400,items=200,avg_len=8,seed=5", workdir=work, llm="tiny",
-                    said_epochs=1, said_minutes=0.2, seqrec_epochs=2, dim=16, serve=False))  # fmt: skip
+    demo(DemoConfig(data="synthetic:users=400,items=200,avg_len=8,seed=5", out=work, llm="tiny",
+                    said_epochs=1, said_max_train_minutes=0.2, seqrec_epochs=2, dim=16, serve=False))  # fmt: skip
     table = ItemTable.load(work / "said")
     assert table.metadata["method"] == "said"
     metrics = json.loads((work / "sasrec" / "metrics.json").read_text())

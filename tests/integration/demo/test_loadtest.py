@@ -72,7 +72,7 @@ def test_bench_load_against_the_real_ranker_writes_reports_and_judges_by_the_sam
         run = semrec(
             "bench", "load", "--url", ranker.url, "--users", "4", "--user-rps", "5", "--soak",
             "--soak-duration-s", "8", "--slo-p99-ms", str(slo_ms), "--max-memory-growth-mib", "256",
-            "--out-dir", str(out), "--results", str(results), "--name", "real",
+            "--out", str(out), "--results", str(results), "--name", "real",
         )  # fmt: skip
     for name in ("locust_stats.csv", "locust_stats_history.csv", "report.html", "latency.png", "requests.csv"):
         assert (out / name).stat().st_size > 0, name
@@ -103,7 +103,7 @@ def test_bench_load_exits_nonzero_on_failures_and_slo(tmp_path: Path) -> None:
         run = semrec(
             "bench", "load", "--url", ranker.url, "--users", "3", "--duration-s", "5", "--slo-p99-ms", "0.001",
             "--mix", "user=1,history=0,events=0,similar=1", "--items-file", str(stale),
-            "--out-dir", str(tmp_path / "load"), "--results", str(tmp_path / "load.json"),
+            "--out", str(tmp_path / "load"), "--results", str(tmp_path / "load.json"),
         )  # fmt: skip
     assert run.exit_code == 1, run.stderr[-3000:]
     assert "requests failed" in run.stderr and "> SLO 0.001 ms" in run.stderr
@@ -114,7 +114,7 @@ def test_bench_load_exits_nonzero_on_failures_and_slo(tmp_path: Path) -> None:
 
 
 def test_bench_load_refuses_without_a_ranker(tmp_path: Path) -> None:
-    run = semrec("bench", "load", "--url", f"http://127.0.0.1:{free_port()}", "--out-dir", str(tmp_path))
+    run = semrec("bench", "load", "--url", f"http://127.0.0.1:{free_port()}", "--out", str(tmp_path))
     assert run.exit_code == 2
     assert "nothing answers" in run.stderr and "Traceback" not in run.stderr
 
@@ -214,7 +214,7 @@ def test_serving_demo_against_real_ranker(tmp_path: Path) -> None:
 
     run_dir = tmp_path / "run"
     tiny_bundle().save(run_dir / "bundle")
-    outcome = serve_and_load(run_dir, tmp_path / "demo", load_seconds=8, users=4, slo_p99_ms=500)
+    outcome = serve_and_load(run_dir, tmp_path / "demo", load_duration_s=8, users=4, slo_p99_ms=500)
     assert outcome.metrics["failures"] == 0, outcome.problems
     ms, ok = request_samples(tmp_path / "demo" / "load" / "requests.csv")
     assert ok.all() and outcome.metrics["p99_ms"] == pytest.approx(np.percentile(ms, 99), abs=1e-3)

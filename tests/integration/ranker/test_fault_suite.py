@@ -10,7 +10,7 @@ OUTAGES = {"redis_sigkill", "redis_sigstop"}
 
 
 def test_fault_suite_counts_errors_per_request_kind(tmp_path):
-    path = bench_faults(FaultBenchConfig(scenario_s=2.0, rate=20, out_dir=tmp_path))
+    path = bench_faults(FaultBenchConfig(scenario_s=2.0, rate=20, results_dir=tmp_path))
     runs = {run.method.removeprefix("fault:"): run for run in read_results(path).runs}
     assert set(runs) == {"baseline", "redis_sigkill", "redis_sigstop", "corrupt_bundle", "unsigned_bundle",
                          "publisher_sigkill", "data_loss"}  # fmt: skip

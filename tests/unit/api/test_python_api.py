@@ -191,7 +191,7 @@ def test_semrec_recommend_prints_the_apis_answer(trained, tiny_synthetic):
     assert [line.split("\t")[3] for line in lines[1:]] == expected["title"].tolist()
     result_user_stdout = result.stdout
     history = tiny_synthetic.item_ids[:3]
-    result = runner.invoke(build_app(), ["recommend", "--run", str(run), "--history", ",".join(history), "--output", "json"])
+    result = runner.invoke(build_app(), ["recommend", "--run", str(run), "--history", ",".join(history), "--output-format", "json"])
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in result.stdout.strip().splitlines()]
     assert [r["item_id"] for r in records] == Recommender.from_run(run).recommend(histories=[history])["item_id"].tolist()
@@ -206,7 +206,7 @@ def test_semrec_recommend_prints_the_apis_answer(trained, tiny_synthetic):
 def test_semrec_eval_run_reproduces_the_trainers_test_metrics(trained, tmp_path):
     run = trained["gru4rec"][0]
     out = tmp_path / "eval.json"
-    result = CliRunner().invoke(build_app(), ["eval", "run", "--run", str(run), "--protocols", "full", "--out", str(out)])
+    result = CliRunner().invoke(build_app(), ["eval", "run", "--run", str(run), "--protocols", "full", "--results", str(out)])
     assert result.exit_code == 0, result.output
     evaluated = json.loads(out.read_text())["runs"]
     trained_metrics = json.loads((run / "metrics.json").read_text())["test"][0]["metrics"]

@@ -28,7 +28,7 @@ def test_config_round_trip_and_unknown_keys(tmp_path):
 
 
 def test_flags_override_config_file(tmp_path):
-    DataStatsConfig(data="synthetic:users=60,items=20,seed=2", kcore=0, json_output=True).save(tmp_path)
+    DataStatsConfig(data="synthetic:users=60,items=20,seed=2", kcore=0, output_format="json").save(tmp_path)
     out = run_cli("data", "stats", "--config", str(tmp_path / "config.json"), "--kcore", "3")
     stats = json.loads(out.stdout)
     assert stats["kcore"] == 3 and stats["dataset"] == "synthetic-u60-i20-s2"
@@ -51,5 +51,5 @@ def test_list_of_choices_is_a_comma_separated_flag(tmp_path):
     assert out.returncode == 0, out.stderr
     runs = json.loads((tmp_path / "r.json").read_text())["runs"]
     assert [r["protocol"] for r in runs] == ["full"]
-    bad = run_cli("eval", "popularity", "--protocols", "full,bogus", "--out", str(tmp_path / "x.json"))
+    bad = run_cli("eval", "popularity", "--protocols", "full,bogus", "--results", str(tmp_path / "x.json"))
     assert bad.returncode == 2 and "--protocols" in bad.stderr

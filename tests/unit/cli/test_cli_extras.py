@@ -59,4 +59,4 @@ def test_an_example_drives_its_command(example, tmp_path):
     result = CliRunner().invoke(build_app(), ["data", "stats", "--config", str(EXAMPLES / example),
                                               "--data", "synthetic:users=60,items=30,seed=2"])  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["dataset"] == "synthetic-u60-i30-s2"  # json_output comes from the file
+    assert json.loads(result.stdout)["dataset"] == "synthetic-u60-i30-s2"  # output_format comes from the file

@@ -50,7 +50,7 @@ def test_common_format_sorted_chronologically_and_split(tmp_path):
 def test_truncation_keeps_the_most_recent(tmp_path):
     rows = [("u1", x, t) for t, x in enumerate("abcdef")]
     ds = load_dataset(DataConfig(data=str(write_common(tmp_path, rows, [{"item_id": x} for x in "abcdef"])),
-                                 kcore=0, max_seq_len=3))  # fmt: skip
+                                 kcore=0, history_cap=3))  # fmt: skip
     assert [ds.item_ids[i - 1] for i in ds.sequences[0]] == ["d", "e", "f"]
 
 

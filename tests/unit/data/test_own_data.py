@@ -72,7 +72,7 @@ def test_cli_reads_a_file_path_and_exits_2_on_bad_input(tmp_path):
 
     def stats(path):
         return subprocess.run([sys.executable, "-m", "semrec.cli", "data", "stats", "--data", str(path), "--kcore", "0",
-                               "--json-output"], capture_output=True, text=True)  # fmt: skip
+                               "--output-format", "json"], capture_output=True, text=True)  # fmt: skip
 
     ok = stats(folder / "interactions.csv")
     assert ok.returncode == 0, ok.stderr

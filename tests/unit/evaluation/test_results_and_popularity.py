@@ -4,14 +4,14 @@ import json
 
 import numpy as np
 from semrec.results import ResultsFile, read_results
-from semrec_worker.commands.evaluate import eval_popularity
+from semrec_worker.commands.evaluate import EvalPopularityConfig, eval_popularity
 from semrec_worker.evaluation.jobs import EvalJobConfig
 from semrec_worker.models.popularity import PopularityRecommender
 
 
 def test_popularity_results_file(tmp_path, tiny_synthetic):
     out = tmp_path / "pop.json"
-    runs = eval_popularity(EvalJobConfig(data="synthetic:users=300,items=200,avg_len=10,seed=1", out=out))
+    runs = eval_popularity(EvalPopularityConfig(data="synthetic:users=300,items=200,avg_len=10,seed=1", results=out))
     doc = read_results(out)
     assert isinstance(doc, ResultsFile) and len(doc.runs) == 2
     assert {r.protocol for r in doc.runs} == {"full", "sampled100"}

@@ -55,8 +55,8 @@ def test_tables_flag_needs_method_equals_path():
 
 def _config(tmp_path: Path, **overrides) -> QualityConfig:
     settings = dict(data=DATA, methods=["popularity", "random", "llm2x"], backbones=["sasrec"], seeds=[0, 1],
-                    epochs=2, dim=16, text_encoder="tiny", budget_min=1e-6, isolate=False,
-                    runs_dir=tmp_path / "runs", out=tmp_path / "quality.json")  # fmt: skip
+                    epochs=2, dim=16, text_encoder="tiny", max_train_minutes=1e-6, isolate=False,
+                    runs_dir=tmp_path / "runs", results=tmp_path / "quality.json")  # fmt: skip
     return QualityConfig(**{**settings, **overrides})
 
 
@@ -135,7 +135,7 @@ def test_grid_tables_equal_the_cells_then_reuse_budget_and_missing_cells(tmp_pat
 def test_isolated_cell_runs_as_its_own_process_and_is_collected(tmp_path: Path):
     from semrec_worker.commands.bench_quality import bench_quality
 
-    out = bench_quality(_config(tmp_path, methods=["random"], seeds=[0], isolate=True, budget_min=None,
+    out = bench_quality(_config(tmp_path, methods=["random"], seeds=[0], isolate=True, max_train_minutes=None,
                                 protocols=["full"], epochs=1))  # fmt: skip
     cell = tmp_path / "runs" / "random" / "sasrec" / "seed0"
     assert "semrec.cli train seqrec" in (cell / grid.LOG).read_text()
@@ -149,7 +149,7 @@ def test_cells_whose_run_directories_are_gone_are_reported_from_the_recorded_res
     from semrec.errors import UserError
     from semrec_worker.commands.bench_quality import bench_quality
 
-    first = _config(tmp_path, methods=["popularity", "random"], budget_min=None, epochs=1, out=tmp_path / "a.json")
+    first = _config(tmp_path, methods=["popularity", "random"], max_train_minutes=None, epochs=1, results=tmp_path / "a.json")
     bench_quality(first)
     before = read_results(tmp_path / "a.json").runs
     shutil.rmtree(tmp_path / "runs")  # a fresh checkout: only the committed results file is left
@@ -159,8 +159,8 @@ def test_cells_whose_run_directories_are_gone_are_reported_from_the_recorded_res
 
     monkeypatch.setattr(grid, "_run_job", must_not_run)
     monkeypatch.setattr(grid, "run_reference_cell", must_not_run)
-    out = bench_quality(_config(tmp_path, methods=["popularity", "random"], budget_min=None, epochs=1,
-                                out=tmp_path / "b.json", recorded=tmp_path / "a.json"))  # fmt: skip
+    out = bench_quality(_config(tmp_path, methods=["popularity", "random"], max_train_minutes=None, epochs=1,
+                                results=tmp_path / "b.json", recorded=tmp_path / "a.json"))  # fmt: skip
     after = read_results(out).runs
     assert [(r.method, r.seed, r.protocol, r.metrics) for r in after] == [
         (r.method, r.seed, r.protocol, r.metrics) for r in before]
@@ -180,7 +180,7 @@ def test_tslrec_cells_share_the_first_cells_stage1(tmp_path: Path):
     from semrec_worker.commands.bench_quality import bench_quality
     from semrec_worker.methods.tslrec.settings import TSLRecJobConfig
 
-    bench_quality(_config(tmp_path, methods=["tslrec"], budget_min=None, epochs=1, llm="tiny",
+    bench_quality(_config(tmp_path, methods=["tslrec"], max_train_minutes=None, epochs=1, llm="tiny",
                           tslrec_sft_max_steps=2, protocols=["full"]))  # fmt: skip
     seed0, seed1 = (tmp_path / "runs" / "tslrec" / "sasrec" / f"seed{s}" for s in (0, 1))
     assert (seed0 / "tslrec" / "lora").is_dir() and not (seed1 / "tslrec" / "lora").exists()

@@ -44,7 +44,7 @@ def test_a_method_added_through_the_registry_builds_its_table_and_trains_a_cell(
     assert table.dim == 24 and table.metadata["method"] == "caption-hash" and "caption-hash" in table_keys()
 
     config = QualityConfig(data=DATA, methods=["caption-hash"], backbones=["sasrec"], seeds=[0], epochs=1,
-                           dim=16, isolate=False, runs_dir=tmp_path / "runs", out=tmp_path / "quality.json")
+                           dim=16, isolate=False, runs_dir=tmp_path / "runs", results=tmp_path / "quality.json")
     cells = grid.run_grid(config, load_dataset(config), tmp_path / "runs")
     assert [(c.method, c.status) for c in cells] == [("caption-hash", "trained")]
     cell = tmp_path / "runs" / "caption-hash" / "sasrec" / "seed0"

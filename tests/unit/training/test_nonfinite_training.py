@@ -168,7 +168,7 @@ def test_llmemb_scft_stops_on_a_nan_loss(tmp_path, monkeypatch):
     monkeypatch.setattr(llmemb.SymmetricInfoNCE, "forward", nan_loss)
     small = load_dataset(DataConfig(data="synthetic:users=60,items=30,avg_len=6,seed=3"))
     settings = SCFTSettings(
-        llm="tiny", batch_size=6, max_steps=3, bf16=False, checkpoint_every=2, max_prompt_tokens=40
+        llm="tiny", batch_size=6, max_steps=3, bf16=False, checkpoint_every_steps=2, max_prompt_tokens=40
     )
     with pytest.raises(NonFiniteError, match=r"SCFT step 1"):
         llmemb.train_scft(load_language_model("tiny"), small, settings, tmp_path, progress=False)

@@ -28,11 +28,12 @@ import threading
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 from pydantic import Field
 from semrec.config import JobConfig
+from semrec.vocabulary import AcceptsOldNames, OldName
 
 KINDS = ("history", "user", "events")
 PUBLISH_SCRIPT = """
@@ -46,12 +47,14 @@ publish_bundle(redis_settings(sys.argv[2]).client(), sys.argv[3], Bundle.load(sy
 """
 
 
-class FaultBenchConfig(JobConfig):
+class FaultBenchConfig(AcceptsOldNames, JobConfig):
+    old_names: ClassVar[dict[str, str | OldName]] = {"out_dir": "results_dir"}
+
     scenario_s: float = Field(4.0, gt=0, description="seconds of load per scenario (outages last half of it)")
     rate: float = Field(40.0, gt=0, le=500, description="requests per second of each kind")
     n_items: int = Field(500, ge=50, description="catalogue size of the published bundles")
     request_timeout_s: float = Field(5.0, gt=0, description="client timeout: a slower answer counts as an error")
-    out_dir: Path = Field(Path("results"), description="where faults.json goes")
+    results_dir: Path = Field(Path("results"), description="where faults.json goes")
     tag: str = Field("", description="suffix of the results file (faults<tag>.json)")
 
 
@@ -260,6 +263,6 @@ def bench_faults(config: FaultBenchConfig) -> Path:
         runs.append(RunResult(method=f"fault:{name}", protocol="semrec bench faults", metrics=metrics,
                               config={"checks": checks.get(name, {}), "scenario_s": config.scenario_s,
                                       "rate_per_kind": config.rate}))  # fmt: skip
-    path = write_results(config.out_dir / f"faults{config.tag}.json", runs)
+    path = write_results(config.results_dir / f"faults{config.tag}.json", runs)
     echo(f"results written to {path}")
     return path

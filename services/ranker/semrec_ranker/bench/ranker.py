@@ -18,15 +18,20 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, field_validator
 from semrec.cli_builder import echo
 from semrec.config import JobConfig
+from semrec.vocabulary import AcceptsOldNames, OldName
 
 
-class RankerBenchConfig(JobConfig):
+class RankerBenchConfig(AcceptsOldNames, JobConfig):
+    old_names: ClassVar[dict[str, str | OldName]] = {
+        "ort_threads": "threads", "slo_ms": "slo_p99_ms", "out_dir": "results_dir"
+    }
+
     sizes: list[int] = Field([10_000, 100_000, 1_000_000], description="catalogue sizes (in-process)")
     backbones: list[str] = Field(["sasrec", "gru4rec"], description="encoders: sasrec, gru4rec")
     dim: int = Field(256, ge=8, description="embedding width")
@@ -42,15 +47,15 @@ class RankerBenchConfig(JobConfig):
     http_step_s: float = Field(8.0, gt=0, description="seconds per rate step")
     http_connections: int = Field(32, ge=1, description="keep-alive connections of the load generator")
     ann_threshold: int = Field(50_000, ge=0, description="SEMREC_ANN_THRESHOLD of the served ranker")
-    ort_threads: int = Field(1, ge=1, description="SEMREC_ORT_THREADS of the served ranker (and in process)")
+    threads: int = Field(1, ge=1, description="ONNX Runtime threads of the ranker (SEMREC_ORT_THREADS), served and in process")
     tag: str = Field("", description="suffix of the results files (ranker-inprocess<tag>.json, ranker-http<tag>.json)")
-    slo_ms: float = Field(20.0, gt=0, description="p99 objective")
+    slo_p99_ms: float = Field(20.0, gt=0, description="p99 latency objective (ms)")
     saturation_factor: float = Field(
         4.0, gt=1, description="keep stepping past the SLO until p99 > this x SLO, an error, or a missed rate"
     )
     ann_expansion: int = Field(256, ge=8, description="SEMREC_ANN_EXPANSION of the served ranker")
     seed: int = Field(0, description="seed of weights, vectors and histories")
-    out_dir: Path = Field(Path("results"), description="where ranker-inprocess.json and ranker-http.json go")
+    results_dir: Path = Field(Path("results"), description="where ranker-inprocess.json and ranker-http.json go")
 
 
     @field_validator("backbones")
@@ -120,7 +125,7 @@ def bench_in_process(config: RankerBenchConfig, bundles: dict) -> list:
             start = time.perf_counter()
             bundle = synthetic_bundle(n, config.dim, config.max_len, backbone, config.seed)
             build_s = time.perf_counter() - start
-            engine = Engine("bench", bundle, ort_threads=config.ort_threads, ann_threshold=10**12)
+            engine = Engine("bench", bundle, ort_threads=config.threads, ann_threshold=10**12)
             metrics, exact_rows = _time_engine(engine, histories, config.k)
             echo(f"{backbone:8s} {n:>9} items exact: {metrics}")
             common = {**config.to_dict(), "n_items": n, "blas_threads": 1,
@@ -136,7 +141,7 @@ def bench_in_process(config: RankerBenchConfig, bundles: dict) -> list:
                     indexes[n] = (build_hnsw(bundle.item_vectors, progress=True), time.perf_counter() - t)
                 bundle.ann_index = indexes[n][0]
                 for expansion in config.ann_expansions:
-                    ann_engine = Engine("bench", bundle, ort_threads=config.ort_threads, ann_threshold=0,
+                    ann_engine = Engine("bench", bundle, ort_threads=config.threads, ann_threshold=0,
                                         ann_expansion=expansion)  # fmt: skip
                     ann_metrics, ann_rows = _time_engine(ann_engine, histories, config.k)
                     recall = np.mean([np.isin(a, e).mean() for a, e in zip(ann_rows, exact_rows, strict=True)])
@@ -187,7 +192,7 @@ def _http_series(config: RankerBenchConfig, redis_url: str, encoder: str) -> lis
 
     port = _free_port()
     env = {**os.environ, "SEMREC_REDIS_URL": redis_url, "SEMREC_CATALOG": "bench",
-           "SEMREC_ANN_THRESHOLD": str(config.ann_threshold), "SEMREC_ORT_THREADS": str(config.ort_threads), "SEMREC_ANN_EXPANSION": str(config.ann_expansion), "SEMREC_LOG_LEVEL": "warning"}  # fmt: skip
+           "SEMREC_ANN_THRESHOLD": str(config.ann_threshold), "SEMREC_ORT_THREADS": str(config.threads), "SEMREC_ANN_EXPANSION": str(config.ann_expansion), "SEMREC_LOG_LEVEL": "warning"}  # fmt: skip
     cmd = [sys.executable, "-m", "semrec_ranker.bench.server", "--encoder", encoder, "--backbone", config.http_backbone,
            "--n-items", str(config.http_items), "--dim", str(config.dim), "--max-len", str(config.max_len),
            "--seed", str(config.seed), "--port", str(port)]  # fmt: skip
@@ -206,8 +211,8 @@ def _http_series(config: RankerBenchConfig, redis_url: str, encoder: str) -> lis
             steps.append(step)
             echo(f"http {encoder:12s} {rate:>5} req/s: p50 {step.p50_ms} ms, p99 {step.p99_ms} ms, "
                  f"server CPU {step.server_cpu_ms_per_request} ms/req, "
-                 f"errors {step.errors} {step.error_kinds or ''}, achieved {step.achieved_rps} req/s -> {'ok' if step.passes(config.slo_ms) else 'FAIL'}")  # fmt: skip
-            if step.errors or step.achieved_rps < 0.95 * rate or step.p99_ms > config.saturation_factor * config.slo_ms:
+                 f"errors {step.errors} {step.error_kinds or ''}, achieved {step.achieved_rps} req/s -> {'ok' if step.passes(config.slo_p99_ms) else 'FAIL'}")  # fmt: skip
+            if step.errors or step.achieved_rps < 0.95 * rate or step.p99_ms > config.saturation_factor * config.slo_p99_ms:
                 break  # saturated: more load only measures the queue
     finally:
         process.send_signal(signal.SIGTERM)
@@ -246,7 +251,7 @@ def bench_http(config: RankerBenchConfig, bundle) -> list:
     runs = []
     best = {}
     for encoder, steps in series.items():
-        passing = [s for s in steps if s.passes(config.slo_ms)]
+        passing = [s for s in steps if s.passes(config.slo_p99_ms)]
         best[encoder] = passing[-1] if passing else None
     def clean_rates(steps) -> set[float]:
         return {s.rate for s in steps if s.errors == 0 and s.achieved_rps >= 0.95 * s.rate}
@@ -330,13 +335,13 @@ def bench_ranker(config: RankerBenchConfig) -> list[Path]:
     bundles: dict = {}
     if config.sizes:
         runs = bench_in_process(config, bundles)
-        paths.append(write_results(config.out_dir / f"ranker-inprocess{config.tag}.json", runs))
+        paths.append(write_results(config.results_dir / f"ranker-inprocess{config.tag}.json", runs))
         echo(f"results written to {paths[-1]}")
     if config.http:
         runs = bench_http(config, bundles.get("http"))
-        paths.append(write_results(config.out_dir / f"ranker-http{config.tag}.json", runs))
+        paths.append(write_results(config.results_dir / f"ranker-http{config.tag}.json", runs))
         echo(f"results written to {paths[-1]}")
-        plot = plot_http(runs, config.slo_ms, config.out_dir / f"ranker-http{config.tag}.png")
+        plot = plot_http(runs, config.slo_p99_ms, config.results_dir / f"ranker-http{config.tag}.png")
         if plot is not None:
             echo(f"plot written to {plot}")
     return paths

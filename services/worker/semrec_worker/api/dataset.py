@@ -35,7 +35,7 @@ class Dataset:
         *,
         name: str = "dataframe",
         kcore: int = 5,
-        max_seq_len: int | None = None,
+        history_cap: int | None = None,
         drop_unknown_items: bool = False,
         user_col: str = "user_id",
         item_col: str = "item_id",
@@ -43,7 +43,7 @@ class Dataset:
     ) -> Dataset:
         """From an interactions frame (`user_id`, `item_id`, optional `timestamp`: numbers, datetimes or
         ISO-8601 strings) and an optional items frame (`item_id`, `title`, `brand`, `categories`, extras)."""
-        settings = DataConfig(data=name, kcore=kcore, max_seq_len=max_seq_len, drop_unknown_items=drop_unknown_items)
+        settings = DataConfig(data=name, kcore=kcore, history_cap=history_cap, drop_unknown_items=drop_unknown_items)
         raw = interactions_from_frame(interactions, user_col, item_col, time_col)
         item_records = items_from_frame(items, raw.items, item_col)
         return cls(build_dataset(name, raw, item_records, settings), settings)
@@ -51,7 +51,7 @@ class Dataset:
     @classmethod
     def from_path(cls, data: str | Path, **settings: Any) -> Dataset:
         """From a dataset folder (or its interactions file) or `synthetic[:...]`; `settings` are the data
-        flags of the CLI (`kcore`, `max_seq_len`, `format`, `drop_unknown_items`)."""
+        flags of the CLI (`kcore`, `history_cap`, `format`, `drop_unknown_items`)."""
         config = DataConfig(data=str(data), **settings)
         return cls(load_dataset(config), config, source=str(data))
 

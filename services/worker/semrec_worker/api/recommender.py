@@ -62,7 +62,7 @@ class Recommender:
         encoder, config, table, metrics = load_run_encoder(run_dir)
         popularity_path = run_dir / "popularity.npy"
         popularity = np.load(popularity_path) if popularity_path.exists() else None
-        settings = {k: getattr(config, k) for k in ("data", "format", "kcore", "max_seq_len", "drop_unknown_items")}
+        settings = {k: getattr(config, k) for k in ("data", "format", "kcore", "history_cap", "drop_unknown_items")}
         return cls(encoder, table.ids, metrics["model"]["similarity"], popularity, dataset, settings)
 
     # ------------------------------------------------------------------------------------------- data

@@ -22,7 +22,7 @@ def train(dataset: Dataset, out: str | Path, **settings: Any) -> Recommender:
     (`Dataset.from_frame`) is first written to `out/data/NAME/` in the common format, so the run re-runs and
     reloads from anywhere.
     """
-    clashes = sorted(set(settings) & {"data", "out", "kcore", "max_seq_len", "format", "drop_unknown_items"})
+    clashes = sorted(set(settings) & {"data", "out", "kcore", "history_cap", "format", "drop_unknown_items"})
     if clashes:
         raise UserError(f"{', '.join(clashes)}: set by the dataset / the out argument, not by train()")
     out = Path(out).expanduser().resolve()
@@ -37,7 +37,7 @@ def train(dataset: Dataset, out: str | Path, **settings: Any) -> Recommender:
         out=out,
         format="common" if saved else dataset.settings.format,
         kcore=dataset.settings.kcore,
-        max_seq_len=dataset.settings.max_seq_len,
+        history_cap=dataset.settings.history_cap,
         drop_unknown_items=dataset.settings.drop_unknown_items,
         **settings,
     )

@@ -10,6 +10,7 @@ from semrec.cli_builder import CommandGroups, config_command, echo
 from semrec.item_table import ItemTable
 from semrec.results import write_results
 
+from semrec_worker.core.checks import require_existing
 from semrec_worker.data.dataset import load_dataset
 from semrec_worker.experiments.config import FIGURES, QualityConfig
 from semrec_worker.experiments.recorded import load_recorded
@@ -77,13 +78,14 @@ def draw_figures(config: QualityConfig, cells, aggregates, dataset, runs_dir: Pa
 
 def bench_quality(config: QualityConfig) -> Path:
     # the grid and its tables import torch: only when the command runs, not for `semrec --help`
+    from semrec_worker.core.runtime import apply_threads
     from semrec_worker.experiments import tables
     from semrec_worker.experiments.grid import default_runs_dir, run_grid
 
-    if config.threads:
-        import torch
-
-        torch.set_num_threads(config.threads)
+    for method, path in config.table_paths().items():  # before the data loads
+        require_existing(f"--tables {method}=", path, "no such file or run directory")
+    require_existing("--recorded", config.recorded, "no such file")
+    apply_threads(config.threads)
     dataset = load_dataset(config)
     runs_dir = config.runs_dir or default_runs_dir(dataset.name)
     recorded = load_recorded(config.recorded, dataset.name) if config.recorded else None
@@ -92,7 +94,7 @@ def bench_quality(config: QualityConfig) -> Path:
     runs = tables.grid_runs(cells)
     aggregates = tables.aggregate(runs)
     tables.add_popularity_groups(aggregates, cells, dataset, config.popularity_groups, recorded)
-    out = config.out or Path("results") / f"quality-{dataset.name}.json"
+    out = config.results or Path("results") / f"quality-{dataset.name}.json"
     write_results(out, runs + tables.aggregate_rows(aggregates, dataset.name, config.loss))
 
     images: list[Path] = []

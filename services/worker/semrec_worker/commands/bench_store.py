@@ -4,25 +4,29 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field, field_validator
 from semrec.bundle import Bundle
 from semrec.cli_builder import CommandGroups, config_command, echo
 from semrec.config import JobConfig
+from semrec.vocabulary import AcceptsOldNames, OldName
 from semrec.results import RunResult, write_results
 from semrec.settings import redis_settings
 from semrec.store import load_bundle, publish_bundle
 from semrec.store.local import local_redis
 
 
-class StoreBenchConfig(JobConfig):
+class StoreBenchConfig(AcceptsOldNames, JobConfig):
+    old_names: ClassVar[dict[str, str | OldName]] = {"out": "results"}
+
     sizes: list[int] = Field([10_000, 100_000, 1_000_000], description="catalogue sizes")
     dim: int = Field(256, ge=1, description="vector width")
     dtypes: list[str] = Field(["float32", "float16"], description="vector dtypes: float32, float16")
     repeats: int = Field(2, ge=1, description="publish+load repetitions per setting (the best is reported too)")
     chunk_mib: float = Field(8.0, gt=0, description="chunk size in MiB")
     redis: str | None = Field(None, description="Redis URL (default: start a throwaway redis-server on loopback)")
-    out: Path = Field(Path("results/store-publish.json"), description="results JSON")
+    results: Path = Field(Path("results/store-publish.json"), description="results JSON")
 
     @field_validator("dtypes")
     @classmethod
@@ -82,7 +86,7 @@ def bench_store(config: StoreBenchConfig) -> Path:
                                               "redis": "local redis-server on loopback (no persistence)",
                                               "load_average_1m": round(os.getloadavg()[0], 1)}))
             client.flushdb()
-    path = write_results(config.out, runs)
+    path = write_results(config.results, runs)
     echo(f"results written to {path}")
     return path
 

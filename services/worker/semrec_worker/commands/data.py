@@ -4,23 +4,33 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import ClassVar, Literal
 
 from pydantic import Field
 from semrec.cli_builder import CommandGroups, config_command, echo
 from semrec.config import JobConfig
+from semrec.vocabulary import OldName
 
 from semrec_worker.data.dataset import DataConfig, load_dataset, read_raw
 from semrec_worker.data.formats import write_common
 
 
+def _format_of_json_output(json_output: bool) -> dict[str, str]:
+    return {"output_format": "json" if json_output else "table"}
+
+
 class DataStatsConfig(DataConfig):
-    json_output: bool = Field(False, description="print JSON instead of a table")
+    old_names: ClassVar[dict[str, str | OldName]] = {
+        "json_output": OldName("output_format", _format_of_json_output, cli_type=bool)
+    }
+
+    output_format: Literal["table", "json"] = Field("table", description="print a table, or JSON")
 
 
 def data_stats(config: DataStatsConfig) -> dict:
     dataset = load_dataset(config)
     stats = {"dataset": dataset.name, **dataset.stats, "fingerprint": dataset.fingerprint}
-    if config.json_output:
+    if config.output_format == "json":
         print(json.dumps(stats, indent=2))
         return stats
     before, after = stats["before_kcore"], stats["after_kcore"]

@@ -3,46 +3,52 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 from semrec.cli_builder import CommandGroups, config_command, echo
 from semrec.config import JobConfig
 from semrec.errors import UserError
+from semrec.vocabulary import AcceptsOldNames, OldName
 from semrec.results import RunResult, write_results
 
 from semrec_worker.evaluation.jobs import Protocol
 
 
-class EvalRunConfig(JobConfig):
+class EvalRunConfig(AcceptsOldNames, JobConfig):
+    old_names: ClassVar[dict[str, str | OldName]] = {"out": "results", "max_seq_len": "history_cap"}
+
     run: Path = Field(..., description="a finished `semrec train seqrec` run directory")
     data: str | None = Field(None, description="dataset folder or 'synthetic[:...]' (default: the run's dataset)")
     format: Literal["auto", "common", "movielens", "amazon"] | None = Field(
         None, description="on-disk format (default: the run's, or auto for another --data)"
     )
     kcore: int | None = Field(None, ge=0, description="iterated k-core (default: the run's)")
-    max_seq_len: int | None = Field(None, ge=3, description="keep each user's most recent N (default: the run's)")
+    history_cap: int | None = Field(None, ge=3, description="keep each user's newest N interactions (default: the run's)")
     drop_unknown_items: bool | None = Field(
         None, description="drop interactions whose item is not in the items file (default: the run's)"
     )
     protocols: list[Protocol] = Field(["full", "sampled100"], description="protocols to run")
     exclude_history: bool = Field(False, description="mask items from the user's history (full protocol)")
     eval_seed: int = Field(0, description="seed of the sampled negatives")
-    out: Path | None = Field(None, description="results JSON (default RUN_DIR/eval-<dataset>.json)")
+    results: Path | None = Field(None, description="results JSON (default RUN_DIR/eval-<dataset>.json)")
+    threads: int | None = Field(None, ge=1, description="CPU threads of the scoring (default: torch's choice)")
 
 
 def eval_run(config: EvalRunConfig) -> list[RunResult]:
     from semrec_worker.api import Dataset
     from semrec_worker.api.evaluate import evaluate_run
+    from semrec_worker.core.runtime import apply_threads
     from semrec_worker.training.config import load_seqrec_config
 
     if not (config.run / "config.json").exists():
         raise UserError(f"--run {config.run}: not a seqrec run directory (no config.json)")
+    apply_threads(config.threads)
     trained = load_seqrec_config(config.run)
     settings = {
         "format": config.format or (trained.format if config.data is None else "auto"),
         "kcore": trained.kcore if config.kcore is None else config.kcore,
-        "max_seq_len": config.max_seq_len if config.max_seq_len is not None else trained.max_seq_len,
+        "history_cap": config.history_cap if config.history_cap is not None else trained.history_cap,
         "drop_unknown_items": trained.drop_unknown_items if config.drop_unknown_items is None else config.drop_unknown_items,
     }  # fmt: skip
     dataset = Dataset.from_path(config.data or trained.data, **settings)
@@ -50,7 +56,7 @@ def eval_run(config: EvalRunConfig) -> list[RunResult]:
     if unknown:
         echo(f"warning: {unknown} of the dataset's {dataset.n_items} items are not in the model "
              "(test cases with such a target are ranked last)")  # fmt: skip
-    out = config.out or config.run / f"eval-{dataset.name}.json"
+    out = config.results or config.run / f"eval-{dataset.name}.json"
     write_results(out, runs)
     echo(f"results written to {out}")
     return runs

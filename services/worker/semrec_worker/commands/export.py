@@ -3,26 +3,33 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field
 from semrec.cli_builder import CommandGroups, config_command, echo
 from semrec.config import JobConfig
+from semrec.vocabulary import AcceptsOldNames, OldName
 
 
-class ExportOnnxConfig(JobConfig):
+class ExportOnnxConfig(AcceptsOldNames, JobConfig):
+    old_names: ClassVar[dict[str, str | OldName]] = {"out": "bundle"}
+
     run: Path = Field(..., description="a finished `semrec train seqrec` run directory")
-    out: Path | None = Field(None, description="bundle directory (default RUN_DIR/bundle)")
+    bundle: Path | None = Field(None, description="bundle directory to write (default RUN_DIR/bundle)")
     opset: int = Field(17, ge=13, description="ONNX opset")
     tolerance: float = Field(1e-4, gt=0, description="max abs difference ONNX Runtime vs torch on sample inputs")
     evaluate: bool = Field(
         False, description="also rank the test split through the saved bundle (needs the run's dataset)"
     )
+    threads: int | None = Field(None, ge=1, description="CPU threads of the export and the check (default: torch's choice)")
 
 
 def export_onnx(config: ExportOnnxConfig) -> Path:
+    from semrec_worker.core.runtime import apply_threads
     from semrec_worker.export import export_run  # torch only when the command runs
 
-    result = export_run(config.run, config.out, config.opset, config.tolerance, config.evaluate)
+    apply_threads(config.threads)
+    result = export_run(config.run, config.bundle, config.opset, config.tolerance, config.evaluate)
     config.save(result.bundle_dir / "export_config.json")
     echo(
         f"bundle written to {result.bundle_dir} (ONNX vs torch max abs diff {result.max_abs_diff:.2e}, "

@@ -18,6 +18,7 @@ from semrec.cli_builder import CommandGroups, config_command, echo
 from semrec.item_table import ItemTable
 from semrec.results import write_results
 
+from semrec_worker.core.checks import require_existing
 from semrec_worker.data.dataset import DataConfig, load_dataset
 from semrec_worker.evaluation.jobs import EvalJobConfig, evaluate_runs
 from semrec_worker.lm.backends import MINILM
@@ -31,6 +32,7 @@ class EvalLLMSeqSimConfig(EvalJobConfig, LLMSeqSimSettings):
     )
     text_encoder: str = Field(MINILM, description="'minilm' (packaged all-MiniLM-L6-v2), 'tiny' or a local ST dir")
     save_table: Path | None = Field(None, description="also save the computed text embeddings as an item table")
+    threads: int | None = Field(None, ge=1, description="CPU threads of the text encoder and the scoring (default: torch's choice)")
 
 
 BackendName = Literal["transformers-mean", "transformers-last", "sentence-transformers", "vllm-mean", "vllm-last"]
@@ -52,8 +54,12 @@ class BenchEmbedConfig(DataConfig):
 
 
 def eval_llmseqsim(config: EvalLLMSeqSimConfig):
+    from semrec_worker.core.runtime import apply_threads
     from semrec_worker.methods.llmseqsim import LLMSeqSim, caption_table  # torch only when the job runs
 
+
+    require_existing("--table", config.table, "no such item table or run directory")
+    apply_threads(config.threads)
     dataset = load_dataset(config)
     start = time.perf_counter()
     if config.table is not None:
@@ -80,7 +86,7 @@ def eval_llmseqsim(config: EvalLLMSeqSimConfig):
             extra_config={"embedding": source, "embedding_dim": table.dim, "embedding_lm": table.metadata.get("lm"),
                           "combine": combine},
         )
-    out = config.out or Path("results") / f"llmseqsim-{source}-{dataset.name}.json"
+    out = config.results or Path("results") / f"llmseqsim-{source}-{dataset.name}.json"
     write_results(out, runs)
     echo(f"results written to {out}")
     return runs

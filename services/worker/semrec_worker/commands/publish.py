@@ -56,6 +56,7 @@ class PublishConfig(StoreJobConfig):
         "none", description="fit a text -> item-vector map for `semrec refresh` and save it in the run "
         "(RUN_DIR/refresh_encoder/, or refresh_encoder/linear-text-map/ beside a method's own encoder)",
     )
+    threads: int | None = Field(None, ge=1, description="CPU threads of the refresh-encoder fit (default: torch's choice)")
 
 
 def _run_dir(path: Path) -> Path:
@@ -79,13 +80,14 @@ def _items_source(config: PublishConfig) -> str | None:
 def _seed_histories(config: PublishConfig, bundle, client) -> int:
     """Write the run's user sequences (item ids the bundle knows, newest `history_cap`) as histories."""
     from semrec.store import write_histories
+    from semrec.vocabulary import accepted_keys
 
     from semrec_worker.data import DataConfig, load_dataset
 
     run_config = _run_config(config)
     if not isinstance(run_config.get("data"), str):
         raise UserError("--histories needs the run's dataset: the run has no config.json with `data`")
-    data_config = DataConfig(**{k: v for k, v in run_config.items() if k in DataConfig.model_fields})
+    data_config = DataConfig(**{k: v for k, v in run_config.items() if k in accepted_keys(DataConfig)})
     dataset = load_dataset(data_config)
     known = set(bundle.item_ids)
     ids = dataset.item_ids
@@ -137,11 +139,18 @@ def refresh_view(run_dir: Path) -> TextView:
 def publish(config: PublishConfig):
     from redis.exceptions import RedisError
 
+    from semrec_worker.core.runtime import apply_threads
+
+    source = _items_source(config)
+    if source is None and config.refresh_encoder != "none":  # before the bundle and the items load
+        raise UserError("--refresh-encoder needs the items' text: give --items")
+    if config.histories and not isinstance(_run_config(config).get("data"), str):
+        raise UserError("--histories needs the run's dataset: the run has no config.json with `data`")
+    apply_threads(config.threads)
     bundle = Bundle.load(config.run)
     run_dir = _run_dir(config.run)
     bundle.metadata = {**bundle.metadata, "source_run": str(run_dir.resolve())}
     extras: dict[str, bytes] = {}
-    source = _items_source(config)
     if source is not None:
         items = load_items(source)
         if config.refresh_encoder != "none":
@@ -157,8 +166,6 @@ def publish(config: PublishConfig):
         bundle.metadata[TEXT_VIEW_KEY] = view.key
     else:
         echo("no items source found (give --items): `semrec refresh` will not be able to diff this version")
-        if config.refresh_encoder != "none":
-            raise UserError("--refresh-encoder needs the items' text: give --items")
     try:
         return publish_with_index(bundle, config, extras, str(config.run))
     except RedisError as exc:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 from semrec.cli_builder import CommandGroups, config_command
 from semrec.config import JobConfig
 from semrec.errors import UserError
+from semrec.vocabulary import AcceptsOldNames, OldName
 
 
-class RecommendConfig(JobConfig):
+class RecommendConfig(AcceptsOldNames, JobConfig):
+    old_names: ClassVar[dict[str, str | OldName]] = {"output": "output_format"}
+
     run: Path = Field(..., description="a finished `semrec train seqrec` run directory")
     user: str | None = Field(None, description="recommend for this user id (history from the dataset)")
     history: list[str] | None = Field(None, description="recommend after these item ids, oldest first")
@@ -21,22 +24,25 @@ class RecommendConfig(JobConfig):
     data: str | None = Field(
         None, description="dataset holding the users' histories and titles, filtered like the run's (default: the run's)"
     )
-    output: Literal["table", "json"] = Field("table", description="print a table, or one JSON object per line")
+    output_format: Literal["table", "json"] = Field("table", description="print a table, or one JSON object per line")
+    threads: int | None = Field(None, ge=1, description="CPU threads of the scoring (default: torch's choice)")
 
 
 def recommend_command(config: RecommendConfig) -> None:
     if (config.user is None) == (config.history is None):
         raise UserError("give exactly one of --user USER_ID or --history ITEM,ITEM,...")
     from semrec_worker.api import Dataset, Recommender
+    from semrec_worker.core.runtime import apply_threads
 
     if not config.run.is_dir():
         raise UserError(f"--run {config.run}: no such run directory")
+    apply_threads(config.threads)
     dataset = None
     if config.data is not None:
         from semrec_worker.training.config import load_seqrec_config
 
         trained = load_seqrec_config(config.run)  # filter the other dataset as the run's was filtered
-        dataset = Dataset.from_path(config.data, kcore=trained.kcore, max_seq_len=trained.max_seq_len,
+        dataset = Dataset.from_path(config.data, kcore=trained.kcore, history_cap=trained.history_cap,
                                     drop_unknown_items=trained.drop_unknown_items)  # fmt: skip
     model = Recommender.from_run(config.run, dataset=dataset)
     if config.user is not None:
@@ -44,7 +50,7 @@ def recommend_command(config: RecommendConfig) -> None:
     else:
         frame = model.recommend(histories=[config.history], k=config.k, exclude_seen=config.exclude_seen)
     frame = frame.drop(columns="user")
-    if config.output == "json":
+    if config.output_format == "json":
         for record in frame.to_dict("records"):
             print(json.dumps({k: (None if v != v else v) for k, v in record.items()}))
         return

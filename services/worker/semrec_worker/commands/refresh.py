@@ -31,11 +31,15 @@ class RefreshConfig(StoreJobConfig):
     said_epochs: int | None = Field(
         None, ge=0, description="said encoder: per-row training epochs for the new items (default: the run's)"
     )
+    threads: int | None = Field(None, ge=1, description="CPU threads of the item encoder (default: torch's choice)")
 
 
 def refresh(config: RefreshConfig) -> dict:
     from redis.exceptions import RedisError
 
+    from semrec_worker.core.runtime import apply_threads
+
+    apply_threads(config.threads)
     start = time.perf_counter()
     encoder = load_item_encoder(config.run, config.encoder) if config.run is not None else None
     try:

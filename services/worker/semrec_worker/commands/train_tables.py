@@ -15,6 +15,9 @@ from semrec_worker.methods.registry import Ref
 
 def _runner(ref: Ref) -> Callable[[JobConfig], Any]:
     def run(config: JobConfig) -> Any:
+        from semrec_worker.core.runtime import apply_threads
+
+        apply_threads(getattr(config, "threads", None))
         return ref.load()(config)  # the method's torch code loads only when the command runs
 
     return run

@@ -69,3 +69,15 @@ def autocast(device: str | torch.device, precision: Precision):
 def default_device() -> str:
     """"cuda" when a CUDA device is available, else "cpu" (the LM backends' default)."""
     return resolve_device("auto").type
+
+
+def apply_threads(threads: int | None) -> None:
+    """`--threads N`: cap torch's intra-op threads and the BLAS / OpenMP pools numpy and scikit-learn use
+    (threadpoolctl); None leaves the libraries' own choice. Called first by every command that computes."""
+    if not threads:
+        return
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(threads)
+    threadpool_limits(limits=threads)

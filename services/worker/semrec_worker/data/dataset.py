@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
 from semrec.config import JobConfig
+from semrec.vocabulary import AcceptsOldNames, OldName
 from semrec.errors import DataError, UserError
 
 from semrec_worker.data import formats
@@ -24,8 +25,10 @@ from semrec_worker.data.synthetic import SyntheticConfig, generate
 SYNTHETIC = "synthetic"
 
 
-class DataConfig(JobConfig):
+class DataConfig(AcceptsOldNames, JobConfig):
     """Which data, and how it is filtered. Inherited by every job config that reads a dataset."""
+
+    old_names: ClassVar[dict[str, str | OldName]] = {"max_seq_len": "history_cap"}
 
     data: str = Field(
         SYNTHETIC,
@@ -33,8 +36,8 @@ class DataConfig(JobConfig):
     )
     format: Literal["auto", "common", "movielens", "amazon"] = Field("auto", description="on-disk format")
     kcore: int = Field(5, ge=0, description="iterated k-core: drop users and items with fewer interactions")
-    max_seq_len: int | None = Field(
-        None, ge=3, description="keep only each user's most recent N interactions (None: keep all)"
+    history_cap: int | None = Field(
+        None, ge=3, description="keep only each user's newest N interactions (None: keep all)"
     )
     drop_unknown_items: bool = Field(
         False, description="drop interactions whose item is missing from the items file (default: error)"
@@ -148,8 +151,8 @@ def build_dataset(name: str, raw: RawInteractions, items: dict[str, Item], confi
         if len(chunk_items) == 0:
             continue
         seq = new_index[chunk_items]
-        if config.max_seq_len:
-            seq = seq[-config.max_seq_len :]
+        if config.history_cap:
+            seq = seq[-config.history_cap :]
         if len(seq) < 3:
             continue
         sequences.append(seq.astype(np.int64))

@@ -8,12 +8,13 @@ are comparable. The config is importable without torch (the CLI builds its flags
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
 from semrec.cli_builder import echo
 from semrec.results import RunResult
+from semrec.vocabulary import OldName
 
 from semrec_worker.data.dataset import DataConfig, SequenceDataset
 
@@ -26,10 +27,12 @@ TEST_RANKS = "test_ranks.npz"  # per test case: `targets` (item index) and `<pro
 
 
 class EvalJobConfig(DataConfig):
+    old_names: ClassVar[dict[str, str | OldName]] = {"out": "results"}
+
     protocols: list[Protocol] = Field(["full", "sampled100"], description="protocols to run")
     exclude_history: bool = Field(False, description="mask items from the user's history (full protocol)")
     eval_seed: int = Field(0, description="seed of the sampled negatives")
-    out: Path | None = Field(None, description="results JSON (default results/<method>-<dataset>.json)")
+    results: Path | None = Field(None, description="results JSON (default results/<method>-<dataset>.json)")
 
 
 def evaluate_runs(

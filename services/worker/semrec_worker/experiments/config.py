@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
+from semrec.vocabulary import OldName
 
 from semrec_worker.core.names import BackboneName, LossName
 from semrec_worker.evaluation.jobs import EvalJobConfig
@@ -25,6 +26,10 @@ def table_keys() -> tuple[str, ...]:
 
 
 class QualityConfig(EvalJobConfig, TrainingOverrides):
+    old_names: ClassVar[dict[str, str | OldName]] = {
+        "budget_min": "max_train_minutes", "stage1_budget_min": "stage1_max_train_minutes"
+    }
+
     methods: list[str] = Field(registry.names(), description="methods of the grid (" + ", ".join(registry.names()) + ")")
     backbones: list[BackboneName] = Field(["gru4rec", "sasrec"], description="backbones")
     seeds: list[int] = Field([0, 1, 2], description="training seeds of every backbone cell")
@@ -36,11 +41,11 @@ class QualityConfig(EvalJobConfig, TrainingOverrides):
         [], description="prebuilt tables as method=PATH (ItemTable .npz or run dir), methods: "
         + ", ".join(table_keys()) + "; others are built by their own trainer under RUNS_DIR/<method>/table",
     )
-    budget_min: float | None = Field(
+    max_train_minutes: float | None = Field(
         None, gt=0, description="wall-clock training budget per backbone cell (minutes); cells that hit it are "
         "reported as cut short",
     )
-    stage1_budget_min: float | None = Field(
+    stage1_max_train_minutes: float | None = Field(
         None, gt=0, description="time budget of the SAID / LLMEmb-SCFT table builds (minutes)"
     )
     llm: str = Field("default", description="LM of the LH, SAID, LLMEmb and TSLRec builds ('tiny' for tests)")
@@ -50,7 +55,7 @@ class QualityConfig(EvalJobConfig, TrainingOverrides):
     )
     isolate: bool = Field(True, description="run each cell as its own `semrec train` process (log in the cell)")
     report_only: bool = Field(False, description="train nothing: collect the cells that exist and write the report")
-    out: Path | None = Field(
+    results: Path | None = Field(
         None, description="results JSON (default results/quality-<dataset>.json); the markdown goes beside it"
     )
     plots: bool = Field(False, description="also draw the figures of docs/results.md into --images-dir")
@@ -90,6 +95,11 @@ class QualityConfig(EvalJobConfig, TrainingOverrides):
         if unknown:
             raise ValueError(f"unknown method {', '.join(unknown)} (known: {', '.join(registry.names())})")
         return value
+
+    @property
+    def stage1_budget_min(self) -> float | None:
+        """The old name of `stage1_max_train_minutes`, for code that still reads it."""
+        return self.stage1_max_train_minutes
 
     def table_paths(self) -> dict[str, Path]:
         return {k: Path(p).expanduser() for k, _, p in (e.partition("=") for e in self.tables)}

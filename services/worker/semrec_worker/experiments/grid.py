@@ -135,7 +135,7 @@ def check_existing(cell: Cell, config: QualityConfig) -> tuple[list[RunResult] |
 
 
 def _data_fields(config: QualityConfig) -> dict[str, Any]:
-    return {k: getattr(config, k) for k in ("data", "format", "kcore", "max_seq_len", "drop_unknown_items")}
+    return {k: getattr(config, k) for k in ("data", "format", "kcore", "history_cap", "drop_unknown_items")}
 
 
 def _eval_fields(config: QualityConfig) -> dict[str, Any]:
@@ -144,8 +144,8 @@ def _eval_fields(config: QualityConfig) -> dict[str, Any]:
 
 def _training_fields(config: QualityConfig) -> dict[str, Any]:
     values = {k: getattr(config, k) for k in TrainingOverrides.model_fields if getattr(config, k) is not None}
-    if config.budget_min is not None:
-        values["max_train_minutes"] = config.budget_min
+    if config.max_train_minutes is not None:
+        values["max_train_minutes"] = config.max_train_minutes
     return values
 
 

@@ -48,6 +48,7 @@ class BenchRefreshConfig(JobConfig):
     reproduce: bool = Field(False, description="also re-encode the existing items and compare with the bundle")
     seed: int = Field(0, description="which items are copied")
     results: Path = Field(Path("results/refresh-new-items.json"), description="results JSON to write")
+    threads: int | None = Field(None, ge=1, description="CPU threads of the item encoders (default: torch's choice)")
 
 
 def near_copies(catalogue: list[Item], n: int, seed: int) -> tuple[list[Item], dict[str, str]]:
@@ -91,6 +92,9 @@ def _items_source(config: BenchRefreshConfig) -> str:
 
 
 def bench_refresh(config: BenchRefreshConfig) -> list[RunResult]:
+    from semrec_worker.core.runtime import apply_threads
+
+    apply_threads(config.threads)
     bundle = Bundle.load(config.run)
     items = load_items(_items_source(config))
     missing = [i for i in bundle.item_ids if i not in items]

@@ -259,7 +259,7 @@ def cell_lists(cells: list[Cell], config: QualityConfig) -> tuple[list[str], lis
     for cell in cells:
         if cell.ok and cell.cut_short():
             epochs = {r.config.get("epochs_run") for r in cell.runs}
-            cut.append(f"- `{cell.label}`: training budget ({config.budget_min or '?'} min) ran out after "
+            cut.append(f"- `{cell.label}`: training budget ({config.max_train_minutes or '?'} min) ran out after "
                        f"{', '.join(str(e) for e in epochs)} epoch(s); the best epoch was evaluated")
         elif cell.ok and any(at_epoch_cap(r) for r in cell.runs):
             cap = next(r.config["epochs"] for r in cell.runs if at_epoch_cap(r))
@@ -292,7 +292,7 @@ def markdown(aggregates: list[Aggregate], cells: list[Cell], config: QualityConf
         f"# Quality grid: {dataset_name}",
         "",
         f"Produced by `{command}`; all runs in `{results_path}`. Backbone cells: loss {config.loss}, seeds {seeds}, "
-        f"training budget {f'{config.budget_min} min per cell' if config.budget_min else 'none'}"
+        f"training budget {f'{config.max_train_minutes} min per cell' if config.max_train_minutes else 'none'}"
         f"{', ' + training if training else ''}. Each number is the mean ± sample std over the seeds of the "
         "test split (leave-one-out, pessimistic ties); (n=k): only k seeds finished; †: at least one seed was cut "
         "short by the budget; ‡: at least one seed was still improving at the epoch cap; -: no result (listed "

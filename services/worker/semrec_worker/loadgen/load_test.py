@@ -16,10 +16,12 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field
 from semrec.cli_builder import echo
 from semrec.config import JobConfig
+from semrec.vocabulary import AcceptsOldNames, OldName
 from semrec.errors import UserError
 from semrec.results import RunResult, write_results
 
@@ -28,7 +30,9 @@ from semrec_worker.loadgen.runner import DEFAULT_LOCUSTFILE, run_locust
 from semrec_worker.loadgen.samples import ALL, per_endpoint, per_second, read_samples
 
 
-class LoadTestConfig(JobConfig):
+class LoadTestConfig(AcceptsOldNames, JobConfig):
+    old_names: ClassVar[dict[str, str | OldName]] = {"out_dir": "out"}
+
     url: str = Field("http://127.0.0.1:8000", description="base URL of a running ranker")
     users: int = Field(20, ge=1, le=10_000, description="concurrent simulated users")
     spawn_rate: float = Field(20.0, gt=0, description="users started per second")
@@ -44,7 +48,7 @@ class LoadTestConfig(JobConfig):
     mix: str = Field("", description="request mix, e.g. user=45,history=20,events=25,similar=10")
     items_file: Path | None = Field(None, description="item ids to use (one per line) instead of discovering them")
     locustfile: Path = Field(DEFAULT_LOCUSTFILE, description="the Locust user behaviour")
-    out_dir: Path | None = Field(None, description="Locust CSV/HTML, samples and plot (default runs/load/<time>)")
+    out: Path | None = Field(None, description="directory of the Locust CSV/HTML, samples and plot (default runs/load/<time>)")
     results: Path | None = Field(None, description="results JSON (default results/load-<name>.json)")
     name: str = Field("ranker", description="label of this run in the results (e.g. ranker-100k)")
     append: bool = Field(False, description="append to the results file instead of replacing it")
@@ -84,7 +88,7 @@ def run_load_test(config: LoadTestConfig) -> LoadTestOutcome:
     readiness = check_ranker(config.url)
     bundle = readiness.get("bundle") or {}
     duration = config.soak_duration_s if config.soak else config.duration_s
-    out_dir = config.out_dir or Path("runs/load") / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    out_dir = config.out or Path("runs/load") / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     config.save(out_dir)
     echo(f"load test: {config.users} users x {config.user_rps or 'max'} req/s for {duration:g} s against "
          f"{config.url} (SLO p99 {config.slo_p99_ms:g} ms){', soak' if config.soak else ''}")

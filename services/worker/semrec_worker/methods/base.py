@@ -30,6 +30,7 @@ class EmbeddingMethod(Protocol):
 
 class RunDirConfig(DataConfig):
     out: Path | None = Field(None, description="run directory (default runs/<method>-<dataset>-<time>)")
+    threads: int | None = Field(None, ge=1, description="CPU threads of the table build (default: torch's choice)")
 
 
 def run_dir(config: RunDirConfig, method: str, dataset: SequenceDataset) -> Path:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
-from semrec.config import JobConfig, config_payload, invocation_field, read_config_file, with_leaves
+from semrec.config import JobConfig, config_payload, invocation_field, old_name_paths, read_config_file, with_leaves
 
 from semrec_worker.core.names import BackboneName, DeviceName, LossName, metric_name
 from semrec_worker.data.dataset import DataConfig
@@ -152,7 +152,7 @@ def load_seqrec_config(run_dir: str | Path) -> SeqRecConfig:
     if isinstance(settings, dict) and isinstance(settings.get("seqrec"), dict):
         settings = settings["seqrec"]  # a stage-2 config: its seqrec part
     elif isinstance(settings, dict):  # flat (earlier versions): keep the seqrec leaves of a stage-2 config
-        known = set(SeqRecConfig.leaf_paths()) | set(SeqRecConfig.model_fields)
+        known = set(SeqRecConfig.leaf_paths()) | set(SeqRecConfig.model_fields) | set(old_name_paths(SeqRecConfig))
         settings = {k: v for k, v in settings.items() if k in known}
     nested = SeqRecConfig.saved_settings(settings)
     return SeqRecConfig.model_validate(with_leaves(SeqRecConfig, nested, {"out": folder}))

@@ -199,6 +199,8 @@ def _train(
         raise UserError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --out")
     if config.resume and not checkpoint_path.exists():
         raise UserError(f"--resume: {checkpoint_path} not found")
+    if config.model.init != "random" and not Path(config.model.init).expanduser().exists():  # before the data loads
+        raise UserError(f"--init {config.model.init}: no such file or run directory (or use --init random)")
     dataset = dataset if dataset is not None else load_dataset(config.dataset)
     config = portable(config, dataset)
     model, init_report, method = build_model(config, dataset, item_embedding)

@@ -203,8 +203,8 @@ def train_scft(
     bar = tqdm(total=total, initial=step, desc="SCFT", unit="step", disable=not progress)
     while step < total:
         if (
-            settings.time_budget_min is not None
-            and time.perf_counter() - start > settings.time_budget_min * 60
+            settings.max_train_minutes is not None
+            and time.perf_counter() - start > settings.max_train_minutes * 60
         ):
             stopped = "time budget"
             break
@@ -232,7 +232,7 @@ def train_scft(
                         "step_s": round(time.perf_counter() - t0, 3)})
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}", tau=f"{loss_fn.temperature:.4f}")
-        if step % settings.checkpoint_every == 0:
+        if step % settings.checkpoint_every_steps == 0:
             save_checkpoint()
     bar.close()
     model.eval()

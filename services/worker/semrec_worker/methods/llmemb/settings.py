@@ -4,9 +4,11 @@ the CLI builds its flags from them, and the item table records them in its metad
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field, model_validator
 from semrec.config import JobConfig, StrictModel
+from semrec.vocabulary import AcceptsOldNames, OldName
 
 from semrec_worker.core.lora import LLAMA_LORA_TARGETS
 from semrec_worker.methods.base import RunDirConfig
@@ -17,7 +19,11 @@ ADAPTER_DIR = "adapter"
 SCFT_PCA = "scft_pca.npz"  # the --dim PCA of the SCFT table (mean, components), for new items at refresh
 
 
-class SCFTSettings(StrictModel):
+class SCFTSettings(AcceptsOldNames, StrictModel):
+    old_names: ClassVar[dict[str, str | OldName]] = {
+        "time_budget_min": "max_train_minutes", "checkpoint_every": "checkpoint_every_steps"
+    }
+
     llm: str = Field("default", description="language model: 'default' (SmolLM2-135M), 'tiny', or a local HF dir")
     domain: str | None = Field(None, description="domain word in the prompt (default: from the dataset name)")
     max_value_chars: int = Field(100, ge=1, description="attribute values are cut to this many characters")
@@ -32,8 +38,8 @@ class SCFTSettings(StrictModel):
     lr: float = Field(2e-4, gt=0, description="AdamW learning rate (LoRA weights and temperature)")
     epochs: float = Field(1.0, gt=0, description="passes over the items (fractions allowed)")
     max_steps: int | None = Field(None, ge=0, description="stop after this many steps (overrides epochs)")
-    time_budget_min: float | None = Field(None, gt=0, description="stop training after this many minutes")
-    checkpoint_every: int = Field(10, ge=1, description="checkpoint every N steps")
+    max_train_minutes: float | None = Field(None, gt=0, description="wall-clock training budget: stop when spent")
+    checkpoint_every_steps: int = Field(10, ge=1, description="checkpoint every N steps")
     bf16: bool | None = Field(
         None, description="bf16 autocast (default: on where native: CUDA, or a CPU with avx512_bf16/AMX)"
     )

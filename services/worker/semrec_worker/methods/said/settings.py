@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 from semrec.config import StrictModel
+from semrec.vocabulary import OldName
 
 from semrec_worker.data.dataset import DataConfig
 
@@ -36,6 +37,11 @@ class SAIDSettings(StrictModel):
 class TrainSAIDConfig(DataConfig, SAIDSettings):
     """`semrec train said`: stage 1 on a dataset's item captions, written to a run directory."""
 
+    old_names: ClassVar[dict[str, str | OldName]] = {
+        "time_budget_min": "max_train_minutes", "checkpoint_every_min": "checkpoint_every_minutes",
+        "eval_every_min": "eval_every_minutes",
+    }
+
     llm: str = Field("default", description="causal LM: 'default' (SmolLM2-135M), 'tiny' (tests) or a local HF dir")
     out: Path | None = Field(None, description="run directory (checkpoint, metrics, plot, item_table.npz)")
     resume: Path | None = Field(None, description="continue the run in this directory from its checkpoint")
@@ -56,9 +62,9 @@ class TrainSAIDConfig(DataConfig, SAIDSettings):
     eval_items: int = Field(64, ge=1, description="items whose captions are decoded for generation accuracy")
     patience: int = Field(2, ge=1, description="early stop after this many epochs without accuracy gain")
     min_delta: float = Field(0.005, ge=0, description="the smallest word-accuracy gain that counts")
-    time_budget_min: float | None = Field(None, gt=0, description="stop training after this many minutes")
-    checkpoint_every_min: float = Field(5.0, gt=0, description="checkpoint this often within an epoch")
-    eval_every_min: float | None = Field(
+    max_train_minutes: float | None = Field(None, gt=0, description="wall-clock training budget: stop when spent")
+    checkpoint_every_minutes: float = Field(5.0, gt=0, description="checkpoint this often within an epoch")
+    eval_every_minutes: float | None = Field(
         None, gt=0, description="also measure generation accuracy this often within an epoch (long epochs)"
     )
     seed: int = Field(0, description="batch order, eval sample and random init")
@@ -66,6 +72,7 @@ class TrainSAIDConfig(DataConfig, SAIDSettings):
 
 # settings that a resumed run may change; everything else must match the checkpoint
 RESUMABLE = {
-    "resume", "only_new", "out", "epochs", "time_budget_min", "patience", "min_delta", "checkpoint_every_min", "eval_every_min",
-    "threads", "device", "data", "format", "kcore", "max_seq_len", "drop_unknown_items", "eval_items",
+    "resume", "only_new", "out", "epochs", "max_train_minutes", "patience", "min_delta", "checkpoint_every_minutes",
+    "eval_every_minutes",
+    "threads", "device", "data", "format", "kcore", "history_cap", "drop_unknown_items", "eval_items",
 }

@@ -199,7 +199,7 @@ class SAIDTrainer:
         config, progress = self.config, self.progress
         if not any(m["phase"] == progress.phase for m in progress.metrics) and self.dist.main:
             self._record(self.evaluate(), epoch=0.0, loss=None, token_acc=None, items_per_s=None, steps=0)
-        budget_s = config.time_budget_min * 60 if config.time_budget_min else math.inf
+        budget_s = config.max_train_minutes * 60 if config.max_train_minutes else math.inf
         last_checkpoint = last_eval = time.monotonic()
         while progress.stopped is None and progress.epoch < config.epochs:
             batches = self.epoch_batches(progress.epoch)
@@ -220,7 +220,7 @@ class SAIDTrainer:
                 if progress.train_s + elapsed >= budget_s:
                     progress.stopped = "time budget"
                     break
-                if config.eval_every_min and index + 1 < len(batches) and time.monotonic() - last_eval > config.eval_every_min * 60:
+                if config.eval_every_minutes and index + 1 < len(batches) and time.monotonic() - last_eval > config.eval_every_minutes * 60:
                     progress.train_s += time.monotonic() - started
                     self._gather_rows()
                     if self.dist.main:
@@ -229,7 +229,7 @@ class SAIDTrainer:
                                      items_per_s=items / max(time.monotonic() - started, 1e-9), steps=len(losses))
                     started, items = time.monotonic(), 0
                     last_eval = time.monotonic()
-                if time.monotonic() - last_checkpoint > config.checkpoint_every_min * 60:
+                if time.monotonic() - last_checkpoint > config.checkpoint_every_minutes * 60:
                     progress.train_s += time.monotonic() - started
                     started, items = time.monotonic(), 0
                     self.save_checkpoint()

@@ -11,6 +11,7 @@ from semrec.cli_builder import echo
 from semrec.errors import UserError
 from semrec.item_table import ItemTable
 
+from semrec_worker.core.checks import require_existing
 from semrec_worker.data.dataset import SequenceDataset, load_dataset
 from semrec_worker.lm import load_language_model
 from semrec_worker.methods.tslrec.model import (
@@ -90,6 +91,8 @@ def run_stage1(config: TSLRecJobConfig, dataset: SequenceDataset, stage1: Path):
 
 def train_tslrec(config: TSLRecJobConfig) -> TrainResult:
     seqrec, method = config.seqrec, config.tslrec
+    require_existing("--stage1", method.stage1, "no such TSLRec run directory")
+    require_existing("--pretrained", method.pretrained, "no such run directory or item table")
     torch.manual_seed(seqrec.seed)
     dataset = load_dataset(seqrec.dataset)
     stage1 = Path(seqrec.out) / STAGE1
