@@ -96,10 +96,5 @@ class QualityConfig(EvalJobConfig, TrainingOverrides):
             raise ValueError(f"unknown method {', '.join(unknown)} (known: {', '.join(registry.names())})")
         return value
 
-    @property
-    def stage1_budget_min(self) -> float | None:
-        """The old name of `stage1_max_train_minutes`, for code that still reads it."""
-        return self.stage1_max_train_minutes
-
     def table_paths(self) -> dict[str, Path]:
         return {k: Path(p).expanduser() for k, _, p in (e.partition("=") for e in self.tables)}

@@ -193,7 +193,7 @@ for _spec in (
         table=TableBuild(TrainSAIDConfig, Ref("semrec_worker.methods.said.trainer:train_said"),
                          "SAID stage 1: learn item embeddings that make a frozen LM reproduce each item's caption "
                          "(progress bar, checkpoints, --resume RUN_DIR [--only-new], early stop on generation accuracy).",
-                         lambda grid: {"llm": grid.llm, "time_budget_min": grid.stage1_budget_min,
+                         lambda grid: {"llm": grid.llm, "max_train_minutes": grid.stage1_max_train_minutes,
                                        "threads": grid.threads}),
         stage2_hook=Ref("semrec_worker.methods.said.refresh_encoder:after_stage2"),
         refresh_encoder=Ref("semrec_worker.methods.said.refresh_encoder:SAIDItemEncoder"),
@@ -204,7 +204,7 @@ for _spec in (
                          "LLMEmb stage 1 (SCFT): LoRA contrastive fine-tuning of the LM on attribute-dropped item "
                          "prompts, then mean-pooled item embeddings (adapter + ItemTable; resumes from the run's "
                          "checkpoint).",
-                         lambda grid: {"llm": grid.llm, "time_budget_min": grid.stage1_budget_min}),
+                         lambda grid: {"llm": grid.llm, "max_train_minutes": grid.stage1_max_train_minutes}),
         refresh_encoder=Ref("semrec_worker.methods.llmemb.refresh_encoder:LLMEmbItemEncoder"),
     ),
     MethodSpec("tslrec", "TSLRec", stage2=TSLREC, cell=_tslrec_cell, needs_sasrec=True),
