@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import typer
 from semrec.cli import build_app
+from semrec.config import is_per_invocation, with_leaves
+from semrec.cli_builder import leaf_fields
 from semrec.vocabulary import CONCEPTS, VOCABULARY, DeprecatedNameWarning, old_names_of, spelling_problems
 from typer.testing import CliRunner
 
@@ -178,11 +180,18 @@ def test_the_same_setting_under_both_names_is_refused():
     assert result.exit_code == 2 and "give only --history-cap" in result.stderr
 
 
+def required_invocation(config_class) -> dict:
+    """Placeholders for the required per-invocation settings (a run's --out), which example files leave out."""
+    return {name: "RUN_DIR" for name, (_, field) in leaf_fields(config_class).items()
+            if is_per_invocation(field) and field.is_required()}
+
+
 def test_examples_use_the_current_names():
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecatedNameWarning)
         for path, command in ALL.items():
-            command.callback.config_class.model_validate(_example(path))
+            config_class = command.callback.config_class
+            config_class.model_validate(with_leaves(config_class, _example(path), required_invocation(config_class)))
 
 
 @pytest.mark.parametrize("args", [[], *[p.split() for p in sorted(ALL)]], ids=lambda a: " ".join(a) or "semrec")
