@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -144,6 +145,18 @@ BAD_UNICODE = [
 ]  # fmt: skip
 
 
+def _socket_slack(piece: int) -> int:
+    """The most a client can write before it sees a server that read only one request head: its own send
+    buffer (tcp_wmem max), the server's receive buffer before autotuning (tcp_rmem default), a piece in flight
+    either side, and the head limit."""
+    try:
+        wmem = int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2])
+        rmem = int(Path("/proc/sys/net/ipv4/tcp_rmem").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        wmem, rmem = 4 * 2**20, 128 * 2**10
+    return wmem + rmem + 2 * piece + 16 * 2**10
+
+
 async def _barrage(port: int, tally: Tally) -> dict:
     measured: dict = {}
     # one 100 MiB header (in 64 KiB lines), then 50 MiB of 1 KiB header lines over 20 connections
@@ -213,7 +226,7 @@ def test_hostile_clients_get_no_5xx_and_memory_stays_flat(ranker):
 
     assert tally.server_errors() == {}, tally.statuses
     assert growth < RSS_GROWTH_BOUND, f"RSS grew by {growth / 2**20:.1f} MiB"
-    assert measured["bytes_accepted_of_100MiB_header"] < 4 * 2**20
+    assert measured["bytes_accepted_of_100MiB_header"] < _socket_slack(65536)
     assert measured["max_bytes_accepted_of_1KiB_lines"] < 4 * 2**20
     assert measured["slow_or_idle_sockets_left_open"] == 0
     statuses = tally.statuses
