@@ -45,8 +45,11 @@ class QualityConfig(EvalJobConfig, TrainingOverrides):
     )
     llm: str = Field("default", description="LM of the LH, SAID, LLMEmb and TSLRec builds ('tiny' for tests)")
     text_encoder: str = Field(MINILM, description="text encoder of LLM2X and LLMSeqSim ('tiny' for tests)")
-    llmseqsim_combine: Literal["mean", "last", "decay"] = Field(
-        "last", description="LLMSeqSim's session embedding (the row of the tables)"
+    llmseqsim_combine: list[Literal["mean", "linear", "decay", "last"]] = Field(
+        ["mean", "linear", "decay", "last"], description="LLMSeqSim's session aggregations to choose from on validation"
+    )
+    llmseqsim_similarity: list[Literal["cosine", "dot", "euclidean"]] = Field(
+        ["cosine", "dot", "euclidean"], description="LLMSeqSim's similarity measures to choose from on validation"
     )
     isolate: bool = Field(True, description="run each cell as its own `semrec train` process (log in the cell)")
     report_only: bool = Field(False, description="train nothing: collect the cells that exist and write the report")
