@@ -133,6 +133,8 @@ for _spec in (
     MethodSpec("popularity", "Popularity", baseline=True,
                reference=Ref("semrec_worker.models.popularity:grid_reference")),
     MethodSpec("llmseqsim", "LLMSeqSim", baseline=True, reference=Ref("semrec_worker.methods.llmseqsim:grid_reference")),
+    MethodSpec("llmseqprompt", "LLMSeqPrompt", baseline=True,
+               reference=Ref("semrec_worker.methods.llmseqprompt.job:grid_reference")),
     MethodSpec("random", "Random", baseline=True, stage2=SEQREC, cell=lambda inputs: {"init": "random"}),
     MethodSpec(
         "lh", "LH", stage2=SEQREC, cell=_table_init,
