@@ -6,6 +6,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 from semrec.config import StrictModel
 
+from semrec_worker.data.text import CAPTION_MAX_TOKENS
 from semrec_worker.lm.backends import MINILM, BackendKind
 
 SESSION_COMBINATIONS = ("mean", "linear", "decay", "last")  # LLMSeqSim's session aggregations
@@ -15,7 +16,9 @@ SIMILARITIES = ("cosine", "dot", "euclidean")  # and its similarity measures
 class LHSettings(StrictModel):
     llm: str = Field("default", description="language model: 'default' (SmolLM2-135M), 'tiny', or a local HF dir")
     backend: BackendKind = Field("auto", description="embedding backend (auto: vllm when CUDA+vllm exist)")
-    max_caption_tokens: int = Field(64, ge=4, description="caption length cap (LM tokens)")
+    max_caption_tokens: int = Field(
+        CAPTION_MAX_TOKENS, ge=4, description="caption length cap (LM tokens; the same as SAID's)"
+    )
     batch_size: int = Field(32, ge=1, description="texts per forward pass")
     bf16: bool | None = Field(
         None, description="bf16 autocast (default: on where native: CUDA, or a CPU with avx512_bf16/AMX)"
