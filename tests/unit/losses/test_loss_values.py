@@ -185,7 +185,7 @@ def test_said_caption_loss_with_the_default_instruction_and_a_real_prefix(tiny_l
 
     dataset = load_dataset(DataConfig(data="synthetic:users=40,items=12,avg_len=5,seed=2"))
     config = TrainSAIDConfig(data="synthetic:users=40,items=12,avg_len=5,seed=2", llm="tiny", precision="fp32",
-                             projector="table", threads=1, eval_items=2, max_caption_tokens=64)  # fmt: skip
+                             projector="table", threads=1, eval_items=2, max_caption_tokens=128)  # fmt: skip
     assert config.instruction == "Item:" and config.virtual_tokens == 4
     trainer = SAIDTrainer(config, None, dataset, tiny_lm)
     instruction_ids = tiny_lm.tokenizer("Item:", add_special_tokens=False)["input_ids"]

@@ -110,6 +110,13 @@ def test_rat_adapter_gives_the_full_item_matrix(small):
     assert torch.all(rows[0, 0] == 0) and torch.allclose(rows[0, 1:], matrix[[3, 5]], atol=1e-6)
     matrix.sum().backward()
     assert all(p.grad is not None for p in adapter.parameters())
+    default = LLMEmbAdapter.from_table(table, small, width=12)  # d_m = the table's width: no reduction
+    assert default.semantic.shape[1] == 40 and default.project[0].out_features == 20  # hidden = d_m / 2
+    # the item matrix has the backbone's full rank (d_m / 2 >= d), not the rank <= d_m / 2 of a narrow bottleneck
+    assert torch.linalg.matrix_rank(default.weight.detach()[1:]).item() == 12
+    with pytest.raises(UserError, match="at least the backbone width"):
+        LLMEmbAdapter.from_table(table, small, width=12, d_m=8)
+
 
 
 def test_collaborative_alignment_pulls_the_adapter_towards_sasrec(small):
@@ -150,13 +157,13 @@ def test_rat_trains_a_backbone_through_the_adapter_with_alignment(tmp_path, tiny
                      {"method": "llmemb"})  # fmt: skip
     scft.save(tmp_path / "scft" / "item_table.npz")
     args = ["train", "llmemb-rat", "--scft", str(tmp_path / "scft"), "--collaborative", str(tmp_path / "sasrec"),
-            "--backbone", "gru4rec", "--d-m", "8", "--out", str(tmp_path / "rat")]  # fmt: skip
+            "--backbone", "gru4rec", "--d-m", "24", "--out", str(tmp_path / "rat")]  # fmt: skip
     args += [f"--{k.replace('_', '-')}={v}" for k, v in small.items() if k not in ("dropout",)] + ["--dropout", "0"]
     result = CliRunner().invoke(build_app(), args)
     assert result.exit_code == 0, result.output
     runs = read_results(tmp_path / "rat" / "results.json").runs
     assert runs[0].method == "llmemb" and runs[0].backbone == "gru4rec"
     config = json.loads((tmp_path / "rat" / "config.json").read_text())["config"]["rat"]
-    assert config["alpha"] == 0.01 and config["d_m"] == 8
+    assert config["alpha"] == 0.01 and config["d_m"] == 24
     bad = CliRunner().invoke(build_app(), [*args[:-2], "--out", str(tmp_path / "x"), "--init", str(tmp_path / "scft")])
     assert bad.exit_code == 2 and "RAT builds its own item layer" in bad.output

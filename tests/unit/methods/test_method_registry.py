@@ -28,11 +28,14 @@ def example_method():
 
 
 def test_the_registry_holds_every_method_once():
-    assert registry.names() == ["popularity", "llmseqsim", "random", "lh", "llm2x", "said", "llmemb", "tslrec"]
-    assert registry.without_backbone() == ["popularity", "llmseqsim"]
-    assert registry.with_table() == ["lh", "llm2x", "said", "llmemb"]
+    assert registry.names() == ["popularity", "llmseqsim", "llmseqprompt", "random", "lh", "llm2x", "llm2bert4rec",
+                               "said", "llmemb", "tslrec"]
+    assert registry.without_backbone() == ["popularity", "llmseqsim", "llmseqprompt"]
+    assert registry.with_table() == ["lh", "llm2x", "llm2bert4rec", "said", "llmemb"]
     assert {s.stage2.command for s in registry.SPECS.values() if s.stage2} == {"seqrec", "llmemb-rat", "tslrec"}
-    assert set(registry.train_commands()) == {"lh", "llm2x", "said", "llmemb", "seqrec", "llmemb-rat", "tslrec"}
+    assert set(registry.train_commands()) == {"lh", "llm2x", "llm2bert4rec", "said", "llmemb", "seqrec",
+                                                "llmemb-rat", "tslrec"}
+    assert "llmseqprompt" not in QualityConfig().methods and "llm2bert4rec" not in QualityConfig().methods
     with pytest.raises(ValueError, match="unknown method"):
         QualityConfig(methods=["caption-hash"])
 

@@ -85,6 +85,33 @@ def test_gated_fusion_embedding():
     assert layer.gate.weight.grad is not None and not layer.features.requires_grad
 
 
+def test_fusion_starts_near_the_id_view_with_knowledge_of_the_same_scale():
+    rng = np.random.default_rng(0)
+    n, dim = 400, 256
+    layer = GatedFusionEmbedding(rng.normal(size=(n, 576)) * 5, rng.dirichlet(np.ones(16), n), dim=dim)
+    with torch.no_grad():
+        z = layer.project(layer.features[1:])
+        e = layer.id_embedding[1:]
+        gate = torch.sigmoid(layer.gate(torch.cat([z, e], dim=-1)))
+        fused = layer.weight[1:]
+    ratio = (z.norm(dim=1).mean() / e.norm(dim=1).mean()).item()
+    assert 0.7 < ratio < 1.4  # the default Linear init gave about 9 (sqrt(dim / 3))
+    assert torch.allclose(gate, torch.full_like(gate, 0.0474), atol=1e-3)  # sigmoid(-3): the ID view first
+    cos_id = torch.nn.functional.cosine_similarity(fused, e).mean().item()
+    cos_knowledge = torch.nn.functional.cosine_similarity(fused, z).mean().item()
+    assert cos_id > 0.99 and cos_knowledge < 0.2
+
+
+def test_pre_grouping_clusters_directions_not_norms():
+    from semrec_worker.methods.tslrec.model import pre_group
+
+    rng = np.random.default_rng(1)
+    directions = np.repeat(np.eye(2), 20, axis=0) + rng.normal(scale=0.05, size=(40, 2))
+    norms = np.tile(np.r_[np.full(10, 0.1), np.full(10, 10.0)], 2)[:, None]  # popular and rare items per direction
+    labels = pre_group(directions * norms, n_groups=2)
+    assert len(set(labels[:20])) == 1 and len(set(labels[20:])) == 1 and labels[0] != labels[20]
+
+
 @pytest.mark.slow
 def test_train_tslrec_job_end_to_end_and_exports(tmp_path):
     from semrec.bundle import Bundle

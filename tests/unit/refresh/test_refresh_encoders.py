@@ -71,7 +71,7 @@ def rat_run(tmp_path_factory, small_shared):
     scft.save(root / "scft" / "item_table.npz")
     train_seqrec(SeqRecConfig(out=root / "sasrec", backbone="sasrec", **SEQREC), dataset=small)
     rat = TrainRATConfig(out=root / "rat", backbone="sasrec", scft=str(root / "scft"),
-                         collaborative=str(root / "sasrec"), d_m=6, **SEQREC)  # fmt: skip
+                         collaborative=str(root / "sasrec"), d_m=12, **SEQREC)  # fmt: skip
     train_llmemb_rat(rat)  # what `semrec train llmemb-rat` runs
     export_run(root / "rat")
     return root
@@ -150,7 +150,7 @@ def test_rat_without_an_llmemb_table_saves_no_encoder(tmp_path, small):
     table = ItemTable(small.item_ids, np.random.default_rng(0).normal(size=(small.n_items, 12)), {"method": "x"})
     train_seqrec(SeqRecConfig(out=tmp_path / "sasrec", backbone="sasrec", **SEQREC), dataset=small)
     config = SeqRecConfig(out=tmp_path / "rat", backbone="sasrec", **SEQREC)
-    train_rat(config, table, ItemTable.load(tmp_path / "sasrec"), d_m=6, dataset=small, scft_source=tmp_path)
+    train_rat(config, table, ItemTable.load(tmp_path / "sasrec"), d_m=10, dataset=small, scft_source=tmp_path)
     assert not (tmp_path / "rat" / "refresh_encoder").exists()
     result = CliRunner().invoke(build_app(), ["refresh", "--items", SMALL, "--run", str(tmp_path / "rat"),
                                               "--redis", "redis://127.0.0.1:1/0"])  # fmt: skip

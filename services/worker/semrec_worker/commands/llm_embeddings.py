@@ -55,8 +55,7 @@ class BenchEmbedConfig(DataConfig):
 
 def eval_llmseqsim(config: EvalLLMSeqSimConfig):
     from semrec_worker.core.runtime import apply_threads
-    from semrec_worker.methods.llmseqsim import LLMSeqSim, caption_table  # torch only when the job runs
-
+    from semrec_worker.methods.llmseqsim import caption_table, select_on_valid  # torch only when the job runs
 
     require_existing("--table", config.table, "no such item table or run directory")
     apply_threads(config.threads)
@@ -65,6 +64,8 @@ def eval_llmseqsim(config: EvalLLMSeqSimConfig):
     if config.table is not None:
         table = ItemTable.load(config.table)
         source = str(table.metadata.get("method", "table"))
+        if source == "text" and "minilm" in str(table.metadata.get("lm", "")).lower():
+            source = MINILM  # saved by --save-table: the same embeddings as --text-encoder minilm
         if source == "llmemb" and table.metadata.get("scft_steps") == 0:
             source = "llmemb-untuned"  # the LLMEmb prompt, mean-pooled, without SCFT
         fingerprint = table.metadata.get("dataset_fingerprint")
@@ -75,17 +76,16 @@ def eval_llmseqsim(config: EvalLLMSeqSimConfig):
         if config.save_table is not None:
             echo(f"text embeddings saved to {table.save(config.save_table)}")
     embed_s = time.perf_counter() - start
-    runs = []
-    for combine in config.combine:
-        model = LLMSeqSim.from_table(
-            table, dataset, combine=combine, decay=config.decay, window=config.window,
-            skip_history=config.skip_history,
-        )
-        runs += evaluate_runs(
-            model, dataset, config, f"llmseqsim-{combine}[{source}]", train_s=embed_s,
-            extra_config={"embedding": source, "embedding_dim": table.dim, "embedding_lm": table.metadata.get("lm"),
-                          "combine": combine},
-        )
+    selection = select_on_valid(table, dataset, config.combine, config.similarity,
+                                exclude_history=config.exclude_history, decay=config.decay, window=config.window,
+                                skip_history=config.skip_history)
+    echo(f"chosen on validation: {selection.chosen} ({selection.valid_scores[selection.chosen]:.4f}); test read once")
+    runs = evaluate_runs(
+        selection.model, dataset, config, f"llmseqsim-{selection.chosen}[{source}]",
+        train_s=embed_s + selection.wall_s,
+        extra_config={"embedding": source, "embedding_dim": table.dim, "embedding_lm": table.metadata.get("lm"),
+                      **selection.record()},
+    )
     out = config.results or Path("results") / f"llmseqsim-{source}-{dataset.name}.json"
     write_results(out, runs)
     echo(f"results written to {out}")
@@ -102,7 +102,8 @@ def register(groups: CommandGroups) -> None:
         "llmseqsim",
         EvalLLMSeqSimConfig,
         eval_llmseqsim,
-        "LLMSeqSim: rank items by cosine to the session's mean / last / decayed text embedding (no training).",
+        "LLMSeqSim (no training): every session aggregation (mean / linear / decay / last) x similarity (cosine / dot / "
+        "euclidean) scored on validation NDCG@10; the best one evaluated on test.",
     )
     config_command(
         groups.bench,

@@ -4,6 +4,7 @@
   an item has (missing ones skipped), optionally capped at a number of tokens; LH, LLM2X, LLMSeqSim, the
   SAID trainer and the text-map refresh encoder read items through it.
 - `item_prompt`: LLMEmb's attribute prompt (eq. 3), over every attribute of the item.
+- `item_name`: an item's name (its title, else its id), what LLMSeqPrompt's prompts list and its LM writes.
 
 A `TextView` names exactly the text an encoder reads from an item: its `key` says which builder with which
 settings, and `content_hashes(..., view)` hashes that text, so `semrec refresh` re-encodes an item when (and
@@ -21,7 +22,10 @@ import xxhash
 
 from semrec_worker.data.records import Item
 
-CAPTION_FIELDS: tuple[str, ...] = ("title", "brand", "category")
+CAPTION_FIELDS: tuple[str, ...] = ("title", "brand", "category")  # SAID's caption: title, category and brand
+# LM-token cap of the caption for every LM method that reads it (SAID, LH): 95.2% of Scientific's captions are
+# whole under SmolLM2's tokenizer (p95 = 83 tokens; ml-100k: p95 = 24), results/said-caption-lengths-*.json
+CAPTION_MAX_TOKENS = 83
 PROMPT_PREFIX = "The {domain} item has the following attributes: "
 DOMAINS = {"amazon2018-scientific": "scientific", "amazon2018-videogames": "video game", "ml-100k": "movie"}
 
@@ -45,6 +49,12 @@ def caption(
         return text if len(tokens) <= max_tokens else detokenize(tokens[:max_tokens])
     words = text.split()
     return text if len(words) <= max_tokens else " ".join(words[:max_tokens])
+
+
+def item_name(item: Item, max_chars: int | None = None) -> str:
+    """The item's name: its title (whitespace collapsed, cut to `max_chars`), else its id."""
+    name = " ".join((item.title or "").split()) or item.item_id
+    return name if max_chars is None else name[:max_chars].strip()
 
 
 def item_attributes(item: Item) -> dict[str, str]:

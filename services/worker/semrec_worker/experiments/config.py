@@ -25,12 +25,21 @@ def table_keys() -> tuple[str, ...]:
     return (*registry.with_table(), "llmseqsim", "sasrec")
 
 
+# asked for by name only: LLM2BERT4Rec is a BERT4Rec method (--backbones bert4rec), LLMSeqPrompt generates text
+# for every test user (hours on CPU)
+OPT_IN_METHODS: tuple[str, ...] = ("llm2bert4rec", "llmseqprompt")
+
+
 class QualityConfig(EvalJobConfig, TrainingOverrides):
     old_names: ClassVar[dict[str, str | OldName]] = {
         "budget_min": "max_train_minutes", "stage1_budget_min": "stage1_max_train_minutes"
     }
 
-    methods: list[str] = Field(registry.names(), description="methods of the grid (" + ", ".join(registry.names()) + ")")
+    methods: list[str] = Field(
+        [m for m in registry.names() if m not in OPT_IN_METHODS],
+        description="methods of the grid (" + ", ".join(registry.names()) + "; default all but "
+        + ", ".join(OPT_IN_METHODS) + ")",
+    )
     backbones: list[BackboneName] = Field(["gru4rec", "sasrec"], description="backbones")
     seeds: list[int] = Field([0, 1, 2], description="training seeds of every backbone cell")
     loss: LossName = Field(
@@ -50,8 +59,11 @@ class QualityConfig(EvalJobConfig, TrainingOverrides):
     )
     llm: str = Field("default", description="LM of the LH, SAID, LLMEmb and TSLRec builds ('tiny' for tests)")
     text_encoder: str = Field(MINILM, description="text encoder of LLM2X and LLMSeqSim ('tiny' for tests)")
-    llmseqsim_combine: Literal["mean", "last", "decay"] = Field(
-        "last", description="LLMSeqSim's session embedding (the row of the tables)"
+    llmseqsim_combine: list[Literal["mean", "linear", "decay", "last"]] = Field(
+        ["mean", "linear", "decay", "last"], description="LLMSeqSim's session aggregations to choose from on validation"
+    )
+    llmseqsim_similarity: list[Literal["cosine", "dot", "euclidean"]] = Field(
+        ["cosine", "dot", "euclidean"], description="LLMSeqSim's similarity measures to choose from on validation"
     )
     isolate: bool = Field(True, description="run each cell as its own `semrec train` process (log in the cell)")
     report_only: bool = Field(False, description="train nothing: collect the cells that exist and write the report")

@@ -6,14 +6,19 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 from semrec.config import StrictModel
 
+from semrec_worker.data.text import CAPTION_MAX_TOKENS
 from semrec_worker.lm.backends import MINILM, BackendKind
 
-SESSION_COMBINATIONS = ("mean", "last", "decay")
+SESSION_COMBINATIONS = ("mean", "linear", "decay", "last")  # LLMSeqSim's session aggregations
+SIMILARITIES = ("cosine", "dot", "euclidean")  # and its similarity measures
+
 
 class LHSettings(StrictModel):
     llm: str = Field("default", description="language model: 'default' (SmolLM2-135M), 'tiny', or a local HF dir")
     backend: BackendKind = Field("auto", description="embedding backend (auto: vllm when CUDA+vllm exist)")
-    max_caption_tokens: int = Field(64, ge=4, description="caption length cap (LM tokens)")
+    max_caption_tokens: int = Field(
+        CAPTION_MAX_TOKENS, ge=4, description="caption length cap (LM tokens; the same as SAID's)"
+    )
     batch_size: int = Field(32, ge=1, description="texts per forward pass")
     bf16: bool | None = Field(
         None, description="bf16 autocast (default: on where native: CUDA, or a CPU with avx512_bf16/AMX)"
@@ -35,16 +40,31 @@ class LLM2XSettings(StrictModel):
 
 class LLMSeqSimSettings(StrictModel):
     combine: list[str] = Field(
-        ["mean", "last", "decay"], description="session embeddings to evaluate: mean, last, decay (decayed mean)"
+        list(SESSION_COMBINATIONS), description="session aggregations to choose from: mean, linear (weighted by "
+        "position k/t), decay (weighted by decay^age), last",
     )
+    similarity: list[str] = Field(list(SIMILARITIES), description="similarity measures to choose from: cosine, dot, "
+                                  "euclidean")
     decay: float = Field(0.8, gt=0, le=1, description="decayed mean: weight of an item k steps back is decay^k")
     window: int | None = Field(None, ge=1, description="use only the last N items of a history (None: all)")
-    skip_history: bool = Field(True, description="never recommend an item already in the history")
+    skip_history: bool = Field(
+        False, description="never recommend an item already in the history, in the model itself (the shared "
+        "protocol's rule is --exclude-history, as for every other method)",
+    )
 
     @field_validator("combine")
     @classmethod
     def _known_combinations(cls, value: list[str]) -> list[str]:
-        unknown = [v for v in value if v not in SESSION_COMBINATIONS]
-        if unknown or not value:
-            raise ValueError(f"choose from {', '.join(SESSION_COMBINATIONS)} (got {', '.join(unknown) or 'none'})")
-        return value
+        return _known(value, SESSION_COMBINATIONS)
+
+    @field_validator("similarity")
+    @classmethod
+    def _known_similarities(cls, value: list[str]) -> list[str]:
+        return _known(value, SIMILARITIES)
+
+
+def _known(value: list[str], known: tuple[str, ...]) -> list[str]:
+    unknown = [v for v in value if v not in known]
+    if unknown or not value:
+        raise ValueError(f"choose from {', '.join(known)} (got {', '.join(unknown) or 'none'})")
+    return value

@@ -22,6 +22,7 @@ from semrec.config import JobConfig
 from semrec.errors import UserError
 
 from semrec_worker.methods.lh import TrainLHConfig
+from semrec_worker.methods.llm2bert4rec import TrainLLM2BERT4RecConfig
 from semrec_worker.methods.llm2x import TrainLLM2XConfig
 from semrec_worker.methods.llmemb.settings import TrainLLMEmbConfig, TrainRATConfig
 from semrec_worker.methods.said.settings import TrainSAIDConfig
@@ -175,6 +176,8 @@ for _spec in (
     MethodSpec("popularity", "Popularity", baseline=True,
                reference=Ref("semrec_worker.models.popularity:grid_reference")),
     MethodSpec("llmseqsim", "LLMSeqSim", baseline=True, reference=Ref("semrec_worker.methods.llmseqsim:grid_reference")),
+    MethodSpec("llmseqprompt", "LLMSeqPrompt", baseline=True,
+               reference=Ref("semrec_worker.methods.llmseqprompt.job:grid_reference")),
     MethodSpec("random", "Random", baseline=True, stage2=SEQREC, cell=lambda inputs: {"init": "random"}),
     MethodSpec(
         "lh", "LH", stage2=SEQREC, cell=_table_init,
@@ -186,6 +189,13 @@ for _spec in (
         "llm2x", "LLM2X", stage2=SEQREC, cell=_table_init,
         table=TableBuild(TrainLLM2XConfig, Ref("semrec_worker.methods.llm2x:train_llm2x"),
                          "LLM2X: text-encoder embeddings of the captions, PCA to the backbone width (ItemTable).",
+                         lambda grid: {"text_encoder": grid.text_encoder, "dim": grid.dim or 256}),
+    ),
+    MethodSpec(
+        "llm2bert4rec", "LLM2BERT4Rec", stage2=SEQREC, cell=_table_init,
+        table=TableBuild(TrainLLM2BERT4RecConfig, Ref("semrec_worker.methods.llm2bert4rec:train_llm2bert4rec"),
+                         "LLM2BERT4Rec (Harte et al.): the LLM2X table, PCA to BERT4Rec's width, as the initial item "
+                         "embeddings of a BERT4Rec backbone (ItemTable; train with --backbone bert4rec).",
                          lambda grid: {"text_encoder": grid.text_encoder, "dim": grid.dim or 256}),
     ),
     MethodSpec(

@@ -20,8 +20,10 @@ Stage 1, Supervised Contrastive Fine-Tuning (SCFT), `train_scft`:
 Stage 2, Recommendation Adaptation Training (RAT), trained together with the backbone:
 
 - (eq. 6) the SCFT embeddings are reduced by PCA to an intermediate width d_m and frozen (z_i); a
-  two-layer adapter maps them to the backbone width d: e_i = W_2 (W_1 z_i + b_1) + b_2 (`LLMEmbAdapter`,
-  an item-embedding module that gives the backbone its full item matrix).
+  two-layer adapter maps them to the backbone width d: e_i = W_2 (W_1 z_i + b_1) + b_2, hidden width d_m / 2
+  (`LLMEmbAdapter`, an item-embedding module that gives the backbone its full item matrix). d_m defaults to
+  the LM width (576 for SmolLM2: no reduction) and must be >= d, as the paper's d_m (1536) is "significantly
+  larger" than the backbone's embeddings.
 - (eq. 7) collaborative alignment: the adapted embeddings of the items in a batch are pulled towards the
   item embeddings c_i of a pretrained SASRec with in-batch InfoNCE in both directions, dot-product
   similarity, temperature tau = 2 (`CollaborativeAlignment`; items are de-duplicated so that a repeated
@@ -399,9 +401,18 @@ class LLMEmbAdapter(nn.Module):
 
     @classmethod
     def from_table(
-        cls, table: ItemTable, dataset: SequenceDataset, width: int, d_m: int = 128
+        cls, table: ItemTable, dataset: SequenceDataset, width: int, d_m: int | None = None
     ) -> LLMEmbAdapter:
-        """PCA the SCFT table's rows (this dataset's items) to d_m, scaled to unit mean row norm."""
+        """PCA the SCFT table's rows (this dataset's items) to d_m, scaled to unit mean row norm.
+
+        d_m defaults to the table's width (a full-rank rotation, no reduction) and must lie between the backbone
+        width and the table's width: the paper keeps "an intermediate size (e.g., 1536) ... significantly larger
+        than the typical dimensionality of SRS embeddings" (before eq. 6), so the item matrix W_1 W_2 z has rank
+        up to d, not d_m / 2 < d."""
+        d_m = d_m or table.dim
+        if not width <= d_m <= table.dim:
+            raise UserError(f"--d-m {d_m}: must be at least the backbone width ({width}) and at most the SCFT "
+                            f"table's width ({table.dim}); the adapter's hidden layer is d_m / 2")
         rows = _padded_rows(table, dataset)
         pca = fit_pca(rows[1:], d_m)
         reduced = pca.transform(rows[1:])

@@ -20,7 +20,7 @@ def train_rat(
     config: SeqRecConfig,
     scft_table: ItemTable,
     collaborative: ItemTable,
-    d_m: int = 128,
+    d_m: int | None = None,
     alpha: float = 0.01,
     temperature: float = 2.0,
     dataset: SequenceDataset | None = None,

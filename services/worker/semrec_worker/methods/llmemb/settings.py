@@ -65,7 +65,11 @@ class RATSettings(StrictModel):
     collaborative: str = Field(
         ..., description="item table of a pretrained SASRec (its run dir) that the alignment loss pulls towards"
     )
-    d_m: int = Field(128, ge=2, description="PCA width of the frozen LLM embeddings (the adapter's input, eq. 6)")
+    d_m: int | None = Field(
+        None, ge=2, description="PCA width of the frozen LLM embeddings (the adapter's input, eq. 6); at least the "
+        "backbone width --dim (the paper: an intermediate size significantly larger than SRS embeddings); "
+        "None: the SCFT table's width (576 for SmolLM2, no reduction)",
+    )
     alpha: float = Field(0.01, ge=0, description="weight of the collaborative alignment loss (eq. 8)")
     align_temperature: float = Field(2.0, gt=0, description="temperature of the alignment InfoNCE (eq. 7)")
 
