@@ -1,0 +1,105 @@
+"""The item matrix, its int8 copy and the HNSW index as files, memory-mapped, so all workers share one copy.
+
+`SEMREC_SHARED_DIR` names a directory; each bundle's arrays go to `<dir>/<n>x<dim>-<xxh3 of vectors and
+index>/` (`vectors.npy`, `items_t.npy`, `scales.npy`, `quantized.json`, `ann.usearch`). The first worker to
+load a version writes them into a temporary directory and renames it into place (atomic: the others see a
+complete directory or none, and a loser of the race uses the winner's); every worker then maps the files
+read-only (`np.load(mmap_mode="r")`, usearch `Index.restore(view=True)`), so the pages live once in the
+page cache whatever the number of workers. Older directories beyond the newest `keep` are deleted (a
+process that still maps one keeps its pages until it unmaps them: Linux semantics).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import xxhash
+
+from semrec_ranker.engine.index import QuantizedMatrix, quantize
+
+log = logging.getLogger("semrec.ranker")
+
+COMPLETE = "complete"  # written last inside the temporary directory
+
+
+@dataclass
+class ServingArrays:
+    vectors: np.ndarray  # float32 [n, dim]
+    quantized: QuantizedMatrix | None
+    ann_path: Path | None  # the HNSW index file (None: in memory, or no index)
+    directory: Path | None
+
+
+def content_key(vectors: np.ndarray, ann_index: bytes | None) -> str:
+    digest = xxhash.xxh3_64()
+    digest.update(np.ascontiguousarray(vectors).data)
+    if ann_index is not None:
+        digest.update(ann_index)
+    n, dim = vectors.shape
+    return f"{n}x{dim}-{digest.hexdigest()}"
+
+
+def _write(directory: Path, vectors: np.ndarray, ann_index: bytes | None, with_quantized: bool) -> None:
+    np.save(directory / "vectors.npy", np.ascontiguousarray(vectors, dtype=np.float32))
+    if with_quantized:
+        quantized = quantize(vectors)
+        np.save(directory / "items_t.npy", quantized.items_t)
+        np.save(directory / "scales.npy", quantized.scales)
+        (directory / "quantized.json").write_text(json.dumps({"max_error": quantized.max_error,
+                                                               "max_norm": quantized.max_norm}))  # fmt: skip
+    if ann_index is not None:
+        (directory / "ann.usearch").write_bytes(ann_index)
+    (directory / COMPLETE).write_text("")
+
+
+def _prune(root: Path, keep: int, current: Path) -> None:
+    done = [d for d in root.iterdir() if d.is_dir() and (d / COMPLETE).exists() and d != current]
+    done.sort(key=lambda d: d.stat().st_mtime, reverse=True)
+    for stale in done[max(keep - 1, 0) :]:
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _open(directory: Path, with_quantized: bool, has_ann: bool) -> ServingArrays:
+    vectors = np.load(directory / "vectors.npy", mmap_mode="r")
+    quantized = None
+    if with_quantized:
+        bounds = json.loads((directory / "quantized.json").read_text())
+        quantized = QuantizedMatrix(np.load(directory / "items_t.npy", mmap_mode="r"),
+                                    np.load(directory / "scales.npy", mmap_mode="r"),
+                                    bounds["max_error"], bounds["max_norm"])  # fmt: skip
+    return ServingArrays(vectors, quantized, directory / "ann.usearch" if has_ann else None, directory)
+
+
+def shared_arrays(root: Path, vectors: np.ndarray, ann_index: bytes | None, with_quantized: bool,
+                  keep: int = 3) -> ServingArrays:  # fmt: skip
+    """The bundle's arrays mapped from files under `root` (written by the first caller for this content)."""
+    root.mkdir(parents=True, exist_ok=True)
+    directory = root / content_key(vectors, ann_index)
+    needs_quantized = with_quantized and not (directory / "quantized.json").exists()
+    if not (directory / COMPLETE).exists() or needs_quantized:
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
+        try:
+            _write(staging, vectors, ann_index, with_quantized)
+            if needs_quantized and (directory / COMPLETE).exists():
+                shutil.rmtree(directory, ignore_errors=True)  # written without the int8 copy: replace it
+            try:
+                os.rename(staging, directory)
+                log.info("wrote the serving arrays to %s", directory)
+            except OSError:  # another worker renamed its copy first: use that one
+                pass
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    os.utime(directory)
+    _prune(root, keep, directory)
+    return _open(directory, with_quantized, ann_index is not None)
+
+
+def in_memory_arrays(vectors: np.ndarray, with_quantized: bool) -> ServingArrays:
+    return ServingArrays(vectors, quantize(vectors) if with_quantized else None, None, None)
