@@ -128,3 +128,24 @@ def test_engine_results_do_not_depend_on_the_kernel_the_batch_or_the_shared_dir(
         np.testing.assert_array_equal(together.rows, alone.rows)
         np.testing.assert_allclose(together.scores, alone.scores, rtol=0, atol=1e-5)
         assert together.fallback == alone.fallback and together.batch_size == len(histories)
+
+
+def test_the_encoder_is_shared_as_external_data_and_the_directory_must_be_private(tmp_path):
+    import os
+
+    from semrec.errors import UserError
+    from semrec_ranker.bench.synthetic import synthetic_bundle
+    from semrec_ranker.engine import Engine
+    from semrec_ranker.engine.artifacts import shared_arrays
+
+    bundle = synthetic_bundle(500, dim=16, max_len=8, backbone="sasrec", seed=3)
+    engine = Engine("1", bundle, shared_dir=tmp_path / "shared")
+    (directory,) = [d for d in (tmp_path / "shared").iterdir() if d.is_dir()]
+    # the tensors (500 x 16 item embeddings and more) live in encoder.data, which ONNX Runtime maps
+    assert (directory / "encoder.data").stat().st_size > 500 * 16 * 4 > (directory / "encoder.onnx").stat().st_size
+    np.testing.assert_array_equal(engine.recommend(["i1", "i2"], 5).rows, Engine("1", bundle).recommend(["i1", "i2"], 5).rows)
+    open_dir = tmp_path / "open"
+    open_dir.mkdir()
+    os.chmod(open_dir, 0o777)
+    with pytest.raises(UserError, match="not be writable by group or others"):
+        shared_arrays(open_dir, bundle.item_vectors, None, with_quantized=False)

@@ -17,7 +17,7 @@ import numpy as np
 from semrec.bundle import Bundle
 
 from semrec_ranker.engine.artifacts import in_memory_arrays, shared_arrays
-from semrec_ranker.engine.encoder import OnnxEncoder, SequenceEncoder
+from semrec_ranker.engine.encoder import OnnxEncoder, SequenceEncoder, refuse_external_data
 from semrec_ranker.engine.index import ExactIndex, HnswIndex, QuantizedIndex
 
 log = logging.getLogger("semrec.ranker")
@@ -85,7 +85,11 @@ class Engine:
         with_int8 = exact_kernel == "int8" and self.n_items >= int8_min_items
         ann_blob = bundle.ann_index if use_ann else None
         if shared_dir is not None:
-            arrays = shared_arrays(Path(shared_dir), bundle.item_vectors, ann_blob, with_int8)
+            encoder_onnx = None
+            if encoder is None:
+                refuse_external_data(bundle.encoder_onnx)  # before it is written out with its tensors in a file
+                encoder_onnx = bundle.encoder_onnx
+            arrays = shared_arrays(Path(shared_dir), bundle.item_vectors, ann_blob, with_int8, encoder_onnx)
         else:
             arrays = in_memory_arrays(bundle.item_vectors, with_int8)
         self.shared_dir = arrays.directory
@@ -94,7 +98,8 @@ class Engine:
         self.retired = np.array(sorted(retired), dtype=np.int64)
         order = np.argsort(-bundle.popularity, kind="stable")
         self.popular_rows = order[~np.isin(order, self.retired)] if self.retired.size else order
-        self.encoder: SequenceEncoder = encoder or OnnxEncoder(bundle.encoder_onnx, ort_threads, device)
+        self.encoder: SequenceEncoder = encoder or OnnxEncoder(arrays.encoder_path or bundle.encoder_onnx,
+                                                               ort_threads, device)  # fmt: skip
         self.exact: ExactIndex | QuantizedIndex = ExactIndex(self.vectors)
         if arrays.quantized is not None:
             self.exact = QuantizedIndex(self.vectors, arrays.quantized, rescore_candidates, topk_threads, self.exact)
