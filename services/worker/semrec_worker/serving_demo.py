@@ -42,11 +42,14 @@ def post_json(url: str, body: dict) -> dict:
 
 
 def run_titles(run_dir: Path) -> dict[str, str | None]:
-    """Item titles of the run's dataset (empty when the run's data cannot be read: ids only then)."""
+    """Item titles of the run's dataset (the `data` of its config.json); empty when it cannot be read: the
+    printout then shows ids only."""
     try:
-        from semrec_worker.api.recommender import Recommender
+        from semrec_worker.data.dataset import DataConfig, read_raw
 
-        return Recommender.from_run(run_dir).titles()
+        saved = json.loads((Path(run_dir) / "config.json").read_text())["config"]
+        _, _, items = read_raw(DataConfig(data=saved["data"], format=saved.get("format", "auto")))
+        return {item_id: item.title for item_id, item in items.items()}
     except Exception as exc:  # noqa: BLE001 - titles are a nicety of the printout, never a failure
         echo(f"(no titles: {type(exc).__name__}: {exc})")
         return {}

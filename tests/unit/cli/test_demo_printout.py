@@ -10,3 +10,12 @@ def test_the_demo_answer_is_printed_with_titles(tmp_path):
     assert text.splitlines() == ["history:", "  i1  Blue Kettle", "  i2", "recommended (bundle v1):",
                                  "   1. i9  0.812  Green Teapot", "   2. i4  0.500"]  # fmt: skip
     assert run_titles(tmp_path) == {}  # a directory that is no run: ids only, no failure
+
+
+def test_titles_come_from_the_runs_dataset(tmp_path):
+    import json
+
+    (tmp_path / "config.json").write_text(json.dumps({"kind": "SeqRecConfig", "config": {
+        "data": "synthetic:users=40,items=20,seed=3", "format": "auto"}}))  # fmt: skip
+    titles = run_titles(tmp_path)
+    assert len(titles) == 20 and all(isinstance(t, str) and t for t in titles.values())

@@ -192,6 +192,17 @@ def _server_processes(process: subprocess.Popen) -> list:
     return children or [root]
 
 
+def _wait_mapped(processes: list, directory: Path, timeout: float = 600) -> None:
+    """Until every worker maps the shared arrays (/readyz answers from whichever worker accepts first)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if all(any(str(directory) in m.path for m in p.memory_maps()) for p in processes):
+            time.sleep(1.0)  # the warm-up call after the mapping
+            return
+        time.sleep(0.5)
+    raise RuntimeError("not every ranker worker loaded the bundle")
+
+
 def _cpu_s(processes: list) -> float:
     total = 0.0
     for proc in processes:
@@ -286,6 +297,7 @@ def _series(config: RankerBenchConfig, redis_url: str, catalog: str, n_items: in
     try:
         _wait_ready(url, process)
         processes = _server_processes(process)
+        _wait_mapped(processes, workdir / "shared")
         memory = _memory(processes)
         if config.warmup_s:
             run_wrk(url, bodies["history"], 4, config.warmup_s, config.wrk_threads, workdir, wrk_cpus)

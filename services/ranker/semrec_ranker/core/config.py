@@ -45,7 +45,7 @@ class RankerSettings(RedisSettings):
     )
     int8_min_items: int = Field(20_000, ge=0, description="below this many items the float32 scan is used (as fast)")
     rescore_candidates: int = Field(
-        256, ge=1, le=100_000, description="int8 candidates rescored in float32 (at least 8 x k; more when the "
+        256, ge=1, le=100_000, description="int8 candidates rescored in float32 (at least 2 x k; more when the "
         "exactness bound is not met)",
     )  # fmt: skip
     topk_threads: int = Field(1, ge=1, le=64, description="ONNX Runtime threads of the int8 scoring")

@@ -145,7 +145,7 @@ class QuantizedIndex:
     def search(self, query: np.ndarray, k: int, excluded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         query = np.asarray(query, dtype=np.float32)
         peak = float(np.abs(query).max(initial=0.0))
-        count = max(self.candidates, 8 * k) + excluded.size
+        count = max(self.candidates, 2 * k) + excluded.size
         if peak == 0.0 or not np.isfinite(peak) or 2 * count > self.n:
             self.stats["float32_scan"] += 1
             return self.fallback.search(query, k, excluded)
