@@ -93,7 +93,7 @@ def test_batched_answers_equal_unbatched_ones_under_concurrent_load(redis_server
 
 def test_a_lone_request_waits_at_most_the_window_and_a_full_batch_does_not_wait(redis_server, bundle):
     publish_bundle(redis_settings(redis_server.url).client(), "shop", bundle)
-    window_s = 0.4
+    window_s = 1.0
     with hardened_ranker(_settings(redis_server, batch_window_ms=window_s * 1000, batch_max=4)) as base:
         assert wait_until(lambda: ready_version(base) == "1")
         with httpx.Client(base_url=base, timeout=30) as http:
@@ -104,7 +104,7 @@ def test_a_lone_request_waits_at_most_the_window_and_a_full_batch_does_not_wait(
                 assert http.post("/recommend", json={"history": [f"i{n + 2}"]}).status_code == 200
                 lone.append(time.perf_counter() - start)
         # nobody joins: each waits the window (it is a wait, not a floor of 0) and not much more
-        assert all(window_s * 0.9 <= t < window_s + 0.3 for t in lone), lone
+        assert all(window_s * 0.9 <= t < window_s + 0.6 for t in lone), lone
 
         async def four_at_once() -> float:
             async with httpx.AsyncClient(base_url=base, timeout=30) as http:
@@ -116,4 +116,4 @@ def test_a_lone_request_waits_at_most_the_window_and_a_full_batch_does_not_wait(
                 return time.perf_counter() - start
 
         # batch_max requests close the window early: they need not wait for it
-        assert min(asyncio.run(four_at_once()) for _ in range(3)) < window_s * 0.75
+        assert min(asyncio.run(four_at_once()) for _ in range(3)) < window_s * 0.6

@@ -73,8 +73,8 @@ def wrk_table(runs: list[dict[str, Any]]) -> str:
     floor beside it, CPU per request, memory of the workers."""
     lines = [
         "| server | items | index | workers | kind | conns | req/s | p50 / p90 / p99 ms | errors | floor p50 / p99 ms "
-        "| p99 / floor p99 | CPU ms/req | RSS MiB (sum) | PSS MiB (sum) | pinned |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| p99 / floor p99 | CPU ms/req | RSS MiB (sum) | PSS MiB (sum) | anonymous MiB (sum) | pinned |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
         m, c = run["metrics"], run["config"]
@@ -85,7 +85,8 @@ def wrk_table(runs: list[dict[str, Any]]) -> str:
             f"| {c['connections']} | {m['rps']:g} | {m['p50_ms']:g} / {m['p90_ms']:g} / {m['p99_ms']:g} "
             f"| {int(m['errors'])} | {m['floor_p50_ms']:g} / {m['floor_p99_ms']:g} | {m['p99_over_floor_p99']:g} "
             f"| {m['server_cpu_ms_per_request']:g} | {memory.get('total_rss_mib', '-')} "
-            f"| {memory.get('total_pss_mib', '-')} | {'yes' if c.get('pinned') else 'no'} |"
+            f"| {memory.get('total_pss_mib', '-')} | {memory.get('total_anonymous_mib', '-')} "
+            f"| {'yes' if c.get('pinned') else 'no'} |"
         )
     return "\n".join(lines)
 

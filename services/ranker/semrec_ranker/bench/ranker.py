@@ -184,23 +184,37 @@ def _wait_ready(url: str, process: subprocess.Popen, timeout: float = 600) -> No
 
 
 def _server_processes(process: subprocess.Popen) -> list:
-    """The processes that serve requests: uvicorn's workers, or the process itself with one worker."""
+    """The live processes that serve requests: uvicorn's workers, or the process itself with one worker."""
     import psutil
 
     root = psutil.Process(process.pid)
-    children = [c for c in root.children(recursive=True) if "multiprocessing.resource_tracker" not in " ".join(c.cmdline())]
+    children = []
+    for child in root.children(recursive=True):
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and "resource_tracker" not in " ".join(child.cmdline()):
+                children.append(child)
+        except psutil.Error:  # gone meanwhile
+            pass
     return children or [root]
 
 
-def _wait_mapped(processes: list, directory: Path, timeout: float = 600) -> None:
-    """Until every worker maps the shared arrays (/readyz answers from whichever worker accepts first)."""
+def _wait_workers(process: subprocess.Popen, workers: int, directory: Path, timeout: float = 600) -> list:
+    """The worker processes, once there are `workers` of them and each maps the shared arrays (/readyz
+    answers from whichever worker accepts first, so it cannot tell)."""
+    import psutil
+
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if all(any(str(directory) in m.path for m in p.memory_maps()) for p in processes):
-            time.sleep(1.0)  # the warm-up call after the mapping
-            return
+        processes = _server_processes(process)
+        try:
+            if len(processes) == workers and all(any(str(directory) in m.path for m in p.memory_maps())
+                                                 for p in processes):  # fmt: skip
+                time.sleep(1.0)  # the warm-up call after the mapping
+                return processes
+        except psutil.Error:  # a worker starting or restarting: look again
+            pass
         time.sleep(0.5)
-    raise RuntimeError("not every ranker worker loaded the bundle")
+    raise RuntimeError(f"not all {workers} ranker workers loaded the bundle")
 
 
 def _cpu_s(processes: list) -> float:
@@ -214,16 +228,26 @@ def _cpu_s(processes: list) -> float:
     return total
 
 
-def _memory(processes: list) -> dict[str, float]:
-    """RSS / PSS / USS in MiB per worker and summed (psutil; PSS and USS need Linux)."""
+def _memory(processes: list, shared_dir: Path | None = None) -> dict[str, float]:
+    """Per worker and summed, in MiB (psutil): RSS; PSS (shared pages split between the processes that map
+    them); USS (pages only this process maps: with shared files that includes file pages no other worker
+    has touched yet, so it overstates what a worker costs); anonymous memory (heap, arenas: what one more
+    worker really costs, the shared files aside). Plus the size of the shared files (in the page cache once)."""
     out: dict[str, float] = {}
+
+    def add(name: str, n: int, value: float) -> None:
+        out[f"worker{n}_{name}_mib"] = round(value / 2**20, 1)
+        out[f"total_{name}_mib"] = round(out.get(f"total_{name}_mib", 0.0) + value / 2**20, 1)
+
     for n, proc in enumerate(processes):
         info = proc.memory_full_info()
         for field in ("rss", "pss", "uss"):
-            value = getattr(info, field, None)
-            if value is not None:
-                out[f"worker{n}_{field}_mib"] = round(value / 2**20, 1)
-                out[f"total_{field}_mib"] = round(out.get(f"total_{field}_mib", 0.0) + value / 2**20, 1)
+            if getattr(info, field, None) is not None:
+                add(field, n, getattr(info, field))
+        add("anonymous", n, sum(getattr(m, "anonymous", 0) for m in proc.memory_maps(grouped=True)))
+    if shared_dir is not None and shared_dir.exists():
+        files = [f for f in shared_dir.rglob("*") if f.is_file() and ".staging-" not in str(f)]
+        out["shared_files_mib"] = round(sum(f.stat().st_size for f in files) / 2**20, 1)
     return out
 
 
@@ -292,13 +316,13 @@ def _series(config: RankerBenchConfig, redis_url: str, catalog: str, n_items: in
     from semrec_ranker.bench.wrk import run_wrk
 
     server_cpus, wrk_cpus = _cpus(workers, config.pin)
-    process, url = _serve(config, redis_url, catalog, index, workers, encoder, server_cpus, workdir / "shared")
+    shared = workdir / f"shared-{n_items}-{index}-{workers}-{encoder}"  # this server's files alone
+    process, url = _serve(config, redis_url, catalog, index, workers, encoder, server_cpus, shared)
     runs = []
     try:
         _wait_ready(url, process)
-        processes = _server_processes(process)
-        _wait_mapped(processes, workdir / "shared")
-        memory = _memory(processes)
+        processes = _wait_workers(process, workers, shared)
+        memory = _memory(processes, shared)
         if config.warmup_s:
             run_wrk(url, bodies["history"], 4, config.warmup_s, config.wrk_threads, workdir, wrk_cpus)
         kinds = config.http_kinds if encoder == "onnx" else ["history"]
@@ -326,7 +350,7 @@ def _series(config: RankerBenchConfig, redis_url: str, catalog: str, n_items: in
                             "batch_window_ms": config.batch_window_ms, "history_len": config.history_len,
                             "memory_at_start": memory, "k": config.k},
                 ))  # fmt: skip
-        memory_after = _memory(processes)
+        memory_after = _memory(processes, shared)
         for run in runs:
             run.config["memory_after"] = memory_after
             run.metrics.update({f"mem_{k}": v for k, v in memory_after.items() if k.startswith("total_")})
