@@ -30,7 +30,7 @@ KNOWN_SETTINGS = {
     "SEMREC_HEADER_TIMEOUT_S", "SEMREC_BODY_TIMEOUT_S", "SEMREC_KEEP_ALIVE_S", "SEMREC_LIMIT_CONCURRENCY",
 }  # fmt: skip
 # Metrics the ranker exports that alerts, recording rules and the HPA's adapter rule use.
-RANKER_METRICS = {"semrec_request_seconds", "semrec_bundle_version", "semrec_reloads_total"}
+RANKER_METRICS = {"semrec_http_request_duration_seconds", "semrec_bundle_items", "semrec_reloads_total"}
 SERVE = ["semrec", "serve", "--host", "0.0.0.0", "--port", "8000"]
 WORKER_PIPELINE = ("semrec train seqrec --data", "semrec export onnx --run", "semrec publish --run")
 
@@ -275,7 +275,7 @@ def test_hpa_scales_on_cpu_and_latency() -> None:
     adapter = yaml.safe_load((K8S / "prometheus-adapter-values.yaml").read_text())
     (rule,) = adapter["rules"]["custom"]
     assert rule["name"]["as"] == "semrec_request_p99_seconds"
-    assert "histogram_quantile(0.99" in rule["metricsQuery"] and "semrec_request_seconds_bucket" in rule["metricsQuery"]
+    assert "histogram_quantile(0.99" in rule["metricsQuery"] and "semrec_http_request_duration_seconds_bucket" in rule["metricsQuery"]
 
 
 def test_worker_cronjobs_request_a_gpu_and_run_the_pipeline() -> None:
@@ -335,7 +335,7 @@ def test_alert_rules() -> None:
     p99 = rules["SemrecLatencyP99High"]
     assert p99["for"] == "5m" and p99["expr"].endswith("> 0.020")
     assert "histogram_quantile(0.99" in rules[p99["expr"].split()[0]]["expr"]
-    assert "semrec_bundle_version" in rules["SemrecNoBundleLoaded"]["expr"]
+    assert "semrec_bundle_items" in rules["SemrecNoBundleLoaded"]["expr"]
     assert 'outcome="failed"' in rules["SemrecReloadFailures"]["expr"]
     used = set()
     for rule in rules.values():

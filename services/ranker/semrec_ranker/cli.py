@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from semrec.cli_builder import CommandGroups, config_command
 from semrec.config import JobConfig
@@ -24,6 +26,13 @@ def serve(config: ServeConfig) -> None:
     from semrec_ranker.server import uvicorn_options
 
     settings = get_settings()  # refuses unsafe settings (exit 2) before anything listens
+    if config.workers > 1 and settings.shared_dir is None:
+        import os
+        import tempfile
+
+        # the workers (spawned, so they read the environment again) map one copy of the arrays
+        shared = Path(tempfile.gettempdir()) / f"semrec-ranker-{os.getuid()}" / settings.catalog
+        os.environ["SEMREC_SHARED_DIR"] = str(shared)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(
         "semrec_ranker.main:create_app",

@@ -25,8 +25,10 @@ from semrec_ranker.api.routes import admin, events, health, items, recommend
 from semrec_ranker.core.config import RankerSettings, get_settings
 from semrec_ranker.core.metrics import Metrics
 from semrec_ranker.core.middleware import ObservabilityMiddleware
+from semrec_ranker.core.redis_calls import RedisCalls
 from semrec_ranker.core.redis_health import RedisHealth
 from semrec_ranker.engine import BundleHolder, Engine, Reloader
+from semrec_ranker.engine.batcher import MicroBatcher
 from semrec_ranker.engine.encoder import SequenceEncoder
 from semrec_ranker.engine.reloader import ReloadOutcome
 
@@ -58,8 +60,9 @@ def create_app(settings: RankerSettings | None = None, encoder_factory: EncoderF
     # the request path's: one try, a short timeout; a hung Redis costs a request at most this long
     request_timeout = settings.redis_request_timeout_s
     request_client = settings.client(socket_timeout=request_timeout, socket_connect_timeout=request_timeout,
-                                     retry=Retry(NoBackoff(), 0))  # fmt: skip
+                                     retry=Retry(NoBackoff(), 0), max_connections=settings.redis_pool_size + 1)  # + the ping; fmt: skip
     redis_health = RedisHealth(request_client, settings.redis_health_interval_s)
+    redis_calls = RedisCalls(request_client, settings.redis_pool_size)
 
     def build_engine(version: str, bundle: Bundle) -> Engine:
         return Engine(
@@ -70,16 +73,25 @@ def create_app(settings: RankerSettings | None = None, encoder_factory: EncoderF
             ann_threshold=settings.ann_threshold,
             ann_expansion=settings.ann_expansion,
             encoder=encoder_factory(bundle) if encoder_factory else None,
+            exact_kernel=settings.exact_kernel,
+            int8_min_items=settings.int8_min_items,
+            rescore_candidates=settings.rescore_candidates,
+            topk_threads=settings.topk_threads,
+            shared_dir=settings.shared_dir,
         )
 
     def on_outcome(outcome: ReloadOutcome) -> None:
         if outcome.status in ("loaded", "failed", "fallback"):
             metrics.reloads.labels(outcome.status).inc()
         if outcome.status in ("loaded", "fallback") and holder.engine is not None:
-            metrics.bundle_loaded(holder.engine.version, holder.engine.n_items)
+            metrics.bundle_loaded(holder.engine.version, holder.engine.n_items, holder.engine.index_kind,
+                                  settings.catalog)  # fmt: skip
 
     reloader = Reloader(client, settings.catalog, holder, build_engine, settings.poll_interval_s, on_outcome,
                         signing_key=settings.signing_key())  # fmt: skip
+    batcher = None
+    if settings.batch_window_ms > 0:
+        batcher = MicroBatcher(settings.batch_window_ms / 1000, settings.batch_max, metrics.batch_size.observe)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -95,10 +107,12 @@ def create_app(settings: RankerSettings | None = None, encoder_factory: EncoderF
         try:
             yield
         finally:
+            if batcher is not None:
+                await batcher.close()
             reloader.stop()
             redis_health.stop()
             client.close()
-            request_client.close()
+            redis_calls.close()
 
     docs = {} if settings.docs_enabled else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(
@@ -108,8 +122,8 @@ def create_app(settings: RankerSettings | None = None, encoder_factory: EncoderF
         description="Next-item recommendations from a sequence encoder (ONNX) and a cosine top-k.",
         lifespan=lifespan,
     )
-    app.state.ranker = RankerState(settings=settings, metrics=metrics, holder=holder, redis=request_client,
-                                   reloader=reloader, health=redis_health)  # fmt: skip
+    app.state.ranker = RankerState(settings=settings, metrics=metrics, holder=holder, redis=redis_calls,
+                                   reloader=reloader, health=redis_health, batcher=batcher)  # fmt: skip
     for module in (recommend, events, items, health, admin):
         app.include_router(module.router)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes,

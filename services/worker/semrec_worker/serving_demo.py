@@ -4,7 +4,7 @@ Given a run directory with an exported bundle (RUN_DIR/bundle/, written by `semr
 1. start a throw-away redis-server on loopback;
 2. `semrec publish --run RUN_DIR --redis URL --catalog NAME`;
 3. start the ranker (`semrec serve`) on a free loopback port and wait until /readyz says a bundle is loaded;
-4. print one `/recommend` answer for a history taken from the catalogue;
+4. print one `/recommend` answer for a history taken from the catalogue, with the items' titles;
 5. a short Locust run (`semrec bench load`), printing p50/p99;
 6. stop everything it started (also on failure or Ctrl-C).
 """
@@ -41,6 +41,31 @@ def post_json(url: str, body: dict) -> dict:
         return json.loads(response.read())
 
 
+def run_titles(run_dir: Path) -> dict[str, str | None]:
+    """Item titles of the run's dataset (the `data` of its config.json); empty when it cannot be read: the
+    printout then shows ids only."""
+    try:
+        from semrec_worker.data.dataset import DataConfig, read_raw
+
+        saved = json.loads((Path(run_dir) / "config.json").read_text())["config"]
+        _, _, items = read_raw(DataConfig(data=saved["data"], format=saved.get("format", "auto")))
+        return {item_id: item.title for item_id, item in items.items()}
+    except Exception as exc:  # noqa: BLE001 - titles are a nicety of the printout, never a failure
+        echo(f"(no titles: {type(exc).__name__}: {exc})")
+        return {}
+
+
+def describe_answer(history: list[str], answer: dict, titles: dict[str, str | None]) -> str:
+    """The history and the recommended items, one per line, with their titles."""
+    lines = ["history:"]
+    lines += [f"  {item}  {titles.get(item) or ''}".rstrip() for item in history]
+    lines.append(f"recommended (bundle v{answer['version']}{', popularity fallback' if answer['fallback'] else ''}):")
+    for rank, scored in enumerate(answer["items"], start=1):
+        item = scored["item_id"]
+        lines.append(f"  {rank:>2}. {item}  {scored['score']:.3f}  {titles.get(item) or ''}".rstrip())
+    return "\n".join(lines)
+
+
 def serve_and_load(
     run_dir: Path,
     workdir: Path,
@@ -63,6 +88,7 @@ def serve_and_load(
         echo(f"== POST {ranker.url}/recommend  {{\"history\": {json.dumps(history)}, \"k\": 5}}")
         answer = post_json(f"{ranker.url}/recommend", {"history": history, "k": 5})
         print(json.dumps(answer, indent=2), flush=True)
+        print(describe_answer(history, answer, run_titles(run_dir)), flush=True)
 
         echo(f"== load test: {users} users for {load_duration_s:g} s")
         outcome = run_load_test(

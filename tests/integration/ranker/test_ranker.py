@@ -58,7 +58,7 @@ def test_semrec_serve_starts_without_a_bundle_and_picks_up_the_first_publish(red
         publish_bundle(redis_settings(redis_server.url).client(), "shop", tiny_bundle(300))
         assert wait_until(lambda: ready_version(base) == "1")
         metrics = httpx.get(f"{base}/metrics").text
-        assert "semrec_bundle_version 1.0" in metrics and 'semrec_reloads_total{outcome="loaded"}' in metrics
+        assert 'semrec_bundle_info{catalog="shop",index="exact",version="1"} 1.0' in metrics and 'semrec_reloads_total{outcome="loaded"}' in metrics
     finally:
         process.terminate()
         output = process.communicate(timeout=20)[0].decode()
@@ -154,8 +154,8 @@ def test_recommend_similar_events_and_validation(redis_server, published):
         assert r.status_code == 200 and r.json()["status"] == "loaded"
 
         metrics = http.get("/metrics").text
-        assert 'semrec_request_seconds_count{endpoint="/recommend",method="POST",status="200"}' in metrics
-        assert 'semrec_request_seconds_count{endpoint="/items/{item_id}/similar",method="GET",status="404"}' in metrics
+        assert 'semrec_http_request_duration_seconds_count{method="POST",route="/recommend",status="200"}' in metrics
+        assert 'semrec_http_request_duration_seconds_count{method="GET",route="/items/{item_id}/similar",status="404"}' in metrics
         assert 'semrec_model_seconds_count{stage="encode"}' in metrics
         assert "semrec_popularity_fallback_total 1.0" in metrics
         rss = [line for line in metrics.splitlines() if line.startswith("process_resident_memory_bytes ")]

@@ -119,3 +119,26 @@ def test_hot_reload_by_pub_sub_alone_under_concurrent_requests(redis_server):
     versions = [version for _, version in seen]
     first_new = versions.index("2")
     assert set(versions[:first_new]) == {"1"} and versions[-1] == "2"
+
+
+@pytest.mark.parametrize("backbone", ["sasrec", "gru4rec"])
+def test_int8_top_k_equals_the_float32_top_k_on_an_exported_bundle(trained_runs, backbone, tiny_synthetic, tmp_path):
+    """The int8 kernel with float32 rescoring on a real exported bundle: the same top-10 as the float32 scan,
+    for every test history, batched and shared-from-files as `semrec serve --workers 2` runs it."""
+    from semrec_ranker.engine import Engine
+
+    bundle = Bundle.load(trained_runs[backbone])
+    scan = Engine("1", bundle, exact_kernel="float32")
+    # few candidates and all items on the int8 path: the exactness bound, not a wide margin, does the work
+    fast = Engine("1", bundle, int8_min_items=0, rescore_candidates=10, shared_dir=tmp_path)
+    assert fast.index_kind == "exact-int8"
+    test_histories, _ = tiny_synthetic.split("test")
+    histories = [[tiny_synthetic.item_ids[i - 1] for i in h] for h in test_histories]  # 1-based indices -> ids
+    answers = fast.run([fast.prepare(h, 10) for h in histories])
+    for history, answer in zip(histories, answers, strict=True):
+        expected = scan.recommend(history, 10)
+        assert answer.rows.tolist() == expected.rows.tolist(), history
+        np.testing.assert_allclose(answer.scores, expected.scores, atol=1e-5)
+    assert not any(a.fallback for a in answers)
+    assert fast.exact.stats["proved"] + fast.exact.stats["widened"] + fast.exact.stats["float32_scan"] == len(histories)
+    assert fast.exact.stats["float32_scan"] < len(histories)  # the int8 path answered, not only the scan

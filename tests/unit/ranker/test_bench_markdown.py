@@ -31,3 +31,18 @@ def test_render_prints_a_row_per_http_step_and_per_inprocess_cell(tmp_path, caps
     assert "| 100 | gru4rec | exact | 1.5 / 2.5 | 1.4 / 2.4 | 0.9 | 0.5 | 1 (exact) |" in render(inproc)
     assert "load average" in render(inproc)  # machine_info records how busy the machine was
     assert main([]) == 2
+
+
+def test_wrk_points_become_rows_with_their_floor_and_memory(tmp_path) -> None:
+    metrics = {"rps": 812.5, "p50_ms": 1.2, "p90_ms": 2.0, "p99_ms": 4.5, "errors": 0.0, "floor_p50_ms": 1.0,
+               "floor_p99_ms": 1.5, "p99_over_floor_p99": 3.0, "server_cpu_ms_per_request": 1.1}
+    config = {"kind": "user", "index": "hnsw", "served_index": "hnsw", "workers": 2, "connections": 16,
+              "pinned": False, "memory_after": {"total_rss_mib": 900.0, "total_pss_mib": 610.5,
+                                                 "total_anonymous_mib": 250.0}}
+    path = write_results(tmp_path / "wrk.json", [
+        RunResult(dataset="synthetic-100000x256", method="onnxruntime", backbone="sasrec", protocol="http-wrk",
+                  metrics=metrics, config=config),
+    ])  # fmt: skip
+    rows = [line for line in render(path).splitlines() if line.startswith("| onnxruntime |")]
+    assert rows == ["| onnxruntime | 100,000 | hnsw | 2 | user | 16 | 812.5 | 1.2 / 2 / 4.5 | 0 | 1 / 1.5 | 3 | 1.1 "
+                    "| 900.0 | 610.5 | 250.0 | no |"]  # fmt: skip

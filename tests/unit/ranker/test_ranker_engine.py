@@ -29,10 +29,123 @@ def test_blocked_exact_top_k_matches_a_full_sort(block_rows, rng):
 
 def test_hnsw_index_round_trips_and_respects_exclusions():
     vectors = random_unit_vectors(2000, 32, seed=1)
-    index = HnswIndex(build_hnsw(vectors), 32, expansion=128, fallback=ExactIndex(vectors))
+    index = HnswIndex.from_bytes(build_hnsw(vectors), 32, expansion=128, fallback=ExactIndex(vectors))
     rows, scores = index.search(vectors[5], 10, np.empty(0, np.int64))
     assert rows[0] == 5 and scores[0] == pytest.approx(1.0, abs=1e-2)
     rows, _ = index.search(vectors[5], 10, np.array([5]))
     assert 5 not in rows and len(rows) == 10
     rows, _ = index.search(vectors[5], 10, np.arange(0, 1990))  # too many exclusions: exact fallback
     assert sorted(rows.tolist()) == list(range(1990, 2000))
+
+
+def _queries(rng, vectors, count):
+    """Random directions and directions near the catalogue (what a trained encoder produces)."""
+    random = rng.standard_normal((count, vectors.shape[1])).astype(np.float32)
+    near = vectors[rng.integers(0, len(vectors), (count, 3))].mean(1)
+    near += rng.standard_normal(near.shape).astype(np.float32) / (4 * np.sqrt(vectors.shape[1]))
+    queries = np.concatenate([random, near])
+    return queries / np.linalg.norm(queries, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("clustered", [True, False])
+def test_int8_candidates_with_float32_rescoring_equal_the_float32_top_k(clustered, rng):
+    from semrec_ranker.engine.index import QuantizedIndex, quantize
+
+    vectors = random_unit_vectors(20_000, 64, seed=3, items_per_cluster=100 if clustered else None)
+    exact = ExactIndex(vectors)
+    index = QuantizedIndex(vectors, quantize(vectors), candidates=32, fallback=exact)
+    for query in _queries(rng, vectors, 40):
+        k = int(rng.integers(1, 30))
+        excluded = np.unique(rng.integers(0, len(vectors), int(rng.integers(0, 50))))
+        rows, scores = index.search(query, k, excluded)
+        want_rows, want_scores = exact.search(query, k, excluded)
+        np.testing.assert_array_equal(rows, want_rows)
+        np.testing.assert_allclose(scores, want_scores, rtol=0, atol=1e-5)
+    assert index.stats["proved"] + index.stats["widened"] == 80  # answered by the int8 path, not the scan
+
+
+def test_the_int8_path_widens_or_scans_when_its_bound_does_not_hold():
+    from semrec_ranker.engine.index import QuantizedIndex, quantize
+
+    # 3,000 near-duplicates of one direction: the int8 error swamps their score gaps, so the bound cannot
+    # prove the first candidates; the answer must still be the float32 one
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal(32).astype(np.float32)
+    vectors = base + rng.standard_normal((3000, 32)).astype(np.float32) * 1e-3
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    exact = ExactIndex(vectors)
+    index = QuantizedIndex(vectors, quantize(vectors), candidates=16, fallback=exact)
+    query = base / np.linalg.norm(base)
+    rows, _ = index.search(query, 10, np.empty(0, np.int64))
+    np.testing.assert_array_equal(rows, exact.search(query, 10, np.empty(0, np.int64))[0])
+    assert index.stats["widened"] + index.stats["float32_scan"] == 1 and index.stats["proved"] == 0
+
+
+def test_quantisation_error_bound_holds_for_every_row(rng):
+    from semrec_ranker.engine.index import quantize
+
+    vectors = random_unit_vectors(5000, 48, seed=4)
+    quantized = quantize(vectors, block_rows=777)  # blocks that do not divide the rows
+    restored = quantized.items_t.T.astype(np.float32) * quantized.scales[:, None]
+    errors = np.linalg.norm(vectors - restored, axis=1)
+    assert errors.max() == pytest.approx(quantized.max_error, rel=1e-5)
+    assert quantized.max_error < 0.05 and quantized.max_norm == pytest.approx(1.0, abs=1e-5)
+
+
+def test_serving_arrays_are_written_once_and_memory_mapped(tmp_path):
+    from semrec_ranker.engine.artifacts import shared_arrays
+
+    vectors = random_unit_vectors(3000, 32, seed=5)
+    blob = build_hnsw(vectors)
+    first = shared_arrays(tmp_path, vectors, blob, with_quantized=True)
+    stamp = (first.directory / "vectors.npy").stat().st_mtime_ns
+    second = shared_arrays(tmp_path, vectors.copy(), blob, with_quantized=True)  # another worker, same bundle
+    assert second.directory == first.directory and (first.directory / "vectors.npy").stat().st_mtime_ns == stamp
+    assert isinstance(second.vectors, np.memmap) and isinstance(second.quantized.items_t, np.memmap)
+    np.testing.assert_array_equal(second.vectors, vectors)
+    index = HnswIndex.from_file(second.ann_path, 32, 64, ExactIndex(second.vectors))
+    assert index.search(vectors[7], 5, np.empty(0, np.int64))[0][0] == 7
+    for seed in (6, 7, 8):  # newer versions: only the newest `keep` (3) directories stay
+        shared_arrays(tmp_path, random_unit_vectors(100, 32, seed=seed), None, with_quantized=False)
+    assert not first.directory.exists() and len([d for d in tmp_path.iterdir() if d.is_dir()]) == 3
+    np.testing.assert_array_equal(second.vectors[:3], vectors[:3])  # a mapping outlives its deleted file
+
+
+def test_engine_results_do_not_depend_on_the_kernel_the_batch_or_the_shared_dir(tmp_path):
+    from semrec_ranker.bench.synthetic import synthetic_bundle
+    from semrec_ranker.engine import Engine
+
+    bundle = synthetic_bundle(3000, dim=32, max_len=10, backbone="sasrec", seed=2)
+    plain = Engine("1", bundle, exact_kernel="float32")
+    fast = Engine("1", bundle, exact_kernel="int8", int8_min_items=0, rescore_candidates=16, shared_dir=tmp_path)
+    assert fast.describe()["index"] == "exact-int8" and fast.describe()["shared_arrays"] is True
+    rng = np.random.default_rng(9)
+    histories = [[f"i{j}" for j in rng.integers(1, 3001, rng.integers(1, 15))] for _ in range(24)] + [["nope"]]
+    queries = [fast.prepare(h, 10) for h in histories]
+    batched = fast.run(queries)
+    for history, together in zip(histories, batched, strict=True):
+        alone = plain.recommend(history, 10)
+        np.testing.assert_array_equal(together.rows, alone.rows)
+        np.testing.assert_allclose(together.scores, alone.scores, rtol=0, atol=1e-5)
+        assert together.fallback == alone.fallback and together.batch_size == len(histories)
+
+
+def test_the_encoder_is_shared_as_external_data_and_the_directory_must_be_private(tmp_path):
+    import os
+
+    from semrec.errors import UserError
+    from semrec_ranker.bench.synthetic import synthetic_bundle
+    from semrec_ranker.engine import Engine
+    from semrec_ranker.engine.artifacts import shared_arrays
+
+    bundle = synthetic_bundle(500, dim=16, max_len=8, backbone="sasrec", seed=3)
+    engine = Engine("1", bundle, shared_dir=tmp_path / "shared")
+    (directory,) = [d for d in (tmp_path / "shared").iterdir() if d.is_dir()]
+    # the tensors (500 x 16 item embeddings and more) live in encoder.data, which ONNX Runtime maps
+    assert (directory / "encoder.data").stat().st_size > 500 * 16 * 4 > (directory / "encoder.onnx").stat().st_size
+    np.testing.assert_array_equal(engine.recommend(["i1", "i2"], 5).rows, Engine("1", bundle).recommend(["i1", "i2"], 5).rows)
+    open_dir = tmp_path / "open"
+    open_dir.mkdir()
+    os.chmod(open_dir, 0o777)
+    with pytest.raises(UserError, match="not be writable by group or others"):
+        shared_arrays(open_dir, bundle.item_vectors, None, with_quantized=False)

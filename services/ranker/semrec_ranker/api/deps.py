@@ -10,8 +10,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from semrec_ranker.core.config import RankerSettings
 from semrec_ranker.core.metrics import Metrics
+from semrec_ranker.core.redis_calls import RedisCalls
 from semrec_ranker.core.redis_health import RedisHealth
 from semrec_ranker.engine import BundleHolder, Engine, Reloader
+from semrec_ranker.engine.batcher import MicroBatcher
 
 
 @dataclass
@@ -19,9 +21,10 @@ class RankerState:
     settings: RankerSettings
     metrics: Metrics
     holder: BundleHolder
-    redis: object  # request path: short timeout, no retries
+    redis: RedisCalls  # request path: short timeout, no retries, its own thread pool
     reloader: Reloader
     health: RedisHealth
+    batcher: MicroBatcher | None = None  # None: micro-batching off
 
 
 async def get_state(request: Request) -> RankerState:

@@ -1,6 +1,6 @@
 """Markdown tables of `semrec bench ranker` results files, for docs/serving.md.
 
-    python -m semrec_ranker.bench.markdown results/ranker-inprocess.json results/ranker-http.json
+    python -m semrec_ranker.bench.markdown results/ranker-inprocess.json results/ranker-http-wrk.json
 
 Prints one section per file (in-process table or HTTP table), each headed by the commit, time and
 load average the file records, so a reader can tell a quiet run from a contended one.
@@ -68,11 +68,38 @@ def http_table(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n\n" + "\n".join(summaries)
 
 
+def wrk_table(runs: list[dict[str, Any]]) -> str:
+    """One row per wrk point: server, size, index, workers, kind, connections, rate, latency, the in-process
+    floor beside it, CPU per request, memory of the workers."""
+    lines = [
+        "| server | items | index | workers | kind | conns | req/s | p50 / p90 / p99 ms | errors | floor p50 / p99 ms "
+        "| p99 / floor p99 | CPU ms/req | RSS MiB (sum) | PSS MiB (sum) | anonymous MiB (sum) | pinned |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        m, c = run["metrics"], run["config"]
+        n_items = int(run["dataset"].split("-")[1].split("x")[0])
+        memory = c.get("memory_after") or {}
+        lines.append(
+            f"| {run['method']} | {n_items:,} | {c.get('served_index') or c['index']} | {c['workers']} | {c['kind']} "
+            f"| {c['connections']} | {m['rps']:g} | {m['p50_ms']:g} / {m['p90_ms']:g} / {m['p99_ms']:g} "
+            f"| {int(m['errors'])} | {m['floor_p50_ms']:g} / {m['floor_p99_ms']:g} | {m['p99_over_floor_p99']:g} "
+            f"| {m['server_cpu_ms_per_request']:g} | {memory.get('total_rss_mib', '-')} "
+            f"| {memory.get('total_pss_mib', '-')} | {memory.get('total_anonymous_mib', '-')} "
+            f"| {'yes' if c.get('pinned') else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
 def render(path: Path) -> str:
     data = json.loads(path.read_text())
     runs = data["runs"]
-    is_http = any(run["protocol"] == "http-open-loop" for run in runs)
-    table = http_table(runs) if is_http else inprocess_table(runs)
+    if any(run["protocol"] == "http-wrk" for run in runs):
+        table = wrk_table(runs)
+    elif any(run["protocol"] == "http-open-loop" for run in runs):
+        table = http_table(runs)
+    else:
+        table = inprocess_table(runs)
     return f"{_header(path, data)}:\n\n{table}\n"
 
 

@@ -5,9 +5,15 @@
    index too where one is built, and its recall@10 against the exact top-10, for the encoder's queries
    (random weights: directions unrelated to the catalogue, a pessimistic case) and for queries near the
    catalogue (what a trained encoder produces). Item vectors are clustered (bench/synthetic.py).
-2. Over HTTP: the ranker in its own process on loopback, the open-loop load generator (bench/loadgen.py)
-   stepping the request rate up until p99 >= the SLO or a request fails; the same for the naive peer
-   (the same app with a plain PyTorch eager encoder). Max sustained rate and p99 ratios are reported.
+2. Over HTTP: `semrec serve` in its own processes on loopback (1 or 2 workers, shared memory-mapped arrays,
+   micro-batching as configured), driven by wrk (bench/wrk.py: C, closed loop, a Lua script for the POST
+   bodies) at fixed connection counts, pinned to other cores than the server where the machine has cores
+   to spare; history and user_id requests, exact (int8 + rescoring) and HNSW, each catalogue size. Beside
+   each point: the in-process floor (`Engine.recommend`, encode + top-k, timed in this process with the
+   same settings), the server's CPU per request and its memory (RSS, USS and PSS of each worker: PSS
+   splits the shared pages, USS is what one more worker costs). The eager-PyTorch peer serves the same
+   requests for comparison. wrk 4.1 has no fixed-rate mode, so the rates are the closed-loop rates that the
+   connection counts produce.
 """
 
 from __future__ import annotations
@@ -40,19 +46,25 @@ class RankerBenchConfig(AcceptsOldNames, JobConfig):
     k: int = Field(10, ge=1, le=200, description="items per recommendation")
     ann_sizes: list[int] = Field([10_000, 100_000], description="sizes that also get an HNSW index + recall")
     ann_expansions: list[int] = Field([64, 128, 256], description="HNSW search breadths to measure")
-    http: bool = Field(True, description="run the HTTP load test")
-    http_items: int = Field(100_000, ge=100, description="catalogue size of the HTTP test")
+    http: bool = Field(True, description="run the HTTP load test (wrk)")
+    http_items: list[int] = Field([100_000, 1_000_000], description="catalogue sizes of the HTTP test")
     http_backbone: Literal["sasrec", "gru4rec"] = Field("sasrec", description="encoder of the HTTP test")
-    http_rates: list[int] = Field([5, 10, 15, 20, 25, 35, 50, 75, 100, 150, 200, 300, 400], description="request rates (req/s)")
-    http_step_s: float = Field(8.0, gt=0, description="seconds per rate step")
-    http_connections: int = Field(32, ge=1, description="keep-alive connections of the load generator")
+    http_indexes: list[Literal["exact", "hnsw"]] = Field(["hnsw", "exact"], description="served top-k: exact (int8 + rescoring), hnsw")
+    http_workers: list[int] = Field([1, 2], description="uvicorn worker counts (`semrec serve --workers`)")
+    http_kinds: list[Literal["history", "user"]] = Field(["history", "user"], description="request kinds: history in the body, user_id (history from Redis)")
+    connections: list[int] = Field([1, 4, 16, 64], description="wrk connection counts (closed loop: one request in flight each)")
+    duration_s: float = Field(5.0, ge=1, description="seconds of wrk per point")
+    warmup_s: float = Field(1.0, ge=0, description="seconds of wrk before each server's first point")
+    wrk_threads: int = Field(1, ge=1, description="wrk threads (each drives connections / threads connections)")
+    history_len: int = Field(20, ge=1, description="items per history of the HTTP requests")
+    batch_window_ms: float = Field(1.0, ge=0, description="SEMREC_BATCH_WINDOW_MS of the served ranker (0: off)")
+    peer: bool = Field(True, description="also serve the eager-PyTorch peer (history, smallest size, first index, 1 worker)")
+    pin: bool = Field(True, description="pin the server and wrk to disjoint cores when there are more cores than workers")
+    hnsw_expansion_add: int = Field(64, ge=8, description="HNSW build breadth of the bench bundles (cached with them)")
     ann_threshold: int = Field(50_000, ge=0, description="SEMREC_ANN_THRESHOLD of the served ranker")
     threads: int = Field(1, ge=1, description="ONNX Runtime threads of the ranker (SEMREC_ORT_THREADS), served and in process")
     tag: str = Field("", description="suffix of the results files (ranker-inprocess<tag>.json, ranker-http<tag>.json)")
-    slo_p99_ms: float = Field(20.0, gt=0, description="p99 latency objective (ms)")
-    saturation_factor: float = Field(
-        4.0, gt=1, description="keep stepping past the SLO until p99 > this x SLO, an error, or a missed rate"
-    )
+    slo_p99_ms: float = Field(10.0, gt=0, description="p99 latency objective (ms), drawn on the plot")
     ann_expansion: int = Field(256, ge=8, description="SEMREC_ANN_EXPANSION of the served ranker")
     seed: int = Field(0, description="seed of weights, vectors and histories")
     results_dir: Path = Field(Path("results"), description="where ranker-inprocess.json and ranker-http.json go")
@@ -156,13 +168,11 @@ def bench_in_process(config: RankerBenchConfig, bundles: dict) -> list:
                                           metrics=ann_metrics,
                                           config={**common, "hnsw": {"connectivity": 16, "expansion_add": 128,
                                                                      "expansion_search": expansion, "dtype": "f16"}}))  # fmt: skip
-            if n == config.http_items and backbone == config.http_backbone:
-                bundles["http"] = bundle
             del engine
     return runs
 
 
-def _wait_ready(url: str, process: subprocess.Popen, timeout: float = 300) -> None:
+def _wait_ready(url: str, process: subprocess.Popen, timeout: float = 600) -> None:
     import httpx
 
     deadline = time.time() + timeout
@@ -178,129 +188,230 @@ def _wait_ready(url: str, process: subprocess.Popen, timeout: float = 300) -> No
     raise RuntimeError("ranker not ready")
 
 
-def _process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process (Linux /proc), all its threads."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _server_processes(process: subprocess.Popen) -> list:
+    """The live processes that serve requests: uvicorn's workers, or the process itself with one worker."""
+    import psutil
+
+    root = psutil.Process(process.pid)
+    children = []
+    for child in root.children(recursive=True):
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and "resource_tracker" not in " ".join(child.cmdline()):
+                children.append(child)
+        except psutil.Error:  # gone meanwhile
+            pass
+    return children or [root]
 
 
-def _http_series(config: RankerBenchConfig, redis_url: str, encoder: str) -> list:
-    import orjson
+def _wait_workers(process: subprocess.Popen, workers: int, directory: Path, timeout: float = 600) -> list:
+    """The worker processes, once there are `workers` of them and each maps the shared arrays (/readyz
+    answers from whichever worker accepts first, so it cannot tell)."""
+    import psutil
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        processes = _server_processes(process)
+        try:
+            if len(processes) == workers and all(any(str(directory) in m.path for m in p.memory_maps())
+                                                 for p in processes):  # fmt: skip
+                time.sleep(1.0)  # the warm-up call after the mapping
+                return processes
+        except psutil.Error:  # a worker starting or restarting: look again
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"not all {workers} ranker workers loaded the bundle")
+
+
+def _cpu_s(processes: list) -> float:
+    total = 0.0
+    for proc in processes:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except Exception:  # noqa: BLE001 - a worker gone meanwhile
+            pass
+    return total
+
+
+def _memory(processes: list, shared_dir: Path | None = None) -> dict[str, float]:
+    """Per worker and summed, in MiB (psutil): RSS; PSS (shared pages split between the processes that map
+    them); USS (pages only this process maps: with shared files that includes file pages no other worker
+    has touched yet, so it overstates what a worker costs); anonymous memory (heap, arenas: what one more
+    worker really costs, the shared files aside). Plus the size of the shared files (in the page cache once)."""
+    out: dict[str, float] = {}
+
+    def add(name: str, n: int, value: float) -> None:
+        out[f"worker{n}_{name}_mib"] = round(value / 2**20, 1)
+        out[f"total_{name}_mib"] = round(out.get(f"total_{name}_mib", 0.0) + value / 2**20, 1)
+
+    for n, proc in enumerate(processes):
+        info = proc.memory_full_info()
+        for field in ("rss", "pss", "uss"):
+            if getattr(info, field, None) is not None:
+                add(field, n, getattr(info, field))
+        add("anonymous", n, sum(getattr(m, "anonymous", 0) for m in proc.memory_maps(grouped=True)))
+    if shared_dir is not None and shared_dir.exists():
+        files = [f for f in shared_dir.rglob("*") if f.is_file() and ".staging-" not in str(f)]
+        out["shared_files_mib"] = round(sum(f.stat().st_size for f in files) / 2**20, 1)
+    return out
+
+
+def _cpus(workers: int, pin: bool) -> tuple[set[int] | None, set[int] | None]:
+    """(server cores, wrk cores): disjoint when the machine has more cores than workers, else (None, None)."""
+    cores = sorted(os.sched_getaffinity(0))
+    if not pin or len(cores) <= workers:
+        return None, None
+    return set(cores[:workers]), set(cores[workers:])
+
+
+def _bench_bundle(config: RankerBenchConfig, n_items: int, with_ann: bool):
+    from semrec.bundle import Bundle
+    from semrec.store.ann import build_hnsw
+
+    from semrec_ranker.bench.synthetic import synthetic_bundle
+
+    cache = Path(os.environ.get("SEMREC_CACHE", Path.home() / ".cache" / "semrec")) / "bench" / (
+        f"http-{config.http_backbone}-{n_items}x{config.dim}-len{config.max_len}-seed{config.seed}"
+    )
+    bundle = Bundle.load(cache) if (cache / "metadata.json").exists() else None
+    if bundle is None:  # deterministic from the seed: built once, reused (with its HNSW index)
+        echo(f"building a synthetic {config.http_backbone} bundle of {n_items} items")
+        bundle = synthetic_bundle(n_items, config.dim, config.max_len, config.http_backbone, config.seed)
+    if with_ann and bundle.ann_index is None:
+        echo(f"building HNSW over {n_items} items (cached afterwards)")
+        bundle.ann_index = build_hnsw(bundle.item_vectors, expansion_add=config.hnsw_expansion_add, progress=True)
+    bundle.save(cache)
+    return bundle
+
+
+def _floor(config: RankerBenchConfig, bundle, index: str, histories: list[list[str]]) -> dict[str, float]:
+    """In-process encode + top-k of the same requests with the served settings: what no server can beat."""
+    from semrec_ranker.engine import Engine
+
+    engine = Engine("floor", bundle, ort_threads=config.threads, ann_expansion=config.ann_expansion,
+                    ann_threshold=0 if index == "hnsw" else 10**12)  # fmt: skip
+    metrics, _ = _time_engine(engine, histories[: config.queries], config.k)
+    return {"floor_p50_ms": metrics["p50_ms"], "floor_p99_ms": metrics["p99_ms"], "floor_index": engine.index_kind}
+
+
+def _serve(config: RankerBenchConfig, redis_url: str, catalog: str, index: str, workers: int, encoder: str,
+           cpus: set[int] | None, shared_dir: Path) -> tuple[subprocess.Popen, str]:  # fmt: skip
     from semrec.store.local import _free_port
 
-    from semrec_ranker.bench.loadgen import run_step
-
     port = _free_port()
-    env = {**os.environ, "SEMREC_REDIS_URL": redis_url, "SEMREC_CATALOG": "bench",
-           "SEMREC_ANN_THRESHOLD": str(config.ann_threshold), "SEMREC_ORT_THREADS": str(config.threads), "SEMREC_ANN_EXPANSION": str(config.ann_expansion), "SEMREC_LOG_LEVEL": "warning"}  # fmt: skip
-    cmd = [sys.executable, "-m", "semrec_ranker.bench.server", "--encoder", encoder, "--backbone", config.http_backbone,
-           "--n-items", str(config.http_items), "--dim", str(config.dim), "--max-len", str(config.max_len),
-           "--seed", str(config.seed), "--port", str(port)]  # fmt: skip
-    process = subprocess.Popen(cmd, env=env)
-    url = f"http://127.0.0.1:{port}"
-    steps = []
+    env = {**os.environ, "SEMREC_REDIS_URL": redis_url, "SEMREC_CATALOG": catalog, "SEMREC_LOG_LEVEL": "warning",
+           "SEMREC_ANN_THRESHOLD": "0" if index == "hnsw" else str(10**12), "SEMREC_ORT_THREADS": str(config.threads),
+           "SEMREC_ANN_EXPANSION": str(config.ann_expansion), "SEMREC_BATCH_WINDOW_MS": str(config.batch_window_ms),
+           "SEMREC_SHARED_DIR": str(shared_dir), "SEMREC_HISTORY_CAP": str(max(config.history_len, 50))}  # fmt: skip
+    if encoder == "onnx":
+        cmd = [sys.executable, "-m", "semrec.cli", "serve", "--port", str(port), "--workers", str(workers)]
+    else:
+        cmd = [sys.executable, "-m", "semrec_ranker.bench.server", "--encoder", encoder, "--backbone",
+               config.http_backbone, "--n-items", catalog.split("-")[-1], "--dim", str(config.dim), "--max-len",
+               str(config.max_len), "--seed", str(config.seed), "--port", str(port)]  # fmt: skip
+    preexec = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+    process = subprocess.Popen(cmd, env=env, preexec_fn=preexec)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def _series(config: RankerBenchConfig, redis_url: str, catalog: str, n_items: int, index: str, workers: int,
+            encoder: str, bodies: dict[str, Path], floor: dict[str, float], workdir: Path) -> list:  # fmt: skip
+    from semrec.results import RunResult
+
+    from semrec_ranker.bench.wrk import run_wrk
+
+    server_cpus, wrk_cpus = _cpus(workers, config.pin)
+    shared = workdir / f"shared-{n_items}-{index}-{workers}-{encoder}"  # this server's files alone
+    process, url = _serve(config, redis_url, catalog, index, workers, encoder, server_cpus, shared)
+    runs = []
     try:
         _wait_ready(url, process)
-        bodies = [orjson.dumps({"history": h, "k": config.k})
-                  for h in _histories(config.http_items, config.max_len, 2000, config.seed)]  # fmt: skip
-        run_step(url, "/recommend", bodies, 20, 3.0, config.http_connections)  # warm-up
-        for rate in config.http_rates:
-            cpu_before = _process_cpu_s(process.pid)
-            step = run_step(url, "/recommend", bodies, rate, config.http_step_s, config.http_connections)
-            step.server_cpu_ms_per_request = round((_process_cpu_s(process.pid) - cpu_before) * 1000 / step.sent, 3)
-            steps.append(step)
-            echo(f"http {encoder:12s} {rate:>5} req/s: p50 {step.p50_ms} ms, p99 {step.p99_ms} ms, "
-                 f"server CPU {step.server_cpu_ms_per_request} ms/req, "
-                 f"errors {step.errors} {step.error_kinds or ''}, achieved {step.achieved_rps} req/s -> {'ok' if step.passes(config.slo_p99_ms) else 'FAIL'}")  # fmt: skip
-            if step.errors or step.achieved_rps < 0.95 * rate or step.p99_ms > config.saturation_factor * config.slo_p99_ms:
-                break  # saturated: more load only measures the queue
+        processes = _wait_workers(process, workers, shared)
+        memory = _memory(processes, shared)
+        if config.warmup_s:
+            run_wrk(url, bodies["history"], 4, config.warmup_s, config.wrk_threads, workdir, wrk_cpus)
+        kinds = config.http_kinds if encoder == "onnx" else ["history"]
+        for kind in kinds:
+            for connections in config.connections:
+                cpu_before = _cpu_s(processes)
+                point = run_wrk(url, bodies[kind], connections, config.duration_s, config.wrk_threads, workdir,
+                                wrk_cpus)  # fmt: skip
+                cpu_ms = (_cpu_s(processes) - cpu_before) * 1000 / max(point.requests, 1)
+                metrics = {**point.__dict__, "server_cpu_ms_per_request": round(cpu_ms, 3), **floor,
+                           "p99_over_floor_p99": round(point.p99_ms / floor["floor_p99_ms"], 2),
+                           "load_average_1m": round(os.getloadavg()[0], 2)}  # fmt: skip
+                metrics.pop("floor_index", None)
+                echo(f"{encoder:11s} {n_items:>8} items {index:5s} {workers} worker(s) {kind:7s} c={connections:<3} "
+                     f"{point.rps:>7} req/s p50 {point.p50_ms} p90 {point.p90_ms} p99 {point.p99_ms} ms, "
+                     f"errors {point.errors}, floor p99 {floor['floor_p99_ms']} ms, CPU {cpu_ms:.2f} ms/req")  # fmt: skip
+                runs.append(RunResult(
+                    dataset=f"synthetic-{n_items}x{config.dim}", method="onnxruntime" if encoder == "onnx" else encoder,
+                    backbone=config.http_backbone, protocol="http-wrk",
+                    metrics={k: float(v) for k, v in metrics.items() if isinstance(v, int | float)},
+                    config={"kind": kind, "index": index, "served_index": floor.get("floor_index"), "workers": workers,
+                            "connections": connections, "duration_s": config.duration_s,
+                            "wrk_threads": config.wrk_threads, "server_cpus": sorted(server_cpus or []),
+                            "wrk_cpus": sorted(wrk_cpus or []), "pinned": server_cpus is not None,
+                            "batch_window_ms": config.batch_window_ms, "history_len": config.history_len,
+                            "memory_at_start": memory, "k": config.k},
+                ))  # fmt: skip
+        memory_after = _memory(processes, shared)
+        for run in runs:
+            run.config["memory_after"] = memory_after
+            run.metrics.update({f"mem_{k}": v for k, v in memory_after.items() if k.startswith("total_")})
     finally:
         process.send_signal(signal.SIGTERM)
         try:
-            process.wait(15)
+            process.wait(30)
         except subprocess.TimeoutExpired:
             process.kill()
-    return steps
+    return runs
 
 
-def bench_http(config: RankerBenchConfig, bundle) -> list:
-    from semrec.bundle import Bundle
-    from semrec.results import RunResult
+def bench_http(config: RankerBenchConfig) -> list:
+    import tempfile
+
+    import orjson
     from semrec.settings import redis_settings
-    from semrec.store import publish_bundle
-    from semrec.store.ann import build_hnsw
+    from semrec.store import publish_bundle, write_histories
     from semrec.store.local import local_redis
 
-    cache = Path(os.environ.get("SEMREC_CACHE", Path.home() / ".cache" / "semrec")) / "bench" / (
-        f"http-{config.http_backbone}-{config.http_items}x{config.dim}-len{config.max_len}-seed{config.seed}"
-    )
-    if bundle is None and (cache / "metadata.json").exists():
-        bundle = Bundle.load(cache)  # deterministic from the seed: reuse it (and its HNSW index)
-    if bundle is None:
-        from semrec_ranker.bench.synthetic import synthetic_bundle
+    from semrec_ranker.bench.wrk import wrk_binary
 
-        bundle = synthetic_bundle(config.http_items, config.dim, config.max_len, config.http_backbone, config.seed)
-    if config.http_items >= config.ann_threshold and bundle.ann_index is None:
-        bundle.ann_index = build_hnsw(bundle.item_vectors, progress=True)
-    bundle.save(cache)
-    series = {}
-    with local_redis() as redis_url:
-        publish_bundle(redis_settings(redis_url).client(), "bench", bundle)
-        for encoder in ("onnx", "torch-eager"):
-            series[encoder] = _http_series(config, redis_url, encoder)
+    wrk_binary()  # fail (exit 2, with the apt-get line) before building anything
     runs = []
-    best = {}
-    for encoder, steps in series.items():
-        passing = [s for s in steps if s.passes(config.slo_p99_ms)]
-        best[encoder] = passing[-1] if passing else None
-    def clean_rates(steps) -> set[float]:
-        return {s.rate for s in steps if s.errors == 0 and s.achieved_rps >= 0.95 * s.rate}
-
-    shared_rates = sorted(clean_rates(series["onnx"]) & clean_rates(series["torch-eager"]))
-    for encoder, steps in series.items():
-        top = best[encoder]
-        clean = [s for s in steps if s.errors == 0 and s.achieved_rps >= 0.95 * s.rate]
-        metrics = {"max_sustained_rps": top.rate if top else 0.0,
-                   "max_rate_without_errors_rps": clean[-1].rate if clean else 0.0}  # fmt: skip
-        if top:
-            metrics.update(p50_ms_at_max=top.p50_ms, p99_ms_at_max=top.p99_ms)
-        cpu = [s.server_cpu_ms_per_request for s in steps if s.server_cpu_ms_per_request is not None]
-        if cpu:
-            metrics["server_cpu_ms_per_request_median"] = round(float(np.median(cpu)), 3)
-        if shared_rates:
-            at = next(s for s in steps if s.rate == shared_rates[-1])
-            metrics.update(common_rate_rps=at.rate, p50_ms_at_common_rate=at.p50_ms, p99_ms_at_common_rate=at.p99_ms)
-        runs.append(RunResult(dataset=f"synthetic-{config.http_items}x{config.dim}",
-                              method="onnxruntime" if encoder == "onnx" else "torch-eager",
-                              backbone=config.http_backbone, protocol="http-open-loop", metrics=metrics,
-                              config={**config.to_dict(), "steps": [s.__dict__ for s in steps],
-                                      "server": "1 uvicorn worker (h11 with connection limits, uvloop), threadpool endpoints",
-                                      "index": "hnsw" if config.http_items >= config.ann_threshold else "exact",
-                                      "load_generator": "open-loop raw asyncio HTTP/1.1 keep-alive, same machine, loopback",
-                                      "nice": os.nice(0)}))  # fmt: skip
-    onnx, peer = runs[0].metrics, runs[1].metrics
-    ratio: dict[str, float] = {}
-    if peer["max_sustained_rps"]:
-        ratio["max_rate_ratio_onnx_over_peer"] = round(onnx["max_sustained_rps"] / peer["max_sustained_rps"], 2)
-    if peer["max_rate_without_errors_rps"]:
-        ratio["max_rate_without_errors_ratio_onnx_over_peer"] = round(
-            onnx["max_rate_without_errors_rps"] / peer["max_rate_without_errors_rps"], 2
-        )
-    if onnx.get("server_cpu_ms_per_request_median"):
-        ratio["server_cpu_ratio_peer_over_onnx"] = round(
-            peer["server_cpu_ms_per_request_median"] / onnx["server_cpu_ms_per_request_median"], 2
-        )
-    if shared_rates:
-        ratio["p99_ratio_peer_over_onnx_at_common_rate"] = round(peer["p99_ms_at_common_rate"] / onnx["p99_ms_at_common_rate"], 2)
-    runs.append(RunResult(dataset=f"synthetic-{config.http_items}x{config.dim}", method="onnxruntime-vs-torch-eager",
-                          backbone=config.http_backbone, protocol="http-open-loop", metrics=ratio,
-                          config={"load_average_1m": round(os.getloadavg()[0], 1)}))  # fmt: skip
-    echo(f"http summary: {ratio}")
+    with tempfile.TemporaryDirectory(prefix="semrec-bench-http-") as tmp:
+        workdir = Path(tmp)
+        for n_items in config.http_items:
+            bundle = _bench_bundle(config, n_items, "hnsw" in config.http_indexes)
+            rng = np.random.default_rng(config.seed + 3)
+            histories = [[f"i{j}" for j in rng.integers(1, n_items + 1, config.history_len)] for _ in range(2000)]
+            bodies = {"history": workdir / f"history-{n_items}.jsonl", "user": workdir / f"user-{n_items}.jsonl"}
+            bodies["history"].write_bytes(b"\n".join(orjson.dumps({"history": h, "k": config.k}) for h in histories))
+            bodies["user"].write_bytes(b"\n".join(orjson.dumps({"user_id": f"u{u}", "k": config.k})
+                                                  for u in range(len(histories))))  # fmt: skip
+            catalog = f"bench-{n_items}"
+            with local_redis() as redis_url:
+                client = redis_settings(redis_url).client()
+                publish_bundle(client, catalog, bundle, progress=True)
+                write_histories(client, catalog, ((f"u{u}", h) for u, h in enumerate(histories)), cap=200, ttl_s=0)
+                client.close()
+                for index in config.http_indexes:
+                    floor = _floor(config, bundle, index, histories)
+                    echo(f"in-process floor {n_items} items {index}: {floor}")
+                    for workers in config.http_workers:
+                        runs += _series(config, redis_url, catalog, n_items, index, workers, "onnx", bodies, floor,
+                                        workdir)  # fmt: skip
+                    if config.peer and n_items == config.http_items[0] and index == config.http_indexes[0]:
+                        runs += _series(config, redis_url, catalog, n_items, index, 1, "torch-eager", bodies, floor,
+                                        workdir)  # fmt: skip
+            del bundle
     return runs
 
 
 def plot_http(runs: list, slo_ms: float, path: Path) -> Path | None:
-    """p50/p99 against the offered rate, one line pair per server (PNG); skipped without matplotlib."""
+    """p99 against the achieved rate, one line per (server, size, index, workers, kind) over the connection
+    counts (PNG); skipped without matplotlib."""
     try:
         import matplotlib
 
@@ -308,18 +419,20 @@ def plot_http(runs: list, slo_ms: float, path: Path) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4))
+    series: dict[str, list] = {}
     for run in runs:
-        steps = run.config.get("steps")
-        if not steps:
-            continue
-        rates = [s["rate"] for s in steps]
-        ax.plot(rates, [s["p50_ms"] for s in steps], "o--", label=f"{run.method} p50")
-        ax.plot(rates, [s["p99_ms"] for s in steps], "o-", label=f"{run.method} p99")
-    ax.axhline(slo_ms, color="red", linewidth=0.8, label=f"SLO {slo_ms:g} ms")
-    ax.set(xlabel="offered load (req/s, open loop)", ylabel="latency (ms)", yscale="log",
-           title="POST /recommend, open-loop load on loopback, 2 shared cores")  # fmt: skip
-    ax.legend(fontsize=8)
+        c = run.config
+        label = (f"{run.method} {run.dataset.split('-')[1].split('x')[0]} {c['index']} {c['workers']}w "
+                 f"{c['kind']}")  # fmt: skip
+        series.setdefault(label, []).append((run.metrics["rps"], run.metrics["p99_ms"]))
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for label, points in series.items():
+        points.sort()
+        ax.plot([p[0] for p in points], [p[1] for p in points], "o-", label=label, markersize=3)
+    ax.axhline(slo_ms, color="red", linewidth=0.8, label=f"p99 {slo_ms:g} ms")
+    ax.set(xlabel="achieved req/s (wrk, closed loop, connections 1..N)", ylabel="p99 latency (ms)", yscale="log",
+           title="POST /recommend under wrk on loopback")  # fmt: skip
+    ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -338,7 +451,7 @@ def bench_ranker(config: RankerBenchConfig) -> list[Path]:
         paths.append(write_results(config.results_dir / f"ranker-inprocess{config.tag}.json", runs))
         echo(f"results written to {paths[-1]}")
     if config.http:
-        runs = bench_http(config, bundles.get("http"))
+        runs = bench_http(config)
         paths.append(write_results(config.results_dir / f"ranker-http{config.tag}.json", runs))
         echo(f"results written to {paths[-1]}")
         plot = plot_http(runs, config.slo_p99_ms, config.results_dir / f"ranker-http{config.tag}.png")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -29,8 +30,30 @@ class RankerSettings(RedisSettings):
     redis_health_interval_s: float = Field(
         1.0, gt=0, le=60, description="how often a background task pings Redis for /readyz and fail-fast"
     )
-    ort_threads: int = Field(1, ge=1, le=64, description="ONNX Runtime intra-op threads per inference")
-    blas_threads: int = Field(1, ge=1, le=64, description="BLAS threads for the exact top-k matrix product")
+    redis_pool_size: int = Field(
+        32, ge=1, le=1024, description="Redis connections (and threads) per worker for user_id reads and /events",
+    )  # fmt: skip
+    ort_threads: int = Field(1, ge=1, le=64, description="ONNX Runtime intra-op threads per encoder call")
+    blas_threads: int = Field(1, ge=1, le=64, description="BLAS threads of the float32 scoring (rescoring, fallback)")
+    batch_window_ms: float = Field(
+        1.0, ge=0, le=1000, description="micro-batching: requests arriving within this window share one encoder "
+        "call (a lone request waits at most this long); 0: off, each request runs on its own",
+    )  # fmt: skip
+    batch_max: int = Field(32, ge=1, le=1024, description="at most this many requests per micro-batch")
+    exact_kernel: Literal["int8", "float32"] = Field(
+        "int8", description="exact top-k: int8 candidates + float32 rescoring (same results, faster) or a float32 scan"
+    )
+    int8_min_items: int = Field(20_000, ge=0, description="below this many items the float32 scan is used (as fast)")
+    rescore_candidates: int = Field(
+        256, ge=1, le=100_000, description="int8 candidates rescored in float32 (at least 2 x k; more when the "
+        "exactness bound is not met)",
+    )  # fmt: skip
+    topk_threads: int = Field(1, ge=1, le=64, description="ONNX Runtime threads of the int8 scoring")
+    shared_dir: Path | None = Field(
+        None, description="memory-map the item matrix, its int8 copy and the HNSW index from files written here "
+        "once per bundle, so that all workers of a host share one copy (unset: in each worker's heap; "
+        "`semrec serve --workers N` with N > 1 uses a directory under the system temp dir)",
+    )  # fmt: skip
     ann_threshold: int = Field(
         50_000, ge=0, description="use the bundle's ANN index when the catalogue has at least this many items"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -86,17 +87,22 @@ class OnnxEncoder:
     spinning up one thread per core and fighting over the same cores.
     """
 
-    def __init__(self, model: bytes, threads: int = 1, device: str = "auto") -> None:
+    def __init__(self, model: bytes | Path, threads: int = 1, device: str = "auto") -> None:
+        """`model`: the bundle's bytes (refused if any tensor has external data), or the path of the copy that
+        `engine/artifacts.py` wrote from such checked bytes with its tensors in a file next to it (ONNX
+        Runtime memory-maps them, so the workers of a host share them)."""
         import onnxruntime as ort
 
-        refuse_external_data(model)
+        if not isinstance(model, Path):
+            refuse_external_data(model)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(model, sess_options=options, providers=choose_providers(device))
+        source = str(model) if isinstance(model, Path) else model
+        self.session = ort.InferenceSession(source, sess_options=options, providers=choose_providers(device))
         self.provider = self.session.get_providers()[0]
         names = [i.name for i in self.session.get_inputs()]
         if ENCODER_INPUT not in names:

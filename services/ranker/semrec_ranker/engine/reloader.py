@@ -34,6 +34,21 @@ from semrec_ranker.engine.engine import Engine
 log = logging.getLogger("semrec.ranker")
 
 
+def release_freed_memory() -> None:
+    """Hand the heap freed by a load (the bundle's bytes as read from Redis, the replaced engine) back to the
+    OS. glibc raises its mmap threshold after large frees, so later large buffers come from the heap and
+    stay in RSS after they are freed unless the heap is trimmed; with shared arrays that private residue
+    would be most of a worker's memory."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
+        pass
+
+
 @dataclass
 class BundleHolder:
     engine: Engine | None = None
@@ -119,6 +134,9 @@ class Reloader(BackgroundLoop):
                 return self._done(ReloadOutcome("failed", version, str(exc)))
             old = self.holder.version
             self._serve(engine, identity)
+            del loaded, engine
+            release_freed_memory()
+            engine = self.holder.engine
             log.info("serving %s v%s (was %s): %s", self.catalog, version, old, engine.describe())
             return self._done(ReloadOutcome("loaded", version))
 

@@ -31,7 +31,7 @@ def redis_unavailable(state: RankerState, endpoint: str, error: Exception | None
         503: {"description": "Redis unreachable, or no catalogue loaded to check item ids against"},
     },
 )
-def post_events(body: EventsRequest, state: RankerState = Depends(get_state)) -> OrjsonResponse:
+async def post_events(body: EventsRequest, state: RankerState = Depends(get_state)) -> OrjsonResponse:
     """Item ids not in the served catalogue are dropped (and counted in
     `semrec_events_unknown_items_total`): a history only ever holds ids the model knows."""
     cap = state.settings.history_cap
@@ -40,18 +40,19 @@ def post_events(body: EventsRequest, state: RankerState = Depends(get_state)) ->
     engine = state.holder.engine
     if engine is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no catalogue loaded yet to check item ids against")
-    known = [item for item in body.items if item in engine.row_of]
-    unknown = [item for item in body.items if item not in engine.row_of]
+    row_of = engine.row_of
+    known = [item for item in body.items if item in row_of]
+    unknown = [item for item in body.items if item not in row_of]
     if unknown:
         state.metrics.events_unknown_items.inc(len(unknown))
     if not state.health.usable:
         raise redis_unavailable(state, "/events")
     catalog = state.settings.catalog
-    try:
+    try:  # one round trip (a MULTI/EXEC pipeline) on the Redis thread pool
         if known:
-            length = append_history(state.redis, catalog, body.user_id, known, cap, state.settings.history_ttl_s)
+            length = await state.redis(append_history, catalog, body.user_id, known, cap, state.settings.history_ttl_s)
         else:
-            length = history_length(state.redis, catalog, body.user_id)
+            length = await state.redis(history_length, catalog, body.user_id)
     except RedisError as exc:
         raise redis_unavailable(state, "/events", exc) from None
     return OrjsonResponse(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException, status
 from redis.exceptions import RedisError
 from semrec.store import read_history
-from starlette.concurrency import run_in_threadpool
 
 from semrec_ranker.api.deps import RankerState, get_engine, get_state
 from semrec_ranker.api.models import RecommendRequest, RecommendResponse
@@ -16,6 +15,21 @@ from semrec_ranker.engine import Engine
 router = APIRouter(tags=["recommend"])
 
 
+async def _user_history(state: RankerState, user_id: str, cap: int) -> list[str]:
+    """The user's history from Redis, on the Redis thread pool (the event loop keeps serving); fails fast (503)
+    while Redis is known to be down, else one try bounded by SEMREC_REDIS_REQUEST_TIMEOUT_S."""
+    error = None
+    if state.health.usable:
+        try:
+            return await state.redis(read_history, state.settings.catalog, user_id, cap)
+        except RedisError as exc:
+            error = exc
+    failure = redis_unavailable(state, "/recommend", error)
+    raise HTTPException(
+        status.HTTP_503_SERVICE_UNAVAILABLE, f"user history unavailable: {failure.detail}; send `history` instead"
+    ) from None
+
+
 @router.post(
     "/recommend",
     response_model=RecommendResponse,
@@ -24,28 +38,22 @@ router = APIRouter(tags=["recommend"])
 async def recommend(
     body: RecommendRequest, engine: Engine = Depends(get_engine), state: RankerState = Depends(get_state)
 ) -> OrjsonResponse:
-    """Runs on the event loop: the model work is a few milliseconds of CPU, and handing it to a thread
-    costs two thread wake-ups per request, which dominate the tail on a busy machine. Only the Redis
-    read (I/O) goes to the thread pool. Scale with uvicorn workers / replicas, not threads."""
+    """With micro-batching on (SEMREC_BATCH_WINDOW_MS > 0) the model work of concurrent requests runs as one
+    batch on the batcher's compute thread; off, it runs on the event loop (a few milliseconds of CPU: handing
+    each request to a thread would cost two thread wake-ups, which dominate the tail on a busy machine).
+    Scale with uvicorn workers / replicas, not threads."""
     cap = state.settings.history_cap
     if body.history is not None:
         if len(body.history) > cap:
             raise HTTPException(422, f"history has {len(body.history)} items; at most {cap} (SEMREC_HISTORY_CAP)")
         history = body.history
     else:
-        # fail fast while Redis is known to be down; else one try bounded by SEMREC_REDIS_REQUEST_TIMEOUT_S
-        error = None
-        if state.health.usable:
-            try:
-                history = await run_in_threadpool(read_history, state.redis, state.settings.catalog, body.user_id, cap)
-            except RedisError as exc:
-                error = exc
-        if error is not None or not state.health.usable:
-            failure = redis_unavailable(state, "/recommend", error)
-            raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE, f"user history unavailable: {failure.detail}; send `history` instead"
-            ) from None
-    result = engine.recommend(history, body.k, body.exclude_seen, body.exclude)
+        history = await _user_history(state, body.user_id, cap)
+    query = engine.prepare(history, body.k, body.exclude_seen, body.exclude)
+    if state.batcher is not None and query.rows:
+        result = await state.batcher.submit(engine, query)
+    else:
+        result = engine.run([query])[0]
     if result.fallback:
         state.metrics.fallbacks.inc()
     else:
