@@ -24,11 +24,15 @@ apt_install() {
 
 # redis-server: the tests and the demo start their own on loopback (the service the Debian package may
 # start is not ours). docker-compose (Debian's v1): tests/deploy/test_deploy_manifests.py validates
-# docker-compose.yml with `docker-compose config`, which needs no container engine.
+# docker-compose.yml with `docker-compose config`, which needs no container engine. wrk: the load generator
+# of `semrec bench ranker` (a C program that costs the measured cores far less than a Python client).
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 if ! command -v docker-compose >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
   missing+=(docker-compose)  # optional elsewhere: that test skips without it
+fi
+if ! command -v wrk >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  missing+=(wrk)  # optional elsewhere: the bench says how to install it, its test skips without it
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   apt_install "${missing[@]}"
