@@ -53,7 +53,7 @@ def test_rat_run_rebuilds_and_exports_its_adapter(pretrained, small_shared):
     table = LLMEmbSCFT(settings, run_dir=root / "scft", lm=load_language_model("tiny"), progress=False).fit(small)
     table.save(root / "scft" / "item_table.npz")
     config = TrainRATConfig(out=root / "rat", backbone="sasrec", scft=str(root / "scft"),
-                            collaborative=str(root / "sasrec"), d_m=6, **SEQREC)  # fmt: skip
+                            collaborative=str(root / "sasrec"), d_m=16, **SEQREC)  # fmt: skip
     result = train_llmemb_rat(config)
     saved = json.loads((root / "rat" / "config.json").read_text())
     assert saved["kind"] == "TrainRATConfig" and set(saved["config"]) == {"seqrec", "rat"}

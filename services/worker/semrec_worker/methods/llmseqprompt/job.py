@@ -120,7 +120,7 @@ def grid_reference(dataset: SequenceDataset, grid: Any) -> tuple[LLMSeqPromptRec
     user generated for (the cost grows with users: on CPU, train it with `semrec train llmseqprompt
     --eval-users N` instead)."""
     settings = LLMSeqPromptSettings(llm=grid.llm, text_encoder=grid.text_encoder,
-                                    time_budget_min=grid.stage1_budget_min)
+                                    max_train_minutes=grid.stage1_max_train_minutes)
     recommender, report, n_pairs = build(settings, dataset)
     extra = {"llm": grid.llm, "fine_tune_steps": report.steps, "fine_tune_s": report.wall_s, "training_pairs": n_pairs,
              "decoding": settings.decoding, "num_generations": settings.num_generations}

@@ -132,7 +132,7 @@ def fine_tune(model, codec: PromptCodec, pairs: list[tuple[np.ndarray, int]], se
     optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=settings.lr)
     device = default_device()
     start = time.perf_counter()
-    budget_s = settings.time_budget_min * 60 if settings.time_budget_min is not None else math.inf
+    budget_s = settings.max_train_minutes * 60 if settings.max_train_minutes is not None else math.inf
     model.train()
     bar = tqdm(total=settings.max_steps, desc="LLMSeqPrompt LoRA", disable=not progress)
     position = len(order)

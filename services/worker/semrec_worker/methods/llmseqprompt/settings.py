@@ -29,7 +29,7 @@ class LLMSeqPromptSettings(StrictModel):
     lr: float = Field(5e-4, gt=0, description="AdamW learning rate")
     batch_size: int = Field(8, ge=1, description="prompt-completion pairs per step")
     max_steps: int = Field(300, ge=0, description="fine-tuning steps (0: the LM as it is)")
-    time_budget_min: float | None = Field(None, gt=0, description="stop fine-tuning after this many minutes")
+    max_train_minutes: float | None = Field(None, gt=0, description="stop fine-tuning after this many minutes")
     decoding: Literal["beam", "sampling"] = Field("beam", description="how names are generated")
     num_generations: int = Field(10, ge=1, description="names generated per session (beams or samples)")
     temperature: float = Field(1.0, gt=0, description="sampling temperature")
