@@ -26,7 +26,13 @@ from semrec_worker.methods.llm2x import TrainLLM2XConfig
 from semrec_worker.methods.llmemb.settings import TrainLLMEmbConfig, TrainRATConfig
 from semrec_worker.methods.said.settings import TrainSAIDConfig
 from semrec_worker.methods.tslrec.settings import TSLRecJobConfig, has_stage1
-from semrec_worker.refresh.encoders import ENCODER_DIRNAME, SPEC_FILE, LinearTextMapEncoder, encoder_kind
+from semrec_worker.refresh.encoders import (
+    ENCODER_DIRNAME,
+    SPEC_FILE,
+    ItemLayerEncoder,
+    LinearTextMapEncoder,
+    encoder_kind,
+)
 from semrec_worker.training.config import SeqRecConfig
 
 
@@ -236,7 +242,8 @@ def train_backbone(config: SeqRecConfig, dataset: Any = None):
 
 
 def encoder_loaders() -> dict[str, Callable[[Path], Any]]:
-    loaders: dict[str, Callable[[Path], Any]] = {LinearTextMapEncoder.kind: LinearTextMapEncoder.load}
+    loaders: dict[str, Callable[[Path], Any]] = {LinearTextMapEncoder.kind: LinearTextMapEncoder.load,
+                                                 ItemLayerEncoder.kind: ItemLayerEncoder.load}
     for spec in SPECS.values():
         if spec.refresh_encoder is not None:
             loaders[spec.name] = lambda directory, ref=spec.refresh_encoder: ref.load().load(directory)

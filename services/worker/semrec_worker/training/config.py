@@ -15,9 +15,10 @@ from semrec.config import JobConfig
 
 from semrec_worker.core.names import BackboneName, DeviceName, LossName, metric_name
 from semrec_worker.evaluation.jobs import EvalJobConfig, Protocol
+from semrec_worker.training.item_layer import ItemLayerSettings
 
 
-class SeqRecConfig(EvalJobConfig):
+class SeqRecConfig(EvalJobConfig, ItemLayerSettings):  # item-layer modes: training/item_layer.py
     out: Path = Field(..., description="run directory (config, metrics, checkpoints, model, item table)")
     protocols: list[Protocol] = Field(["full"], description="test protocols evaluated after training")
     backbone: BackboneName = Field("sasrec", description="sequence encoder")

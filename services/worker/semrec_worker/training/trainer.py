@@ -53,7 +53,7 @@ from torch import nn
 from tqdm import tqdm
 
 from semrec_worker.backbones import SequenceEncoder, build_backbone, build_item_embedding
-from semrec_worker.backbones.item_embedding import InitReport
+from semrec_worker.backbones.item_embedding import InitReport, build_item_layer
 from semrec_worker.data.dataset import SequenceDataset, load_dataset
 from semrec_worker.evaluation import EvalSettings, evaluate
 from semrec_worker.evaluation.jobs import TEST_RANKS, evaluate_runs
@@ -126,9 +126,16 @@ def build_model(
             if (fingerprint != dataset.fingerprint) if fingerprint else (name not in (None, dataset.name, dataset.fingerprint)):
                 echo(f"warning: table was built for dataset {name} ({fingerprint}), this is {dataset.name} "
                      f"({dataset.fingerprint}); rows are matched by item id")
-        item_embedding, report = build_item_embedding(
-            dataset.item_ids, config.dim, table, config.projection, config.freeze_items, generator
-        )
+        if config.item_layer == "init":
+            item_embedding, report = build_item_embedding(
+                dataset.item_ids, config.dim, table, config.projection, config.freeze_items, generator
+            )
+        else:
+            check_item_layer_flags(config)
+            item_embedding, report = build_item_layer(
+                config.item_layer, dataset.item_ids, config.dim, table, config.fusion, config.adapter_hidden,
+                config.id_init, generator,
+            )
         method = str(table.metadata.get("method", "table")) if table is not None else "random"
     else:
         report = InitReport(source="custom", method=str(getattr(item_embedding, "method", "custom")))
@@ -146,6 +153,16 @@ def build_model(
         mask_prob=config.mask_prob,
     )
     return model, report, method
+
+
+def check_item_layer_flags(config: SeqRecConfig) -> None:
+    """The legacy item-layer flags belong to `--item-layer init` (frozen/dual freeze the table anyway)."""
+    if config.freeze_items:
+        raise UserError(f"--freeze-items applies to --item-layer init; --item-layer {config.item_layer} already "
+                        "keeps the table frozen (its adapter and ID embedding train)")
+    if config.projection == "linear":
+        raise UserError(f"--projection linear applies to --item-layer init (it is --item-layer frozen "
+                        f"--adapter-hidden 0); drop it with --item-layer {config.item_layer}")
 
 
 class FiniteScores:
@@ -397,6 +414,7 @@ def trained_item_table(model: SequenceEncoder, dataset: SequenceDataset, config:
         {
             "method": "seqrec",
             "init_method": method,
+            "item_layer": config.item_layer,
             "backbone": config.backbone,
             "loss": config.loss,
             "dataset": dataset.name,
