@@ -28,8 +28,9 @@ def example_method():
 
 
 def test_the_registry_holds_every_method_once():
-    assert registry.names() == ["popularity", "llmseqsim", "random", "lh", "llm2x", "said", "llmemb", "tslrec"]
-    assert registry.without_backbone() == ["popularity", "llmseqsim"]
+    assert registry.names() == ["popularity", "llmseqsim", "sknn", "vsknn", "cooc", "random", "lh", "llm2x", "said",
+                                "llmemb", "tslrec"]
+    assert registry.without_backbone() == ["popularity", "llmseqsim", "sknn", "vsknn", "cooc"]
     assert registry.with_table() == ["lh", "llm2x", "said", "llmemb"]
     assert {s.stage2.command for s in registry.SPECS.values() if s.stage2} == {"seqrec", "llmemb-rat", "tslrec"}
     assert set(registry.train_commands()) == {"lh", "llm2x", "said", "llmemb", "seqrec", "llmemb-rat", "tslrec"}

@@ -138,6 +138,9 @@ for _spec in (
     MethodSpec("popularity", "Popularity", baseline=True,
                reference=Ref("semrec_worker.models.popularity:grid_reference")),
     MethodSpec("llmseqsim", "LLMSeqSim", baseline=True, reference=Ref("semrec_worker.methods.llmseqsim:grid_reference")),
+    MethodSpec("sknn", "SKNN", baseline=True, reference=Ref("semrec_worker.models.knn:sknn_reference")),
+    MethodSpec("vsknn", "V-SKNN", baseline=True, reference=Ref("semrec_worker.models.knn:vsknn_reference")),
+    MethodSpec("cooc", "Co-occurrence", baseline=True, reference=Ref("semrec_worker.models.knn:cooc_reference")),
     MethodSpec("random", "Random", baseline=True, stage2=SEQREC, cell=lambda inputs: {"init": "random"}),
     MethodSpec(
         "lh", "LH", stage2=SEQREC, cell=_table_init,
