@@ -17,9 +17,9 @@ from semrec.settings import redis_settings
 from semrec.store import load_bundle
 from semrec_ranker.core.config import RankerSettings
 from semrec_worker.backbones import left_pad
+from semrec_worker.commands.export import ExportOnnxConfig, export_onnx
 from semrec_worker.commands.publish import PublishConfig, publish
 from semrec_worker.commands.refresh import RefreshConfig, refresh
-from semrec_worker.export import export_run
 from semrec_worker.losses import scores
 from semrec_worker.methods.registry import load_item_encoder
 from semrec_worker.training import SeqRecConfig, train_seqrec
@@ -52,7 +52,7 @@ def test_item_layer_mode_trains_exports_serves_and_refreshes(tmp_path, redis_ser
                           batch_size=64, lr=5e-3, init=str(tmp_path / "table.npz"), item_layer=mode, fusion=fusion,
                           refresh_text_encoder="hashing", refresh_neighbours=0)  # fmt: skip
     model = train_seqrec(config, dataset=tiny_synthetic).model.eval()
-    export_run(run)
+    export_onnx(ExportOnnxConfig(run=run))  # `semrec export onnx`: the bundle and, frozen/dual, the refresh encoder
     if mode == "init":  # the ID embedding has no semantic view: the run's text map is the refresh encoder
         publish(PublishConfig(run=run, redis=redis_server.url, catalog="shop", items=DATA, refresh_encoder="hashing"))
     else:

@@ -14,6 +14,7 @@ from semrec_worker.backbones.item_embedding import DualItemLayer, TableAdapter, 
 from semrec_worker.export import export_run
 from semrec_worker.methods.registry import load_item_encoder
 from semrec_worker.refresh.encoders import ItemLayerEncoder
+from semrec_worker.refresh.item_layer import save_item_layer_encoder
 from semrec_worker.training import SeqRecConfig, train_seqrec
 
 DATA = "synthetic:users=300,items=200,avg_len=10,seed=1"
@@ -81,6 +82,7 @@ def test_every_backbone_trains_exports_and_refreshes_in_each_mode(tmp_path, tiny
     assert (saved["item_layer"], saved["fusion"]) == (mode, fusion)
     exported = export_run(tmp_path / "run")
     assert exported.max_abs_diff < 1e-4
+    assert save_item_layer_encoder(tmp_path / "run") == tmp_path / "run" / "refresh_encoder"  # `semrec export onnx`
     bundle = Bundle.load(tmp_path / "run")
     assert bundle.metadata["item_layer"]["mode"] == mode
     # served item vectors = the fused item matrix of the trained layer (through the run's serving space)

@@ -8,7 +8,14 @@ import math
 import numpy as np
 import pytest
 import torch
-from semrec_worker.commands.eval_knn import EvalCoocConfig, EvalSKNNConfig, EvalVSKNNConfig, eval_cooc, eval_sknn, eval_vsknn
+from semrec_worker.commands.eval_knn import (
+    EvalCoocConfig,
+    EvalSKNNConfig,
+    EvalVSKNNConfig,
+    eval_cooc,
+    eval_sknn,
+    eval_vsknn,
+)
 from semrec_worker.data.dataset import SequenceDataset
 from semrec_worker.evaluation import EvalSettings, evaluate
 from semrec_worker.methods import registry

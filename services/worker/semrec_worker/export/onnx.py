@@ -6,8 +6,8 @@ Serving contract: input `item_ids` int64 [batch, max_len] left-padded with 0, ou
 
 - `said_cosine` runs score by cosine already: h_s and item vectors are L2-normalised.
 - the item vectors are the run's trained item matrix, whatever its item layer: the ID rows (`--item-layer
-  init`), the adapted frozen table (`frozen`) or the fused views (`dual`); a frozen/dual run also gets its
-  `item-layer` refresh encoder here (RUN_DIR/refresh_encoder/: new items through the semantic view).
+  init`), the adapted frozen table (`frozen`) or the fused views (`dual`); `semrec export onnx` also gives a
+  frozen/dual run its `item-layer` refresh encoder (refresh/item_layer.py: new items through the semantic view).
 - dot-product runs (`full_ce`, `sampled_softmax`, `bce`) score by h_s . e_i, which a cosine of the raw
   vectors would not reproduce (item norms carry popularity). The export appends one coordinate
   (the maximum-inner-product to nearest-neighbour reduction of Bachrach et al., RecSys 2014):
@@ -42,13 +42,6 @@ from torch import nn
 from semrec_worker.backbones import SequenceEncoder, build_backbone, left_pad
 from semrec_worker.data import DataConfig, load_dataset
 from semrec_worker.evaluation import EvalSettings, evaluate
-from semrec_worker.refresh.encoders import (
-    ItemLayerEncoder,
-    encoder_dir,
-    encoder_kind,
-    save_run_encoder,
-    serving_space_of_run,
-)
 from semrec_worker.training.config import SeqRecConfig, load_seqrec_config
 
 ITEM_PREFIX = "item_embedding."
@@ -144,27 +137,6 @@ def item_layer_of(config: SeqRecConfig) -> dict[str, object]:
     return out
 
 
-def save_item_layer_encoder(run_dir: Path, config: SeqRecConfig, table: ItemTable) -> Path | None:
-    """A frozen/dual run's `item-layer` refresh encoder (RUN_DIR/refresh_encoder/), built once from the run's
-    trained item layer: new items get the semantic view from their text (see refresh/encoders.py)."""
-    if config.refresh_text_encoder == "none" or encoder_kind(encoder_dir(run_dir, ItemLayerEncoder.kind)):
-        return None
-    state = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True)
-    if not any(k.startswith(ITEM_PREFIX + ("semantic." if config.item_layer == "dual" else "adapter.")) for k in state):
-        return None  # a caller's own item layer (e.g. RAT's adapter) brings its own refresh encoder
-
-    def build() -> ItemLayerEncoder:
-        dataset = load_dataset(DataConfig.model_validate({k: getattr(config, k) for k in DataConfig.model_fields}))
-        if dataset.item_ids != table.ids:
-            raise UserError("the run's dataset no longer matches its item table (items differ)")
-        space = serving_space_of_run(run_dir, table.vectors)
-        return ItemLayerEncoder.from_state(state, config.item_layer, config.fusion, config.refresh_neighbours,
-                                           dataset.items, space, config.refresh_text_encoder)
-
-    saved = save_run_encoder(run_dir, ItemLayerEncoder.kind, build)
-    return saved[1] if saved else None
-
-
 def sample_histories(n_items: int, max_len: int, n: int = 16, seed: int = 0) -> torch.Tensor:
     rng = np.random.default_rng(seed)
     lengths = rng.integers(1, max_len + 1, size=n)
@@ -245,8 +217,6 @@ def export_run(
     )
     bundle_dir = Path(out) if out is not None else run_dir / BUNDLE_DIRNAME
     bundle.save(bundle_dir)
-    if config.item_layer != "init":
-        save_item_layer_encoder(run_dir, config, table)
     bundle_test = None
     if evaluate_test:
         bundle_test = evaluate_bundle(bundle_dir, config.data)
