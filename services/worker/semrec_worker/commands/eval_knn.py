@@ -2,6 +2,8 @@
 
 `--split valid` evaluates on the validation item instead (for choosing k / weighting / window without
 touching the test split): the data is then cut one item earlier, so the fit sees s[:-2] and ranks s[-2].
+Defaults: the settings chosen on amazon2018-scientific's validation split (docs/seqrec.md, "Non-neural
+baselines").
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from semrec.results import RunResult, write_results
 
 from semrec_worker.data.dataset import SequenceDataset, load_dataset
 from semrec_worker.evaluation.jobs import EvalJobConfig, evaluate_runs
+from semrec_worker.models.knn_settings import COOC_DEFAULTS, SKNN_DEFAULTS, VSKNN_DEFAULTS
 
 
 class KNNEvalConfig(EvalJobConfig):
@@ -26,19 +29,21 @@ class KNNEvalConfig(EvalJobConfig):
 
 
 class EvalSKNNConfig(KNNEvalConfig):
-    k: int = Field(100, ge=1, description="neighbour sessions")
+    k: int = Field(SKNN_DEFAULTS["k"], ge=1, description="neighbour sessions")
 
 
-class EvalVSKNNConfig(EvalSKNNConfig):
-    weighting: Literal["linear", "div"] = Field("div", description="recency weight of the p-th of t query items: "
+class EvalVSKNNConfig(KNNEvalConfig):
+    k: int = Field(VSKNN_DEFAULTS["k"], ge=1, description="neighbour sessions")
+    weighting: Literal["linear", "div"] = Field(VSKNN_DEFAULTS["weighting"], description="recency weight of the p-th of t query items: "
                                                 "linear p/t or div 1/(t-p+1)")
 
 
 class EvalCoocConfig(KNNEvalConfig):
-    window: int = Field(3, ge=1, description="co-occurrence window (positions ahead, weight 1/gap)")
-    history: int = Field(1, ge=1, description="last items of the history that vote")
-    decay: float = Field(0.5, gt=0, le=1, description="weight decay^j of the j-th most recent voting item")
-    symmetric: bool = Field(False, description="count pairs in both directions")
+    window: int = Field(COOC_DEFAULTS["window"], ge=1, description="co-occurrence window (positions ahead, weight 1/gap)")
+    history: int = Field(COOC_DEFAULTS["history"], ge=1, description="last items of the history that vote")
+    decay: float = Field(COOC_DEFAULTS["decay"], gt=0, le=1, description="weight decay^j of the j-th most recent "
+                         "voting item")
+    symmetric: bool = Field(COOC_DEFAULTS["symmetric"], description="count pairs in both directions")
 
 
 def validation_view(dataset: SequenceDataset) -> SequenceDataset:

@@ -33,6 +33,7 @@ import torch
 from semrec.errors import UserError
 
 from semrec_worker.data.dataset import SequenceDataset
+from semrec_worker.models.knn_settings import COOC_DEFAULTS, SKNN_DEFAULTS, VSKNN_DEFAULTS
 
 Weighting = Literal["linear", "div"]
 TIEBREAK = 1e-6
@@ -169,10 +170,7 @@ class CooccurrenceRecommender:
         return scores
 
 
-# the quality grid's cells: the settings chosen on amazon2018-scientific's validation split (docs/seqrec.md)
-SKNN_DEFAULTS: dict[str, Any] = {"k": 100}
-VSKNN_DEFAULTS: dict[str, Any] = {"k": 100, "weighting": "div"}
-COOC_DEFAULTS: dict[str, Any] = {"window": 3, "history": 1}
+# the quality grid's cells take the defaults chosen on amazon2018-scientific's validation split
 
 
 def sknn_reference(dataset: SequenceDataset, grid: object) -> tuple[SessionKNN, str, dict]:
