@@ -115,3 +115,16 @@ def test_a_new_items_id_part_is_the_mean_of_its_neighbours_rows_or_zero():
     encoder.spec["neighbours"] = 0
     np.testing.assert_array_equal(encoder.id_part(query), np.zeros((1, 2)))
     np.testing.assert_allclose(encoder.model_vectors(query), query)  # no adapter layers, zero ID part: z itself
+
+
+def test_the_text_map_recovers_a_table_that_is_a_linear_function_of_the_text_embedding():
+    from semrec_worker.refresh.encoders import ridge_map
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(500, 64))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)  # unit-norm like a text encoder's output: variances ~1/64
+    y = x @ rng.normal(size=(64, 16)) + 0.5  # e.g. a PCA of the text embeddings, rescaled
+    weights, bias = ridge_map(x, y)
+    predicted = x @ weights + bias
+    cosine = np.sum(predicted * y, axis=1) / np.linalg.norm(predicted, axis=1) / np.linalg.norm(y, axis=1)
+    assert cosine.min() > 0.999

@@ -226,12 +226,16 @@ def save_run_encoder(run_dir: str | Path, kind: str, build: Callable[[], Any]) -
 # ------------------------------------------------------------------------------- frozen / dual item layers
 
 
-def ridge_map(x: np.ndarray, y: np.ndarray, ridge: float = 1e-2) -> tuple[np.ndarray, np.ndarray]:
-    """(W, b) minimising ||x W + b - y||^2 + ridge * n ||W||^2 (centred least squares)."""
+def ridge_map(x: np.ndarray, y: np.ndarray, ridge: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+    """(W, b) minimising ||x W + b - y||^2 + lambda ||W||^2 (centred least squares), lambda = ridge x the mean
+    eigenvalue of the centred x^T x: relative to the features' own scale (unit-norm text embeddings have
+    per-dimension variances ~1/width, which a fixed lambda would shrink to almost nothing)."""
     x, y = x.astype(np.float64), y.astype(np.float64)
     x_mean, y_mean = x.mean(0), y.mean(0)
     xc, yc = x - x_mean, y - y_mean
-    weights = np.linalg.solve(xc.T @ xc + ridge * len(x) * np.eye(x.shape[1]), xc.T @ yc)
+    gram = xc.T @ xc
+    penalty = ridge * max(float(np.trace(gram)) / x.shape[1], 1e-12)
+    weights = np.linalg.solve(gram + penalty * np.eye(x.shape[1]), xc.T @ yc)
     return weights.astype(np.float32), (y_mean - x_mean @ weights).astype(np.float32)
 
 
@@ -274,7 +278,7 @@ class ItemLayerEncoder:
         items: list[Item],
         serving_space: dict[str, Any],
         text_encoder: str = "minilm",
-        ridge: float = 1e-2,
+        ridge: float = 1e-3,
         progress: bool = True,
     ) -> ItemLayerEncoder:
         """From a run's `model.pt` state dict (item-layer keys under `item_embedding.`) and its catalogue items
