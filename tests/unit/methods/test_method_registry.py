@@ -28,9 +28,9 @@ def example_method():
 
 
 def test_the_registry_holds_every_method_once():
-    assert registry.names() == ["popularity", "llmseqsim", "llmseqprompt", "random", "lh", "llm2x", "llm2bert4rec",
-                               "said", "llmemb", "tslrec"]
-    assert registry.without_backbone() == ["popularity", "llmseqsim", "llmseqprompt"]
+    assert registry.names() == ["popularity", "llmseqsim", "llmseqprompt", "sknn", "vsknn", "cooc", "random", "lh",
+                               "llm2x", "llm2bert4rec", "said", "llmemb", "tslrec"]
+    assert registry.without_backbone() == ["popularity", "llmseqsim", "llmseqprompt", "sknn", "vsknn", "cooc"]
     assert registry.with_table() == ["lh", "llm2x", "llm2bert4rec", "said", "llmemb"]
     assert {s.stage2.command for s in registry.SPECS.values() if s.stage2} == {"seqrec", "llmemb-rat", "tslrec"}
     assert set(registry.train_commands()) == {"lh", "llm2x", "llm2bert4rec", "said", "llmemb", "seqrec",

@@ -1,5 +1,6 @@
-"""Item embedding layers: random, copied from an `ItemTable` (PCA-reduced when widths differ), or a frozen
-table behind a trainable linear projection.
+"""Item embedding layers: random, copied from an `ItemTable` (PCA-reduced when widths differ), a frozen
+table behind a trainable linear projection or adapter (`--item-layer frozen`), or both views fused
+(`--item-layer dual`: frozen table -> adapter plus a trainable ID embedding; see training/item_layer.py).
 
 Scale: a random layer draws N(0, 1/dim), so rows have norm ~1; a table is rescaled (one factor for the whole
 matrix, the geometry is kept) so its mean row norm is 1 too. That keeps the logit scale at initialisation
@@ -23,6 +24,7 @@ from torch import nn
 from semrec_worker.core.reduction import PCAFit, fit_pca
 
 Projection = Literal["pca", "linear"]
+FusionName = Literal["sum", "concat", "gate"]
 
 
 class TableProjection(nn.Module):
@@ -150,3 +152,162 @@ def empty_embedding(state: dict[str, torch.Tensor], prefix: str = "item_embeddin
 def empty_table_projection(state: dict[str, torch.Tensor], prefix: str = "item_embedding.") -> TableProjection:
     """A `TableProjection` shaped like the saved one (the frozen table is a buffer of the state dict)."""
     return TableProjection(torch.zeros(state[prefix + "table"].shape), state[prefix + "linear.weight"].shape[0])
+
+
+# ------------------------------------------------------------------------------ frozen and dual item layers
+
+
+def _padded(rows: torch.Tensor) -> torch.Tensor:
+    return torch.cat([rows.new_zeros(1, rows.shape[1]), rows], dim=0)
+
+
+class TableAdapter(nn.Module):
+    """A frozen table z [n_items + 1, w] through a trainable adapter: W_2 (W_1 z + b_1) + b_2 (LLMEmb's RAT
+    form; one linear map when `hidden` is 0). The last layer is rescaled once so that the adapted rows have
+    mean norm 1 at initialisation, the scale of the other item layers."""
+
+    part_name = "table-adapter"  # recorded in the run's config.json; `empty_table_adapter` rebuilds it
+
+    def __init__(self, table: torch.Tensor, dim: int, hidden: int = 128) -> None:
+        super().__init__()
+        self.register_buffer("table", table.float())
+        width = table.shape[1]
+        layers = [nn.Linear(width, hidden), nn.Linear(hidden, dim)] if hidden else [nn.Linear(width, dim)]
+        self.adapter = nn.Sequential(*layers)
+        with torch.no_grad():
+            norm = self.adapter(self.table[1:]).norm(dim=1).mean().clamp(min=1e-12)
+            layers[-1].weight.div_(norm)
+            layers[-1].bias.div_(norm)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return _padded(self.adapter(self.table[1:]))
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.adapter(self.table[ids])
+
+
+class ViewFusion(nn.Module):
+    """Combines the semantic view s and the ID view e of the same items (shapes [*, dim]): sum (s + e),
+    concat (W [s; e] + b, W starting as [I/2, I/2]) or gate (g = sigmoid(W_g [s; e] + b_g), g s + (1 - g) e,
+    starting at g = 1/2)."""
+
+    def __init__(self, fusion: FusionName, dim: int) -> None:
+        super().__init__()
+        if fusion not in ("sum", "concat", "gate"):
+            raise UserError(f"unknown fusion {fusion!r} (sum, concat or gate)")
+        self.fusion = fusion
+        if fusion != "sum":
+            self.linear = nn.Linear(2 * dim, dim)
+            with torch.no_grad():
+                if fusion == "concat":
+                    eye = torch.eye(dim) / 2
+                    self.linear.weight.copy_(torch.cat([eye, eye], dim=1))
+                else:
+                    self.linear.weight.zero_()
+                self.linear.bias.zero_()
+
+    def forward(self, semantic: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        if self.fusion == "sum":
+            return semantic + ids
+        both = torch.cat([semantic, ids], dim=-1)
+        if self.fusion == "concat":
+            return self.linear(both)
+        gate = torch.sigmoid(self.linear(both))
+        return gate * semantic + (1 - gate) * ids
+
+
+class DualItemLayer(nn.Module):
+    """Both views of an item: `semantic` (a `TableAdapter` over the frozen table) and `ids` (a trainable
+    `nn.Embedding`), fused by `fusion`; `weight` (what the loss scores and the bundle serves) is the fused
+    matrix, and `forward(ids)` equals `weight[ids]`."""
+
+    def __init__(self, semantic: TableAdapter, ids: nn.Embedding, fusion: ViewFusion) -> None:
+        super().__init__()
+        self.semantic, self.ids, self.fusion = semantic, ids, fusion
+
+    @property
+    def part_name(self) -> str:
+        """Recorded in the run's config.json (`dual-sum`, `dual-concat`, `dual-gate`); `empty_dual_*` rebuild it."""
+        return f"dual-{self.fusion.fusion}"
+
+    @property
+    def weight(self) -> torch.Tensor:
+        fused = self.fusion(self.semantic.weight[1:], self.ids.weight[1:])
+        return _padded(fused)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.fusion(self.semantic(ids), self.ids(ids))
+
+
+def scaled_table(rows: np.ndarray, known: np.ndarray) -> torch.Tensor:
+    """[n_items + 1, w]: row 0 padding, the table's rows for known items rescaled to mean norm 1, zero rows
+    for items missing from the table (their adapted vector is the adapter's bias alone)."""
+    rows = np.array(rows, dtype=np.float32)
+    rows[known] = unit_mean_norm(rows[known])
+    rows[~known] = 0.0
+    full = np.zeros((len(rows) + 1, rows.shape[1]), dtype=np.float32)
+    full[1:] = rows
+    return torch.from_numpy(full)
+
+
+def build_item_layer(
+    mode: str,
+    item_ids: list[str],
+    dim: int,
+    table: ItemTable | None,
+    fusion: FusionName = "sum",
+    adapter_hidden: int = 128,
+    id_init: str = "table",
+    generator: torch.Generator | None = None,
+) -> tuple[nn.Module, InitReport]:
+    """The `frozen` or `dual` item layer (`init` is `build_item_embedding`)."""
+    if table is None:
+        raise UserError(f"--item-layer {mode} needs an item table (--init PATH), not --init random")
+    rows, missing = table.aligned(item_ids)
+    if len(missing) == len(item_ids):
+        raise UserError("item table shares no item id with the dataset (was it built for another dataset?)")
+    missing_set = set(missing)
+    known = np.array([item not in missing_set for item in item_ids], dtype=bool)
+    semantic = TableAdapter(scaled_table(rows, known), dim, adapter_hidden)
+    adapter = f"{table.dim}->{adapter_hidden}->{dim}" if adapter_hidden else f"{table.dim}->{dim}"
+    report = InitReport(source=str(table.metadata.get("path", "table")), method=str(table.metadata.get("method", "table")),
+                        table_dim=table.dim, missing_items=len(missing))
+    if missing:
+        report.notes.append(f"{len(missing)} dataset items missing from the table: zero table rows")
+    if mode == "frozen":
+        report.reduction = f"frozen table, adapter {adapter}"
+        return semantic, report
+    if mode != "dual":
+        raise UserError(f"unknown item layer {mode!r} (init, frozen or dual)")
+    id_table = table if id_init == "table" else None
+    ids, id_report = build_item_embedding(item_ids, dim, id_table, "pca", False, generator)
+    report.reduction = f"dual ({fusion}): frozen table, adapter {adapter} + ID embedding from {id_init}" + (
+        f" ({id_report.reduction})" if id_report.reduction else "")
+    report.explained_variance = id_report.explained_variance
+    return DualItemLayer(semantic, ids, ViewFusion(fusion, dim)), report
+
+
+def empty_table_adapter(state: dict[str, torch.Tensor], prefix: str = "item_embedding.") -> TableAdapter:
+    """A `TableAdapter` shaped like the saved one (the frozen table is a buffer of the state dict)."""
+    first, last = state[prefix + "adapter.0.weight"], state.get(prefix + "adapter.1.weight")
+    hidden, dim = (first.shape[0], last.shape[0]) if last is not None else (0, first.shape[0])
+    return TableAdapter(torch.ones(state[prefix + "table"].shape), dim, hidden)
+
+
+def _empty_dual(fusion: FusionName, state: dict[str, torch.Tensor], prefix: str = "item_embedding.") -> DualItemLayer:
+    semantic = empty_table_adapter(state, prefix + "semantic.")
+    ids = empty_embedding(state, prefix + "ids.")
+    return DualItemLayer(semantic, ids, ViewFusion(fusion, ids.weight.shape[1]))
+
+
+def empty_dual_sum(state: dict[str, torch.Tensor], prefix: str = "item_embedding.") -> DualItemLayer:
+    return _empty_dual("sum", state, prefix)
+
+
+def empty_dual_concat(state: dict[str, torch.Tensor], prefix: str = "item_embedding.") -> DualItemLayer:
+    return _empty_dual("concat", state, prefix)
+
+
+def empty_dual_gate(state: dict[str, torch.Tensor], prefix: str = "item_embedding.") -> DualItemLayer:
+    return _empty_dual("gate", state, prefix)

@@ -27,9 +27,13 @@ class ExportOnnxConfig(AcceptsOldNames, JobConfig):
 def export_onnx(config: ExportOnnxConfig) -> Path:
     from semrec_worker.core.runtime import apply_threads
     from semrec_worker.export import export_run  # torch only when the command runs
+    from semrec_worker.refresh.item_layer import save_item_layer_encoder
 
     apply_threads(config.threads)
     result = export_run(config.run, config.bundle, config.opset, config.tolerance, config.evaluate)
+    encoder = save_item_layer_encoder(config.run)  # frozen/dual runs: new items through the semantic view
+    if encoder is not None:
+        echo(f"item-layer refresh encoder in {encoder}")
     config.save(result.bundle_dir / "export_config.json")
     echo(
         f"bundle written to {result.bundle_dir} (ONNX vs torch max abs diff {result.max_abs_diff:.2e}, "

@@ -5,6 +5,9 @@ Serving contract: input `item_ids` int64 [batch, max_len] left-padded with 0, ou
 (one matrix product) reproduces the trained model's ranking exactly:
 
 - `said_cosine` runs score by cosine already: h_s and item vectors are L2-normalised.
+- the item vectors are the run's trained item matrix, whatever its item layer: the ID rows (`--item-layer
+  init`), the adapted frozen table (`frozen`) or the fused views (`dual`); `semrec export onnx` also gives a
+  frozen/dual run its `item-layer` refresh encoder (refresh/item_layer.py: new items through the semantic view).
 - dot-product runs (`full_ce`, `sampled_softmax`, `bce`) score by h_s . e_i, which a cosine of the raw
   vectors would not reproduce (item norms carry popularity). The export appends one coordinate
   (the maximum-inner-product to nearest-neighbour reduction of Bachrach et al., RecSys 2014):
@@ -110,6 +113,17 @@ def evaluate_bundle(bundle_dir: str | Path, data: str) -> dict[str, float]:
     return evaluate(BundleRecommender(bundle), dataset, "test", EvalSettings(protocol="full")).metrics
 
 
+def item_layer_of(config: SeqRecConfig) -> dict[str, object]:
+    """What the served item vectors are: the trained ID rows (init), the adapted frozen table (frozen) or the
+    fused views (dual)."""
+    if config.item_layer == "init":
+        return {"mode": "init"}
+    out: dict[str, object] = {"mode": config.item_layer, "adapter_hidden": config.adapter_hidden}
+    if config.item_layer == "dual":
+        out.update(fusion=config.fusion, id_init=config.id_init)
+    return out
+
+
 def sample_histories(n_items: int, max_len: int, n: int = 16, seed: int = 0) -> torch.Tensor:
     rng = np.random.default_rng(seed)
     lengths = rng.integers(1, max_len + 1, size=n)
@@ -176,6 +190,7 @@ def export_run(
             "scoring": "cosine" if similarity == "cosine" else "dot product via MIPS->cosine augmentation",
             "loss": config.objective.loss,
             "init_method": table.metadata.get("init_method"),
+            "item_layer": item_layer_of(config),
             "dataset": metrics["dataset"]["name"],
             "dataset_fingerprint": metrics["dataset"]["fingerprint"],
             "n_items": len(table),

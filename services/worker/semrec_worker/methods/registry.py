@@ -27,7 +27,13 @@ from semrec_worker.methods.llm2x import TrainLLM2XConfig
 from semrec_worker.methods.llmemb.settings import TrainLLMEmbConfig, TrainRATConfig
 from semrec_worker.methods.said.settings import TrainSAIDConfig
 from semrec_worker.methods.tslrec.settings import TSLRecJobConfig, has_stage1
-from semrec_worker.refresh.encoders import ENCODER_DIRNAME, SPEC_FILE, LinearTextMapEncoder, encoder_kind
+from semrec_worker.refresh.encoders import (
+    ENCODER_DIRNAME,
+    SPEC_FILE,
+    ItemLayerEncoder,
+    LinearTextMapEncoder,
+    encoder_kind,
+)
 from semrec_worker.training.config import SeqRecConfig
 
 
@@ -118,6 +124,10 @@ TSLREC = Stage2(
 BUILT_IN_ITEM_LAYERS = (
     ItemLayer("embedding", Ref("semrec_worker.backbones.item_embedding:empty_embedding")),
     ItemLayer("table-projection", Ref("semrec_worker.backbones.item_embedding:empty_table_projection")),
+    ItemLayer("table-adapter", Ref("semrec_worker.backbones.item_embedding:empty_table_adapter")),
+    ItemLayer("dual-sum", Ref("semrec_worker.backbones.item_embedding:empty_dual_sum")),
+    ItemLayer("dual-concat", Ref("semrec_worker.backbones.item_embedding:empty_dual_concat")),
+    ItemLayer("dual-gate", Ref("semrec_worker.backbones.item_embedding:empty_dual_gate")),
 )
 
 
@@ -178,6 +188,9 @@ for _spec in (
     MethodSpec("llmseqsim", "LLMSeqSim", baseline=True, reference=Ref("semrec_worker.methods.llmseqsim:grid_reference")),
     MethodSpec("llmseqprompt", "LLMSeqPrompt", baseline=True,
                reference=Ref("semrec_worker.methods.llmseqprompt.job:grid_reference")),
+    MethodSpec("sknn", "SKNN", baseline=True, reference=Ref("semrec_worker.models.knn:sknn_reference")),
+    MethodSpec("vsknn", "V-SKNN", baseline=True, reference=Ref("semrec_worker.models.knn:vsknn_reference")),
+    MethodSpec("cooc", "Co-occurrence", baseline=True, reference=Ref("semrec_worker.models.knn:cooc_reference")),
     MethodSpec("random", "Random", baseline=True, stage2=SEQREC, cell=lambda inputs: {"init": "random"}),
     MethodSpec(
         "lh", "LH", stage2=SEQREC, cell=_table_init,
@@ -312,7 +325,8 @@ def train_backbone(config: SeqRecConfig, dataset: Any = None):
 
 
 def encoder_loaders() -> dict[str, Callable[[Path], Any]]:
-    loaders: dict[str, Callable[[Path], Any]] = {LinearTextMapEncoder.kind: LinearTextMapEncoder.load}
+    loaders: dict[str, Callable[[Path], Any]] = {LinearTextMapEncoder.kind: LinearTextMapEncoder.load,
+                                                 ItemLayerEncoder.kind: ItemLayerEncoder.load}
     for spec in SPECS.values():
         if spec.refresh_encoder is not None:
             loaders[spec.name] = lambda directory, ref=spec.refresh_encoder: ref.load().load(directory)

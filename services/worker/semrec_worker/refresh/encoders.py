@@ -221,3 +221,148 @@ def save_run_encoder(run_dir: str | Path, kind: str, build: Callable[[], Any]) -
              f"with `semrec export refresh-encoder --run {run_dir}`")
         return None
     return encoder, path
+
+
+# ------------------------------------------------------------------------------- frozen / dual item layers
+
+
+def ridge_map(x: np.ndarray, y: np.ndarray, ridge: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+    """(W, b) minimising ||x W + b - y||^2 + lambda ||W||^2 (centred least squares), lambda = ridge x the mean
+    eigenvalue of the centred x^T x: relative to the features' own scale (unit-norm text embeddings have
+    per-dimension variances ~1/width, which a fixed lambda would shrink to almost nothing)."""
+    x, y = x.astype(np.float64), y.astype(np.float64)
+    x_mean, y_mean = x.mean(0), y.mean(0)
+    xc, yc = x - x_mean, y - y_mean
+    gram = xc.T @ xc
+    penalty = ridge * max(float(np.trace(gram)) / x.shape[1], 1e-12)
+    weights = np.linalg.solve(gram + penalty * np.eye(x.shape[1]), xc.T @ yc)
+    return weights.astype(np.float32), (y_mean - x_mean @ weights).astype(np.float32)
+
+
+class ItemLayerEncoder:
+    """The refresh encoder of an `--item-layer frozen|dual` run: a new item's vector through the run's own
+    trained item layer, so cold-start items get vectors with no retraining.
+
+        z    = x(text) W_t + b_t            the item's table row: a ridge map from a text encoder to the run's
+                                            (rescaled) table rows, fitted on the catalogue (exact when the table
+                                            is a linear function of that text encoder, as LLM2X's PCA of MiniLM)
+        s    = adapter(z)                   the trained semantic view
+        e    = sum_j w_j e_j / sum_j w_j    dual: the ID rows of the k nearest catalogue items by cosine(z, z_j),
+                                            w_j = max(cos, 0) (zero when k = 0 or no neighbour is similar)
+        v    = fusion(s, e)                 the trained fusion (frozen: v = s)
+
+    then the run's `ServingSpace`, as `semrec export onnx` serves the trained item matrix. Numpy only."""
+
+    kind = "item-layer"
+    text_view = CAPTION_VIEW
+
+    def __init__(self, spec: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        self.spec = spec
+        self.arrays = {k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()}
+        self.space = ServingSpace.from_dict(spec["serving_space"])
+        self._text_encoder = None
+
+    @property
+    def text_encoder(self):
+        if self._text_encoder is None:
+            self._text_encoder = TEXT_ENCODERS[self.spec["text_encoder"]]()
+        return self._text_encoder
+
+    @classmethod
+    def from_state(
+        cls,
+        state: dict[str, Any],
+        mode: str,
+        fusion: str,
+        neighbours: int,
+        items: list[Item],
+        serving_space: dict[str, Any],
+        text_encoder: str = "minilm",
+        ridge: float = 1e-3,
+        progress: bool = True,
+    ) -> ItemLayerEncoder:
+        """From a run's `model.pt` state dict (item-layer keys under `item_embedding.`) and its catalogue items
+        (dataset order: item index k >= 1 is items[k - 1])."""
+        if text_encoder not in TEXT_ENCODERS:
+            raise UserError(f"unknown text encoder {text_encoder!r}; one of {sorted(TEXT_ENCODERS)}")
+        prefix = "item_embedding." + ("semantic." if mode == "dual" else "")
+        array = {k: v.detach().cpu().float().numpy() for k, v in state.items() if k.startswith("item_embedding.")}
+        table = array[prefix + "table"][1:]
+        layers = sorted({int(k.split(".")[-2]) for k in array if k.startswith(prefix + "adapter.")})
+        arrays = {"table": table}
+        for n, layer in enumerate(layers):
+            arrays[f"adapter{n}_w"] = array[f"{prefix}adapter.{layer}.weight"]
+            arrays[f"adapter{n}_b"] = array[f"{prefix}adapter.{layer}.bias"]
+        if mode == "dual":
+            arrays["id_rows"] = array["item_embedding.ids.weight"][1:]
+            if fusion != "sum":
+                arrays["fusion_w"] = array["item_embedding.fusion.linear.weight"]
+                arrays["fusion_b"] = array["item_embedding.fusion.linear.bias"]
+        spec = {"kind": cls.kind, "mode": mode, "fusion": fusion, "neighbours": neighbours, "text_encoder": text_encoder,
+                "adapter_layers": len(layers), "serving_space": serving_space, "dim": serving_space["dim"]}
+        encoder = cls(spec, arrays)
+        known = np.linalg.norm(table, axis=1) > 0
+        if known.any():
+            x = _embed(encoder.text_encoder, [it for it, k in zip(items, known, strict=True) if k], progress=progress)
+            weights, bias = ridge_map(x, table[known], ridge)
+            predicted = x @ weights + bias
+            cosine = np.sum(predicted * table[known], axis=1) / np.maximum(
+                np.linalg.norm(predicted, axis=1) * np.linalg.norm(table[known], axis=1), 1e-12)
+            encoder.spec["text_map_fit_cosine"] = round(float(cosine.mean()), 4)
+            encoder.arrays.update(text_w=weights, text_b=bias)
+        return encoder
+
+    def semantic(self, rows: np.ndarray) -> np.ndarray:
+        out = rows.astype(np.float32)
+        for n in range(self.spec["adapter_layers"]):
+            out = out @ self.arrays[f"adapter{n}_w"].T + self.arrays[f"adapter{n}_b"]
+        return out
+
+    def id_part(self, rows: np.ndarray) -> np.ndarray:
+        ids = self.arrays["id_rows"]
+        k = min(int(self.spec["neighbours"]), len(ids))
+        if k == 0:
+            return np.zeros((len(rows), ids.shape[1]), np.float32)
+        table = self.arrays["table"]
+        unit = table / np.maximum(np.linalg.norm(table, axis=1, keepdims=True), 1e-12)
+        queries = rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+        cosine = queries @ unit.T
+        nearest = np.argpartition(-cosine, k - 1, axis=1)[:, :k]
+        weights = np.clip(np.take_along_axis(cosine, nearest, axis=1), 0.0, None)
+        summed = np.einsum("nk,nkd->nd", weights, ids[nearest])
+        return (summed / np.maximum(weights.sum(1, keepdims=True), 1e-12)).astype(np.float32)
+
+    def fuse(self, semantic: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        fusion = self.spec["fusion"]
+        if fusion == "sum":
+            return semantic + ids
+        mixed = np.concatenate([semantic, ids], axis=1) @ self.arrays["fusion_w"].T + self.arrays["fusion_b"]
+        if fusion == "concat":
+            return mixed
+        gate = 1.0 / (1.0 + np.exp(-mixed))
+        return gate * semantic + (1.0 - gate) * ids
+
+    def model_vectors(self, table_rows: np.ndarray) -> np.ndarray:
+        """Item vectors in the model's space (before the serving space) for rows of the run's table space."""
+        semantic = self.semantic(table_rows)
+        if self.spec["mode"] != "dual":
+            return semantic
+        return self.fuse(semantic, self.id_part(table_rows))
+
+    def table_rows(self, items: list[Item]) -> np.ndarray:
+        if "text_w" not in self.arrays:
+            raise UserError("this item-layer encoder has no text map (the table shared no row with the catalogue)")
+        return _embed(self.text_encoder, items, progress=False) @ self.arrays["text_w"] + self.arrays["text_b"]
+
+    def encode(self, items: list[Item]) -> np.ndarray:
+        if not items:
+            return np.zeros((0, int(self.spec["dim"])), np.float32)
+        return self.space.apply(self.model_vectors(self.table_rows(items)))
+
+    def save(self, directory: Path) -> Path:
+        return write_encoder(directory, self.spec, self.arrays)
+
+    @classmethod
+    def load(cls, directory: Path) -> ItemLayerEncoder:
+        spec, arrays = read_encoder(directory)
+        return cls(spec, arrays)

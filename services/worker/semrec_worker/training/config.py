@@ -15,12 +15,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from semrec.config import JobConfig, config_payload, invocation_field, old_name_paths, read_config_file, with_leaves
 
 from semrec_worker.core.names import BackboneName, DeviceName, LossName, metric_name
 from semrec_worker.data.dataset import DataConfig
 from semrec_worker.evaluation.jobs import Protocol
+from semrec_worker.training.item_layer import ItemLayerSettings
 
 
 class DataSettings(DataConfig):
@@ -54,6 +55,20 @@ class ModelSettings(JobConfig):
     max_len: int = Field(50, ge=2, description="history length the encoder sees (left-padded)")
     dropout: float = Field(0.5, ge=0, lt=1, description="dropout on embeddings and inside blocks")
     mask_prob: float = Field(0.2, gt=0, lt=1, description="BERT4Rec cloze masking probability")
+    items: ItemLayerSettings = Field(default_factory=ItemLayerSettings)
+
+    @model_validator(mode="after")
+    def _legacy_flags_belong_to_init(self) -> ModelSettings:
+        """`--freeze-items` and `--projection linear` belong to `--item-layer init` (frozen/dual freeze the
+        table anyway): refused with the flags, before any data loads."""
+        mode = self.items.item_layer
+        if mode != "init" and self.freeze_items:
+            raise ValueError(f"--freeze-items applies to --item-layer init; --item-layer {mode} already keeps the "
+                             "table frozen (its adapter and ID embedding train)")
+        if mode != "init" and self.projection == "linear":
+            raise ValueError(f"--projection linear applies to --item-layer init (it is --item-layer frozen "
+                             f"--adapter-hidden 0); drop it with --item-layer {mode}")
+        return self
 
     def backbone_settings(self) -> dict[str, object]:
         """The keyword settings of `build_backbone` (each backbone takes what it uses)."""

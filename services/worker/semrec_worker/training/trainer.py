@@ -55,7 +55,7 @@ from torch import nn
 from tqdm import tqdm
 
 from semrec_worker.backbones import SequenceEncoder, build_backbone, build_item_embedding
-from semrec_worker.backbones.item_embedding import BUILT_IN_ITEM_LAYERS, InitReport
+from semrec_worker.backbones.item_embedding import BUILT_IN_ITEM_LAYERS, InitReport, build_item_layer
 from semrec_worker.data.dataset import SYNTHETIC, SequenceDataset, load_dataset
 from semrec_worker.evaluation import EvalSettings, evaluate
 from semrec_worker.evaluation.jobs import TEST_RANKS, evaluate_runs
@@ -128,9 +128,16 @@ def build_model(
             if (fingerprint != dataset.fingerprint) if fingerprint else (name not in (None, dataset.name, dataset.fingerprint)):
                 echo(f"warning: table was built for dataset {name} ({fingerprint}), this is {dataset.name} "
                      f"({dataset.fingerprint}); rows are matched by item id")
-        item_embedding, report = build_item_embedding(
-            dataset.item_ids, config.model.dim, table, config.model.projection, config.model.freeze_items, generator
-        )
+        layer = config.model.items
+        if layer.item_layer == "init":
+            item_embedding, report = build_item_embedding(
+                dataset.item_ids, config.model.dim, table, config.model.projection, config.model.freeze_items, generator
+            )
+        else:
+            item_embedding, report = build_item_layer(
+                layer.item_layer, dataset.item_ids, config.model.dim, table, layer.fusion, layer.adapter_hidden,
+                layer.id_init, generator,
+            )
         method = str(table.metadata.get("method", "table")) if table is not None else "random"
     else:
         report = InitReport(source="custom", method=str(getattr(item_embedding, "method", "custom")))
@@ -419,6 +426,7 @@ def trained_item_table(model: SequenceEncoder, dataset: SequenceDataset, config:
         {
             "method": "seqrec",
             "init_method": method,
+            "item_layer": config.model.items.item_layer,
             "backbone": config.model.backbone,
             "loss": config.objective.loss,
             "dataset": dataset.name,
