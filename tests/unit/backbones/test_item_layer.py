@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 import torch
 from semrec.bundle import Bundle
 from semrec.errors import UserError
@@ -62,10 +63,9 @@ def test_frozen_and_dual_need_a_table_and_refuse_the_legacy_flags(tmp_path, tiny
         build_item_layer("frozen", tiny_synthetic.item_ids, 16, None)
     table.save(tmp_path / "t.npz")
     for flags in ({"freeze_items": True}, {"projection": "linear"}):
-        config = SeqRecConfig(data=DATA, out=tmp_path / "run", dim=16, max_len=12, epochs=1, init=str(tmp_path / "t.npz"),
-                              item_layer="dual", **flags)
-        with pytest.raises(UserError, match="--item-layer init"):
-            train_seqrec(config, dataset=tiny_synthetic)
+        with pytest.raises(ValidationError, match="--item-layer init"):  # with the flags, before any data loads
+            SeqRecConfig(data=DATA, out=tmp_path / "run", dim=16, max_len=12, epochs=1, init=str(tmp_path / "t.npz"),
+                         item_layer="dual", **flags)
 
 
 @pytest.mark.parametrize("backbone", ["gru4rec", "sasrec", "bert4rec"])
@@ -78,8 +78,9 @@ def test_every_backbone_trains_exports_and_refreshes_in_each_mode(tmp_path, tiny
                           threads=1, batch_size=64, init=str(tmp_path / "t.npz"), item_layer=mode, fusion=fusion,
                           refresh_text_encoder="hashing", refresh_neighbours=1)
     result = train_seqrec(config, dataset=tiny_synthetic)
-    saved = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
-    assert (saved["item_layer"], saved["fusion"]) == (mode, fusion)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (saved["config"]["model"]["items"]["item_layer"], saved["config"]["model"]["items"]["fusion"]) == (mode, fusion)
+    assert saved["parts"]["item_layer"] == ("table-adapter" if mode == "frozen" else f"dual-{fusion}")
     exported = export_run(tmp_path / "run")
     assert exported.max_abs_diff < 1e-4
     assert save_item_layer_encoder(tmp_path / "run") == tmp_path / "run" / "refresh_encoder"  # `semrec export onnx`
