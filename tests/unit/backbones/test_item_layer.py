@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
-from pydantic import ValidationError
 import torch
+from pydantic import ValidationError
 from semrec.bundle import Bundle
 from semrec.errors import UserError
 from semrec.item_table import ItemTable

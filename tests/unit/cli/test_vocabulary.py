@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import typer
 from semrec.cli import build_app
-from semrec.config import is_per_invocation, with_leaves
 from semrec.cli_builder import leaf_fields
+from semrec.config import is_per_invocation, with_leaves
 from semrec.vocabulary import CONCEPTS, VOCABULARY, DeprecatedNameWarning, old_names_of, spelling_problems
 from typer.testing import CliRunner
 

@@ -5,7 +5,6 @@ import json
 import numpy as np
 from semrec.results import ResultsFile, read_results
 from semrec_worker.commands.evaluate import EvalPopularityConfig, eval_popularity
-from semrec_worker.evaluation.jobs import EvalJobConfig
 from semrec_worker.models.popularity import PopularityRecommender
 
 

@@ -110,8 +110,8 @@ def test_fit_sees_only_what_precedes_the_split_and_ranks_pessimistically():
 def test_eval_commands_write_both_protocols_for_either_split(tmp_path, runner, config_class, method):
     out = tmp_path / "r.json"
     data = "synthetic:users=300,items=200,avg_len=10,seed=1"
-    runner(config_class(data=data, out=out, split="valid"))
-    test_runs = runner(config_class(data=data, out=out, append=True))
+    runner(config_class(data=data, results=out, split="valid"))
+    test_runs = runner(config_class(data=data, results=out, append=True))
     rows = json.loads(out.read_text())["runs"]
     assert [(r["method"], r["protocol"], r["config"]["split"]) for r in rows] == [
         (method, "full", "valid"), (method, "sampled100", "valid"), (method, "full", "test"), (method, "sampled100", "test")]

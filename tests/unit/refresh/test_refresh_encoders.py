@@ -82,8 +82,8 @@ def test_llmemb_encoder_reproduces_the_rat_bundle_and_embeds_new_items(rat_run, 
     spec = json.loads((rat_run / "rat" / "refresh_encoder" / "encoder.json").read_text())
     assert spec["kind"] == "llmemb" and spec["lm"] == "tiny" and (rat_run / "rat" / "refresh_encoder" / "lora").is_dir()
     parts = json.loads((rat_run / "rat" / "config.json").read_text())["parts"]
-    assert parts["item_embedding"] == "semrec_worker.methods.llmemb.model:LLMEmbAdapter"
-    assert parts["extra_loss"] == "semrec_worker.methods.llmemb.model:CollaborativeAlignment"
+    assert parts["item_layer"] == "llmemb-adapter"
+    assert parts["extra_loss"] == "llmemb-alignment"
     bundle = Bundle.load(rat_run / "rat")
     encoder = load_item_encoder(rat_run / "rat", "llmemb")
     encoder.progress = False

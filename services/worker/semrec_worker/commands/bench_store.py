@@ -10,11 +10,11 @@ from pydantic import Field, field_validator
 from semrec.bundle import Bundle
 from semrec.cli_builder import CommandGroups, config_command, echo
 from semrec.config import JobConfig
-from semrec.vocabulary import AcceptsOldNames, OldName
 from semrec.results import RunResult, write_results
 from semrec.settings import redis_settings
 from semrec.store import load_bundle, publish_bundle
 from semrec.store.local import local_redis
+from semrec.vocabulary import AcceptsOldNames, OldName
 
 
 class StoreBenchConfig(AcceptsOldNames, JobConfig):

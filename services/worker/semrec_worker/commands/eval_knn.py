@@ -60,7 +60,7 @@ def _eval(config: KNNEvalConfig, method: str, build) -> list[RunResult]:
                          extra_config={"split": config.split})
     for run in runs:
         run.dataset = dataset.name
-    out = config.out or Path("results") / f"{method}-{dataset.name}.json"
+    out = config.results or Path("results") / f"{method}-{dataset.name}.json"
     write_results(out, runs, append=config.append)
     echo(f"results written to {out}")
     return runs

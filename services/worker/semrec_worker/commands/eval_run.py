@@ -9,8 +9,8 @@ from pydantic import Field
 from semrec.cli_builder import CommandGroups, config_command, echo
 from semrec.config import JobConfig
 from semrec.errors import UserError
-from semrec.vocabulary import AcceptsOldNames, OldName
 from semrec.results import RunResult, write_results
+from semrec.vocabulary import AcceptsOldNames, OldName
 
 from semrec_worker.evaluation.jobs import Protocol
 

@@ -15,8 +15,8 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field
 from semrec.config import JobConfig
-from semrec.vocabulary import AcceptsOldNames, OldName
 from semrec.errors import DataError, UserError
+from semrec.vocabulary import AcceptsOldNames, OldName
 
 from semrec_worker.data import formats
 from semrec_worker.data.records import Item, RawInteractions

@@ -21,9 +21,9 @@ from typing import ClassVar
 from pydantic import Field
 from semrec.cli_builder import echo
 from semrec.config import JobConfig
-from semrec.vocabulary import AcceptsOldNames, OldName
 from semrec.errors import UserError
 from semrec.results import RunResult, write_results
+from semrec.vocabulary import AcceptsOldNames, OldName
 
 from semrec_worker.loadgen.memory import MemorySampler, memory_growth
 from semrec_worker.loadgen.runner import DEFAULT_LOCUSTFILE, run_locust

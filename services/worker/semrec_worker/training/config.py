@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
-from semrec.config import JobConfig, config_payload, invocation_field, old_name_paths, read_config_file, with_leaves
+from semrec.config import (
+    JobConfig,
+    config_payload,
+    invocation_field,
+    old_name_paths,
+    read_config_file,
+    with_leaves,
+)
 
 from semrec_worker.core.names import BackboneName, DeviceName, LossName, metric_name
 from semrec_worker.data.dataset import DataConfig

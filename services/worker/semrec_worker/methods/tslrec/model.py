@@ -236,9 +236,9 @@ class GatedFusionEmbedding(nn.Module):
             self.id_embedding = nn.Parameter(torch.randn(len(padded), dim) * dim**-0.5)
             self.project = nn.Linear(features.shape[1], dim)  # W_z
             self.gate = nn.Linear(2 * dim, dim)  # W_r
-        # W_z starts with rows of the ID embedding's scale (|z_i| ~ |e_i| ~ 1): with PyTorch's default init the
-        # standardised features project to |z_i| ~ sqrt(dim / 3) (9.2 at dim 256) and drown the ID view
-        nn.init.normal_(self.project.weight, std=(features.shape[1] * dim) ** -0.5)
+            # W_z starts with rows of the ID embedding's scale (|z_i| ~ |e_i| ~ 1): with PyTorch's default init
+            # the standardised features project to |z_i| ~ sqrt(dim / 3) (9.2 at dim 256) and drown the ID view
+            nn.init.normal_(self.project.weight, std=(features.shape[1] * dim) ** -0.5)
         nn.init.zeros_(self.project.bias)
         # the gate starts near the ID view (g = sigmoid(GATE_BIAS) ~ 0.05) and learns how much knowledge to let in
         nn.init.zeros_(self.gate.weight)
