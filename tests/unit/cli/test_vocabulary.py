@@ -17,12 +17,6 @@ from typer.testing import CliRunner
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "docs" / "examples"
 
-# Same name, two meanings, left for now: SAID resumes a run given by path (`--resume RUN_DIR`, which may
-# differ from `--out`), the seqrec trainer its own `--out` (`--resume`); SAID's `--init` is the prefix init.
-SAME_NAME_OTHER_TYPE = {"resume", "init"}
-# Precision is still spelled `--bf16/--no-bf16` by LH, LLMEmb and TSLRec beside SAID's `--precision`.
-NOT_YET_RENAMED = {"bf16"}
-
 # Commands that compute (torch, BLAS, ONNX Runtime) and so take --threads.
 COMPUTING = {
     "demo", "publish", "recommend", "refresh", "train seqrec", "train tslrec", "train llmemb-rat", "train lh",
@@ -73,7 +67,7 @@ def test_the_walk_sees_every_command():
 @pytest.mark.parametrize("path", sorted(ALL))
 def test_every_flag_is_spelled_as_the_vocabulary_says(path):
     names = [field_name(option) for option in options(ALL[path])]
-    problems = [p for name in names if name not in NOT_YET_RENAMED for p in spelling_problems(name)]
+    problems = [p for name in names for p in spelling_problems(name)]
     assert not problems, f"semrec {path}: " + "; ".join(problems)
 
 
@@ -86,8 +80,7 @@ def test_a_flag_name_means_one_kind_of_value_on_every_command():
             if name in config_class.model_fields:
                 kinds.setdefault(name, {})[path] = kind(config_class.model_fields[name].annotation)
     # a benchmark that sweeps a setting takes a list of its values under the same name (bench refresh --said-epochs)
-    clashes = {n: by for n, by in kinds.items()
-               if len(set(by.values()) - {"list"}) > 1 and n not in SAME_NAME_OTHER_TYPE | NOT_YET_RENAMED}  # fmt: skip
+    clashes = {n: by for n, by in kinds.items() if len(set(by.values()) - {"list"}) > 1}
     assert not clashes, clashes
 
 
@@ -110,7 +103,9 @@ def test_the_shared_concepts_have_their_one_spelling():
     assert "out" in flags["bench load"] and "out" in flags["demo"] and "out" in flags["train seqrec"]
     assert all("max_seq_len" not in names for names in flags.values())
     assert {"history_cap", "max_len"} <= flags["train seqrec"]
-    assert set(CONCEPTS) - {"precision"} <= {n for names in flags.values() for n in names}
+    assert set(CONCEPTS) <= {n for names in flags.values() for n in names}
+    for path in ("train said", "train lh", "train llmemb", "train tslrec", "train llmseqprompt", "bench embed"):
+        assert "precision" in flags[path] and "bf16" not in flags[path], path
 
 
 @pytest.mark.parametrize("path", sorted(ALL))
@@ -213,3 +208,52 @@ def test_a_bad_path_flag_fails_before_the_data_loads(args, flag, tmp_path):
                                 if args[0] == "train" else [*args, "--data", str(tmp_path / "no-dataset")])  # fmt: skip
     assert result.exit_code == 2, result.output
     assert flag in result.stderr and "no-dataset" not in result.stderr
+
+
+PRECISION_OF_BF16 = {True: "bf16", False: "fp32", None: "auto"}
+
+
+@pytest.mark.parametrize("path", ["train lh", "train llmemb", "train tslrec", "train llmseqprompt"])
+@pytest.mark.parametrize("bf16", [True, False, None])
+def test_the_old_bf16_key_is_a_precision(path, bf16):
+    config_class = ALL[path].callback.config_class
+    base = with_leaves(config_class, _example(path), required_invocation(config_class))
+    with pytest.warns(DeprecatedNameWarning, match="--bf16 .* use --precision"):
+        config = config_class.model_validate({**base, "bf16": bf16})
+    assert config.precision == PRECISION_OF_BF16[bf16]
+    with pytest.raises(ValueError, match="give only --precision"):
+        config_class.model_validate({**base, "bf16": bf16, "precision": "fp32"})
+
+
+def test_bench_embed_times_a_list_of_precisions_and_reads_the_old_bf16_list():
+    config_class = ALL["bench embed"].callback.config_class
+    assert config_class.model_validate({}).precision == ["fp32", "bf16"]
+    with pytest.warns(DeprecatedNameWarning, match="use --precision"):
+        assert config_class.model_validate({"bf16": ["true", "false"]}).precision == ["bf16", "fp32"]
+        assert config_class.model_validate({"bf16": [False]}).precision == ["fp32"]
+
+
+def test_said_renames_are_the_old_values_under_new_names():
+    config_class = ALL["train said"].callback.config_class
+    with pytest.warns(DeprecatedNameWarning) as caught:
+        config = config_class.model_validate({"data": "d", "resume": "runs/said", "init": "random"})
+    assert config.resume_from == Path("runs/said") and config.prefix_init == "random"
+    messages = " ".join(str(w.message) for w in caught)
+    assert "--resume (config key 'resume') is deprecated: use --resume-from" in messages
+    assert "--init (config key 'init') is deprecated: use --prefix-init" in messages
+    assert "resume_from" not in config.saved_dict() and config.saved_dict()["prefix_init"] == "random"
+
+
+@pytest.mark.parametrize(("args", "old", "new"), [
+    (["train", "lh", "--no-bf16"], "--bf16", "--precision"),
+    (["train", "tslrec", "--bf16", "--pretrained", "x"], "--bf16", "--precision"),
+    (["bench", "embed", "--bf16", "false,true"], "--bf16", "--precision"),
+    (["train", "said", "--resume", "no/such/run"], "--resume", "--resume-from"),
+    (["train", "said", "--init", "random"], "--init", "--prefix-init"),
+], ids=lambda v: v if isinstance(v, str) else " ".join(v))  # fmt: skip
+def test_an_old_precision_or_said_flag_on_the_command_line_warns(args, old, new, tmp_path):
+    # the data is missing: the command stops with exit 2 after the flags were read (and warned about)
+    result = CliRunner().invoke(build_app(), [*args, "--data", str(tmp_path / "no-dataset"), "--out", str(tmp_path / "r")]
+                                if args[0] == "train" else [*args, "--data", str(tmp_path / "no-dataset")])  # fmt: skip
+    assert f"{old} (config key '{old[2:]}') is deprecated: use {new}" in result.stderr, result.output
+    assert result.exit_code == 2 and "Traceback" not in result.output

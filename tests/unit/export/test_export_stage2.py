@@ -48,7 +48,7 @@ def test_rat_run_rebuilds_and_exports_its_adapter(pretrained, small_shared):
     small = copy.deepcopy(small_shared)
     root = pretrained
     (root / "scft").mkdir()
-    settings = SCFTSettings(llm="tiny", batch_size=6, max_steps=2, bf16=False, max_prompt_tokens=160, dim=24,
+    settings = SCFTSettings(llm="tiny", batch_size=6, max_steps=2, precision="fp32", max_prompt_tokens=160, dim=24,
                             probe_items=4, domain="lab", embed_batch_size=8)  # fmt: skip
     table = LLMEmbSCFT(settings, run_dir=root / "scft", lm=load_language_model("tiny"), progress=False).fit(small)
     table.save(root / "scft" / "item_table.npz")
@@ -66,7 +66,7 @@ def test_tslrec_run_rebuilds_and_exports_its_gated_fusion(pretrained, small_shar
     small = copy.deepcopy(small_shared)
     root = pretrained
     config = TSLRecJobConfig(out=root / "tslrec", backbone="sasrec", pretrained=root / "sasrec", llm="tiny",
-                             n_groups=3, sft_max_steps=2, sft_batch_size=16, bf16=False, instruction="items:",
+                             n_groups=3, sft_max_steps=2, sft_batch_size=16, precision="fp32", instruction="items:",
                              **SEQREC)  # fmt: skip
     result = train_tslrec(config)
     saved = json.loads((root / "tslrec" / "config.json").read_text())

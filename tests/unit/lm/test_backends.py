@@ -61,7 +61,7 @@ def test_batching_and_sorting_do_not_change_vectors(tiny_lm, pooling):
 def test_mean_and_last_pooling_differ_and_bf16_stays_close(tiny_lm):
     mean = TransformersBackend(tiny_lm, "mean", progress=False).embed(TEXTS)
     last = TransformersBackend(tiny_lm, "last", progress=False).embed(TEXTS)
-    bf16 = TransformersBackend(tiny_lm, "mean", bf16=True, progress=False).embed(TEXTS)
+    bf16 = TransformersBackend(tiny_lm, "mean", precision="bf16", progress=False).embed(TEXTS)
     assert not np.allclose(mean, last)
     assert cosine_rows(mean, bf16).min() > 0.95
     assert TransformersBackend(tiny_lm, progress=False).embed([]).shape == (0, tiny_lm.hidden_size)

@@ -29,12 +29,12 @@ def test_pca_keeps_width_and_variance(rng):
 
 
 def test_lh_table_rows_follow_the_dataset(small):
-    table = LastHiddenState(LHSettings(llm="tiny", bf16=False)).fit(small)
+    table = LastHiddenState(LHSettings(llm="tiny", precision="fp32")).fit(small)
     assert table.ids == small.item_ids and table.dim == 64
     assert table.metadata["method"] == "lh" and table.metadata["pooling"] == "last"
     assert table.metadata["dataset_fingerprint"] == small.fingerprint
     assert np.linalg.matrix_rank(table.vectors) > 5  # distinct captions give distinct vectors
-    reduced = LastHiddenState(LHSettings(llm="tiny", bf16=False, dim=8)).fit(small)
+    reduced = LastHiddenState(LHSettings(llm="tiny", precision="fp32", dim=8)).fit(small)
     assert reduced.dim == 8
     # the variance the 8 kept components explain, by numpy: the top-8 squared singular values of the centred table
     singular = np.linalg.svd(table.vectors - table.vectors.mean(0), compute_uv=False)
@@ -54,7 +54,7 @@ def test_train_commands_write_run_directories(tmp_path):
     from semrec.cli import build_app
 
     runner = CliRunner()
-    for method, extra in (("lh", ["--llm", "tiny", "--no-bf16"]), ("llm2x", ["--text-encoder", "tiny", "--dim", "8"])):
+    for method, extra in (("lh", ["--llm", "tiny", "--precision", "fp32"]), ("llm2x", ["--text-encoder", "tiny", "--dim", "8"])):
         out = tmp_path / method
         result = runner.invoke(build_app(), ["train", method, "--data", SMALL, "--out", str(out), *extra])
         assert result.exit_code == 0, result.output

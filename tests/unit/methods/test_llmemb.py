@@ -31,7 +31,7 @@ ATTRS = {"title": "T" * 150, "brand": "Acme", "category": "Lab > Pipettes", "col
 
 
 def tiny_settings(**kw) -> SCFTSettings:
-    return SCFTSettings(**{"llm": "tiny", "batch_size": 6, "max_steps": 3, "bf16": False, "checkpoint_every_steps": 2,
+    return SCFTSettings(**{"llm": "tiny", "batch_size": 6, "max_steps": 3, "precision": "fp32", "checkpoint_every_steps": 2,
                            "max_prompt_tokens": 40, **kw})  # fmt: skip
 
 

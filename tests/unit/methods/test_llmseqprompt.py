@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 SMALL = "synthetic:users=60,items=30,avg_len=6,seed=3"
 WIDER = "synthetic:users=300,items=200,avg_len=10,seed=1"  # enough items for 100 sampled negatives
 TINY = {"llm": "tiny", "text_encoder": "tiny", "history_items": 2, "name_max_chars": 16, "max_new_tokens": 12,
-        "num_generations": 3, "batch_size": 4, "lr": 3e-3, "bf16": False}
+        "num_generations": 3, "batch_size": 4, "lr": 3e-3, "precision": "fp32"}
 
 
 def test_training_pairs_never_read_validation_or_test_targets(small):
@@ -87,8 +87,8 @@ def test_train_command_writes_an_evaluated_run(tmp_path):
     from semrec.cli import build_app
 
     out = tmp_path / "run"
-    flags = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items() if k != "bf16"]
-    args = ["train", "llmseqprompt", "--data", WIDER, *flags, "--no-bf16", "--max-steps", "3", "--eval-users", "10",
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items() if k != "precision"]
+    args = ["train", "llmseqprompt", "--data", WIDER, *flags, "--precision", "fp32", "--max-steps", "3", "--eval-users", "10",
             "--out", str(out)]  # fmt: skip
     result = CliRunner().invoke(build_app(), args)
     assert result.exit_code == 0, result.output

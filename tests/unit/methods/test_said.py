@@ -106,13 +106,13 @@ def test_train_writes_table_metrics_and_reports(tmp_path, tiny_synthetic, tiny_l
 def test_resume_continues_and_refuses_model_changes(tmp_path, tiny_synthetic, tiny_lm):
     config = small_config(tmp_path, epochs=1)
     first = train_said(config, dataset=tiny_synthetic, lm=tiny_lm)
-    resumed = train_said(TrainSAIDConfig(resume=config.out, epochs=2), dataset=tiny_synthetic, lm=tiny_lm)
+    resumed = train_said(TrainSAIDConfig(resume_from=config.out, epochs=2), dataset=tiny_synthetic, lm=tiny_lm)
     epochs = [m["epoch"] for m in json.loads((config.out / "metrics.json").read_text())["epochs"]]
     assert epochs == [0.0, 1.0, 2.0]
     assert not np.allclose(first.vectors[:16], resumed.vectors[:16])
     np.testing.assert_array_equal(first.vectors[16:], resumed.vectors[16:])  # untrained rows keep their init
     with pytest.raises(UserError, match="--virtual-tokens"):
-        train_said(TrainSAIDConfig(resume=config.out, virtual_tokens=2), dataset=tiny_synthetic, lm=tiny_lm)
+        train_said(TrainSAIDConfig(resume_from=config.out, virtual_tokens=2), dataset=tiny_synthetic, lm=tiny_lm)
 
 
 @pytest.mark.parametrize("projector", ["table", "amortised"])
@@ -125,7 +125,7 @@ def test_only_new_keeps_existing_rows_fixed(tmp_path, tiny_synthetic, tiny_lm, p
     config = small_config(tmp_path, projector=projector, max_items=None, epochs=1)
     old_table = train_said(config, dataset=old_dataset, lm=tiny_lm)
     new_table = train_said(
-        TrainSAIDConfig(resume=config.out, only_new=True, epochs=2), dataset=tiny_synthetic, lm=tiny_lm
+        TrainSAIDConfig(resume_from=config.out, only_new=True, epochs=2), dataset=tiny_synthetic, lm=tiny_lm
     )
     assert len(new_table) == tiny_synthetic.n_items
     old_rows, missing = new_table.aligned(old_table.ids)

@@ -20,7 +20,7 @@ from semrec_worker.methods.tslrec.model import (
 def sft_model():
     torch.manual_seed(0)
     lm = load_language_model("tiny")
-    settings = TSLRecSettings(n_groups=3, bf16=False, sft_batch_size=8, sft_lr=5e-3, max_history=5,
+    settings = TSLRecSettings(n_groups=3, precision="fp32", sft_batch_size=8, sft_lr=5e-3, max_history=5,
                               instruction="items:", lora_dropout=0.0)  # fmt: skip
     model = UserSFTModel(add_lora(lm.model, settings), lm.tokenizer, 8, 3, settings.instruction)
     return model, settings
@@ -125,7 +125,7 @@ def test_train_tslrec_job_end_to_end_and_exports(tmp_path):
     train_seqrec(SeqRecConfig(**common, out=tmp_path / "sasrec", loss="full_ce"))
     result = train_tslrec(
         TSLRecJobConfig(**common, out=tmp_path / "tslrec", pretrained=tmp_path / "sasrec", llm="tiny",
-                        n_groups=3, sft_max_steps=2, sft_batch_size=16, bf16=False, instruction="items:")
+                        n_groups=3, sft_max_steps=2, sft_batch_size=16, precision="fp32", instruction="items:")
     )  # fmt: skip
     assert result.runs and all(run.method == "tslrec" for run in result.runs)
     stage1 = tmp_path / "tslrec" / "tslrec"
@@ -146,7 +146,7 @@ def test_stage1_reuse_trains_the_same_backbone_and_rejects_another_catalogue(tmp
 
     data = "synthetic:users=100,items=60,avg_len=8,seed=4"
     common = {"data": data, "backbone": "gru4rec", "dim": 16, "epochs": 2, "batch_size": 64}
-    stage1 = {"llm": "tiny", "n_groups": 3, "sft_max_steps": 2, "sft_batch_size": 16, "bf16": False}
+    stage1 = {"llm": "tiny", "n_groups": 3, "sft_max_steps": 2, "sft_batch_size": 16, "precision": "fp32"}
     train_seqrec(SeqRecConfig(**common, out=tmp_path / "sasrec", loss="full_ce"))
     full = train_tslrec(TSLRecJobConfig(**common, **stage1, out=tmp_path / "full", pretrained=tmp_path / "sasrec"))
     reused = train_tslrec(TSLRecJobConfig(**common, out=tmp_path / "reused", stage1=tmp_path / "full"))

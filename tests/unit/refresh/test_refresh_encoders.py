@@ -65,7 +65,7 @@ def rat_run(tmp_path_factory, small_shared):
     root = tmp_path_factory.mktemp("llmemb")
     (root / "scft").mkdir()
     # the tiny LM's tokens are characters: a short domain and a long cap keep the prompts' attributes
-    settings = SCFTSettings(llm="tiny", batch_size=6, max_steps=2, bf16=False, max_prompt_tokens=160, dim=24,
+    settings = SCFTSettings(llm="tiny", batch_size=6, max_steps=2, precision="fp32", max_prompt_tokens=160, dim=24,
                             probe_items=4, domain="lab", embed_batch_size=8)  # fmt: skip
     scft = LLMEmbSCFT(settings, run_dir=root / "scft", lm=load_language_model("tiny"), progress=False).fit(small)
     scft.save(root / "scft" / "item_table.npz")
@@ -230,3 +230,26 @@ def test_said_linear_projection_maps_new_items_with_the_trained_layer(said_stage
     assert spec["projection"] == "linear" and spec["fit_cosine"] > 0.999  # exact: z -> the trained layer
     assert "pca_mean" not in np.load(tmp_path / "linear" / "refresh_encoder" / "weights.npz").files
     _rebuild_and_compare(tmp_path / "linear")
+
+
+def test_an_encoder_saved_with_the_old_bf16_key_keeps_its_precision():
+    from semrec_worker.methods.llmemb.refresh_encoder import spec_precision
+
+    assert [spec_precision({"bf16": v}) for v in (True, False, None)] == ["bf16", "fp32", "auto"]
+    assert spec_precision({}) == "auto" and spec_precision({"precision": "fp32", "bf16": True}) == "fp32"
+
+
+@pytest.mark.slow
+def test_an_llmemb_encoder_json_of_an_earlier_version_still_loads_and_encodes(rat_run, small, tmp_path):
+    import shutil
+
+    old = tmp_path / "rat"
+    shutil.copytree(rat_run / "rat", old)
+    spec_file = old / "refresh_encoder" / "encoder.json"
+    spec = json.loads(spec_file.read_text())
+    assert spec.pop("precision") == "fp32"
+    spec_file.write_text(json.dumps({**spec, "bf16": False}))  # what earlier runs saved
+    encoder = load_item_encoder(old, "llmemb")
+    encoder.progress = False
+    assert encoder.backend().precision == "fp32"
+    assert cosines(encoder.encode(small.items), Bundle.load(rat_run / "rat").item_vectors).min() >= 0.999

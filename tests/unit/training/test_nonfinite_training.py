@@ -146,7 +146,7 @@ def test_tslrec_user_sft_stops_on_a_nan_loss():
 
     torch.manual_seed(0)
     lm = load_language_model("tiny")
-    settings = TSLRecSettings(n_groups=3, bf16=False, sft_batch_size=4, max_history=5, instruction="items:")
+    settings = TSLRecSettings(n_groups=3, precision="fp32", sft_batch_size=4, max_history=5, instruction="items:")
     model = UserSFTModel(add_lora(lm.model, settings), lm.tokenizer, 8, 3, settings.instruction)
     id_vectors = torch.cat([torch.zeros(1, 8), torch.randn(6, 8)])
     id_vectors[3] = math.nan  # a diverged ID embedding: every user who saw item 3 gets a NaN prediction
@@ -168,7 +168,7 @@ def test_llmemb_scft_stops_on_a_nan_loss(tmp_path, monkeypatch):
     monkeypatch.setattr(llmemb.SymmetricInfoNCE, "forward", nan_loss)
     small = load_dataset(DataConfig(data="synthetic:users=60,items=30,avg_len=6,seed=3"))
     settings = SCFTSettings(
-        llm="tiny", batch_size=6, max_steps=3, bf16=False, checkpoint_every_steps=2, max_prompt_tokens=40
+        llm="tiny", batch_size=6, max_steps=3, precision="fp32", checkpoint_every_steps=2, max_prompt_tokens=40
     )
     with pytest.raises(NonFiniteError, match=r"SCFT step 1"):
         llmemb.train_scft(load_language_model("tiny"), small, settings, tmp_path, progress=False)

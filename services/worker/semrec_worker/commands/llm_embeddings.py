@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, TypeAdapter
 from semrec.cli_builder import CommandGroups, config_command, echo
 from semrec.item_table import ItemTable
 from semrec.results import write_results
+from semrec.vocabulary import OldName
 
 from semrec_worker.core.checks import require_existing
+from semrec_worker.core.runtime import Precision, precision_of
 from semrec_worker.data.dataset import DataConfig, load_dataset
 from semrec_worker.evaluation.jobs import EvalJobConfig, evaluate_runs
 from semrec_worker.lm.backends import MINILM
@@ -38,13 +40,22 @@ class EvalLLMSeqSimConfig(EvalJobConfig, LLMSeqSimSettings):
 BackendName = Literal["transformers-mean", "transformers-last", "sentence-transformers", "vllm-mean", "vllm-last"]
 
 
+def _precisions_of_bf16(values: Any) -> dict[str, list[Precision]]:
+    """The old `--bf16 false,true` list (bools, or their spellings from the command line) as precisions."""
+    return {"precision": [precision_of(bool(v)) for v in TypeAdapter(list[bool]).validate_python(values)]}
+
+
 class BenchEmbedConfig(DataConfig):
     llm: str = Field("default", description="language model of the transformers / vllm backends")
     backends: list[BackendName] = Field(
         ["transformers-mean", "transformers-last", "sentence-transformers", "vllm-mean"],
         description="backends to time (vllm ones are skipped without CUDA+vllm)",
     )
-    bf16: list[bool] = Field([False, True], description="bf16 autocast settings to time (transformers backends)")
+    old_names: ClassVar[dict[str, str | OldName]] = {"bf16": OldName("precision", _precisions_of_bf16)}
+
+    precision: list[Precision] = Field(
+        ["fp32", "bf16"], description="precisions to time (transformers backends; auto = bf16 where native)"
+    )
     n_items: int = Field(256, ge=1, description="captions embedded per measurement")
     batch_size: int = Field(32, ge=1, description="texts per forward pass")
     max_tokens: int = Field(64, ge=4, description="caption length cap (tokens)")

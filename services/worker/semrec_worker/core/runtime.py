@@ -1,8 +1,8 @@
 """Where and in what precision code runs: one device choice, one precision rule, one autocast.
 
-Precision is spelled `Precision` ("auto" | "bf16" | "fp32") everywhere in code; the settings that predate it
-(`bf16: bool | None` of LH / LLMEmb, `bf16: bool` of TSLRec) map onto it with `precision_of`, so their CLI
-flags keep working. torch is imported inside the functions: `lm.backends` (which the CLI imports for its
+Precision is spelled `Precision` ("auto" | "bf16" | "fp32") everywhere, in code and as every command's
+`--precision`; the boolean `bf16` that LH, LLMEmb, LLMSeqPrompt and TSLRec took before is their deprecated old
+name `BF16_OLD_NAME` (None = auto, True = bf16, False = fp32), so old flags and saved configs keep working. torch is imported inside the functions: `lm.backends` (which the CLI imports for its
 settings) uses this module, and `semrec --help` must not load torch.
 """
 
@@ -12,6 +12,7 @@ import contextlib
 from typing import TYPE_CHECKING, Literal
 
 from semrec.errors import UserError
+from semrec.vocabulary import OldName
 
 if TYPE_CHECKING:
     import torch
@@ -48,6 +49,14 @@ def native_bf16(device: str | torch.device) -> bool:
 def precision_of(bf16: bool | None) -> Precision:
     """The older boolean spelling: None = auto, True = bf16, False = fp32."""
     return "auto" if bf16 is None else ("bf16" if bf16 else "fp32")
+
+
+def _precision_of_bf16(bf16: bool | None) -> dict[str, Precision]:
+    return {"precision": precision_of(bf16)}
+
+
+# `--bf16/--no-bf16` (config key `bf16`) of the settings that predate `--precision`
+BF16_OLD_NAME = OldName("precision", _precision_of_bf16, cli_type=bool)
 
 
 def resolve_precision(choice: Precision, device: str | torch.device) -> Literal["bf16", "fp32"]:

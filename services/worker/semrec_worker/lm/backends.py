@@ -25,7 +25,7 @@ from typing import Literal, Protocol
 import numpy as np
 from semrec.errors import UserError
 
-from semrec_worker.core.runtime import autocast, default_device, precision_of, resolve_precision
+from semrec_worker.core.runtime import Precision, autocast, default_device, resolve_precision
 from semrec_worker.lm.loader import DEFAULT_LM, TINY_LM, LanguageModel, cache_dir, load_language_model
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ class TransformersBackend:
         pooling: Pooling = "mean",
         batch_size: int = 32,
         max_length: int = 64,
-        bf16: bool | None = False,
+        precision: Precision = "fp32",
         device: str | None = None,
         progress: bool = True,
     ) -> None:
@@ -107,7 +107,7 @@ class TransformersBackend:
         self.batch_size = batch_size
         self.max_length = max_length
         self.device = device or default_device()
-        self.precision = resolve_precision(precision_of(bf16), self.device)
+        self.precision = resolve_precision(precision, self.device)
         self.bf16 = self.precision == "bf16"
         self.name = f"transformers:{lm.name}:{pooling}{':bf16' if self.bf16 else ''}"
         self.progress = progress
@@ -241,7 +241,7 @@ def language_model_backend(
     kind: BackendKind = "auto",
     batch_size: int = 32,
     max_length: int = 64,
-    bf16: bool | None = None,
+    precision: Precision = "auto",
     device: str | None = None,
     progress: bool = True,
     lm: LanguageModel | None = None,
@@ -254,7 +254,7 @@ def language_model_backend(
         log.info("embedding with vllm (%s pooling)", pooling)
         return VLLMBackend(model_directory(llm), pooling, max_length=max_length, progress=progress)
     lm = lm or load_language_model(llm)
-    return TransformersBackend(lm, pooling, batch_size, max_length, bf16, device, progress)
+    return TransformersBackend(lm, pooling, batch_size, max_length, precision, device, progress)
 
 
 # -------------------------------------------------------------------------------------- sentence-transformers

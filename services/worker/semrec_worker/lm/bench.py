@@ -12,6 +12,7 @@ import time
 from semrec.cli_builder import echo
 from semrec.results import RunResult, write_results
 
+from semrec_worker.core.runtime import Precision
 from semrec_worker.data.dataset import load_dataset
 from semrec_worker.data.text import caption
 from semrec_worker.lm.backends import (
@@ -49,24 +50,21 @@ def run_embed_bench(config) -> list[RunResult]:
     runs: list[RunResult] = []
     for name in config.backends:
         kind, _, pooling = name.partition("-")
-        settings: list[bool | None]
-        if kind == "transformers":
-            settings = list(config.bf16)
-        else:
-            settings = [None]
-        for bf16 in settings:
+        settings: list[Precision] = list(config.precision) if kind == "transformers" else ["fp32"]
+        for precision in settings:
             if kind == "vllm" and not vllm_available():
                 echo(f"{name}: skipped (needs CUDA and the vllm package)")
                 continue
             if kind == "transformers":
                 lm = lm or load_language_model(config.llm)
-                backend = TransformersBackend(lm, pooling, config.batch_size, config.max_tokens, bool(bf16), device,
+                backend = TransformersBackend(lm, pooling, config.batch_size, config.max_tokens, precision, device,
                                               progress=False)
-                label = f"{name} {'bf16' if bf16 else 'fp32'}"
+                precision = backend.precision  # auto resolved
+                label = f"{name} {precision}"
             elif kind == "vllm":
                 backend = VLLMBackend(model_directory(config.llm), pooling, max_length=config.max_tokens,
                                       progress=False)
-                bf16, label = True, f"{name} bf16"
+                precision, label = "bf16", f"{name} bf16"
             else:
                 backend = SentenceTransformersBackend(None, config.batch_size, device, progress=False)
                 label = f"{name} (all-MiniLM-L6-v2) fp32"
@@ -82,7 +80,7 @@ def run_embed_bench(config) -> list[RunResult]:
                     protocol="throughput",
                     metrics={"items_per_s": round(rate, 2), "seconds": round(seconds, 2), "items": len(texts)},
                     wall_s=round(seconds, 2),
-                    config={**config.to_dict(), "backend": name, "bf16": bf16, "device": device,
+                    config={**config.to_dict(), "backend": name, "precision": precision, "device": device,
                             "torch_threads": torch.get_num_threads(), "load_average_1m": round(load, 2),
                             "cpu_count": os.cpu_count()},
                 )

@@ -30,7 +30,7 @@ class LastHiddenState:
     def fit(self, dataset: SequenceDataset) -> ItemTable:
         s = self.settings
         backend = self.backend or language_model_backend(
-            s.llm, "last", s.backend, s.batch_size, s.max_caption_tokens + 2, s.bf16
+            s.llm, "last", s.backend, s.batch_size, s.max_caption_tokens + 2, s.precision
         )
         texts = [caption(item, max_tokens=s.max_caption_tokens) for item in dataset.items]
         start = time.perf_counter()

@@ -3,9 +3,13 @@ torch: the CLI builds its flags from them, and each method's item table records 
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field, field_validator
 from semrec.config import StrictModel
+from semrec.vocabulary import AcceptsOldNames, OldName
 
+from semrec_worker.core.runtime import BF16_OLD_NAME, Precision
 from semrec_worker.data.text import CAPTION_MAX_TOKENS
 from semrec_worker.lm.backends import MINILM, BackendKind
 
@@ -13,15 +17,17 @@ SESSION_COMBINATIONS = ("mean", "linear", "decay", "last")  # LLMSeqSim's sessio
 SIMILARITIES = ("cosine", "dot", "euclidean")  # and its similarity measures
 
 
-class LHSettings(StrictModel):
+class LHSettings(AcceptsOldNames, StrictModel):
+    old_names: ClassVar[dict[str, str | OldName]] = {"bf16": BF16_OLD_NAME}
+
     llm: str = Field("default", description="language model: 'default' (SmolLM2-135M), 'tiny', or a local HF dir")
     backend: BackendKind = Field("auto", description="embedding backend (auto: vllm when CUDA+vllm exist)")
     max_caption_tokens: int = Field(
         CAPTION_MAX_TOKENS, ge=4, description="caption length cap (LM tokens; the same as SAID's)"
     )
     batch_size: int = Field(32, ge=1, description="texts per forward pass")
-    bf16: bool | None = Field(
-        None, description="bf16 autocast (default: on where native: CUDA, or a CPU with avx512_bf16/AMX)"
+    precision: Precision = Field(
+        "auto", description="bf16 autocast or fp32; auto = bf16 where native (CUDA, a CPU with AMX or AVX512-BF16), else fp32"
     )
     dim: int | None = Field(None, ge=1, description="PCA the vectors to this width (None: keep the LM width)")
 

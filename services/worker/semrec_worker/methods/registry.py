@@ -215,7 +215,7 @@ for _spec in (
         "said", "SAID", stage2=SEQREC, cell=_table_init,
         table=TableBuild(TrainSAIDConfig, Ref("semrec_worker.methods.said.trainer:train_said"),
                          "SAID stage 1: learn item embeddings that make a frozen LM reproduce each item's caption "
-                         "(progress bar, checkpoints, --resume RUN_DIR [--only-new], early stop on generation accuracy).",
+                         "(progress bar, checkpoints, --resume-from RUN_DIR [--only-new], early stop on generation accuracy).",
                          lambda grid: {"llm": grid.llm, "max_train_minutes": grid.stage1_max_train_minutes,
                                        "threads": grid.threads}),
         stage2_hook=Ref("semrec_worker.methods.said.refresh_encoder:after_stage2"),

@@ -114,7 +114,7 @@ def view_retrieval(
     ]
     backend = TransformersBackend(
         LanguageModel(model, tokenizer, "probe"), "mean", settings.embed_batch_size, settings.max_prompt_tokens,
-        settings.bf16, device, progress=False,
+        settings.precision, device, progress=False,
     )
     a, b = (torch.nn.functional.normalize(torch.as_tensor(backend.embed(v)), dim=1) for v in views)
     sim = a @ b.T
@@ -163,7 +163,7 @@ def train_scft(
     loss_fn = SymmetricInfoNCE(settings.temperature, learnable=True, similarity="cosine").to(device)
     backend = TransformersBackend(
         LanguageModel(model, lm.tokenizer, lm.name), "mean", settings.batch_size, settings.max_prompt_tokens,
-        settings.bf16, device, progress=False,
+        settings.precision, device, progress=False,
     )
     trainable = [p for p in model.parameters() if p.requires_grad] + list(loss_fn.parameters())
     optimizer = torch.optim.AdamW(trainable, lr=settings.lr, weight_decay=0.0)
@@ -251,7 +251,7 @@ def embed_items(
     texts = scft_texts(dataset, settings)
     backend = TransformersBackend(
         LanguageModel(model, tokenizer, name), "mean", settings.embed_batch_size, settings.max_prompt_tokens,
-        settings.bf16, device, progress,
+        settings.precision, device, progress,
     )
     return backend.embed(texts)
 

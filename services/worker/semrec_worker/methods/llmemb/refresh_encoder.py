@@ -28,6 +28,7 @@ from semrec.item_table import ItemTable
 from semrec.serving_space import ServingSpace
 
 from semrec_worker.core.reduction import PCAFit
+from semrec_worker.core.runtime import Precision, precision_of
 from semrec_worker.data.dataset import load_dataset
 from semrec_worker.data.records import Item
 from semrec_worker.data.text import DOMAINS, PromptView
@@ -37,6 +38,11 @@ from semrec_worker.methods.llmemb.settings import TrainRATConfig
 from semrec_worker.refresh.encoders import read_encoder, save_run_encoder, serving_space_of_run, write_encoder
 
 LORA_DIR = "lora"
+
+
+def spec_precision(spec: dict[str, Any]) -> Precision:
+    """The encoder's precision; an encoder.json saved before `precision` has the boolean `bf16` (None = auto)."""
+    return spec["precision"] if "precision" in spec else precision_of(spec.get("bf16"))
 
 
 class LLMEmbItemEncoder:
@@ -89,7 +95,7 @@ class LLMEmbItemEncoder:
             "max_value_chars": settings.get("max_value_chars", 100),
             "max_prompt_tokens": settings.get("max_prompt_tokens", 128),
             "embed_batch_size": settings.get("embed_batch_size", 32),
-            "bf16": settings.get("bf16"),
+            "precision": settings.get("precision") or precision_of(settings.get("bf16")),
             "scft_source": str(source.resolve()),
             "item_vector": "adapter output (RAT has no per-item ID part)",
             **serving_space_of_run(run_dir, item_table.vectors),
@@ -129,7 +135,7 @@ class LLMEmbItemEncoder:
                 model = PeftModel.from_pretrained(model, str(self.lora_dir))
             self._backend = TransformersBackend(
                 LanguageModel(model.eval(), lm.tokenizer, lm.name), "mean", self.spec["embed_batch_size"],
-                self.spec["max_prompt_tokens"], self.spec["bf16"], None, self.progress,
+                self.spec["max_prompt_tokens"], spec_precision(self.spec), None, self.progress,
             )
         return self._backend
 

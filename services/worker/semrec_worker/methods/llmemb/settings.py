@@ -11,6 +11,7 @@ from semrec.config import JobConfig, StrictModel
 from semrec.vocabulary import AcceptsOldNames, OldName
 
 from semrec_worker.core.lora import LLAMA_LORA_TARGETS
+from semrec_worker.core.runtime import BF16_OLD_NAME, Precision
 from semrec_worker.methods.base import RunDirConfig
 from semrec_worker.training.config import SeqRecConfig
 
@@ -21,7 +22,7 @@ SCFT_PCA = "scft_pca.npz"  # the --dim PCA of the SCFT table (mean, components),
 
 class SCFTSettings(AcceptsOldNames, StrictModel):
     old_names: ClassVar[dict[str, str | OldName]] = {
-        "time_budget_min": "max_train_minutes", "checkpoint_every": "checkpoint_every_steps"
+        "time_budget_min": "max_train_minutes", "checkpoint_every": "checkpoint_every_steps", "bf16": BF16_OLD_NAME,
     }
 
     llm: str = Field("default", description="language model: 'default' (SmolLM2-135M), 'tiny', or a local HF dir")
@@ -40,8 +41,8 @@ class SCFTSettings(AcceptsOldNames, StrictModel):
     max_steps: int | None = Field(None, ge=0, description="stop after this many steps (overrides epochs)")
     max_train_minutes: float | None = Field(None, gt=0, description="wall-clock training budget: stop when spent")
     checkpoint_every_steps: int = Field(10, ge=1, description="checkpoint every N steps")
-    bf16: bool | None = Field(
-        None, description="bf16 autocast (default: on where native: CUDA, or a CPU with avx512_bf16/AMX)"
+    precision: Precision = Field(
+        "auto", description="bf16 autocast or fp32; auto = bf16 where native (CUDA, a CPU with AMX or AVX512-BF16), else fp32"
     )
     embed_batch_size: int = Field(32, ge=1, description="items per forward pass when embedding the catalogue")
     dim: int | None = Field(None, ge=1, description="PCA the output table to this width (None: LM width)")

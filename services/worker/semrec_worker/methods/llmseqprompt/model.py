@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from semrec_worker.core.lora import add_lora
-from semrec_worker.core.runtime import autocast, default_device, precision_of
+from semrec_worker.core.runtime import autocast, default_device
 from semrec_worker.data.dataset import SequenceDataset
 from semrec_worker.data.text import item_name
 from semrec_worker.methods.llmseqprompt.settings import PROMPT_HEAD, PROMPT_TAIL, LLMSeqPromptSettings
@@ -143,7 +143,7 @@ def fine_tune(model, codec: PromptCodec, pairs: list[tuple[np.ndarray, int]], se
         batch = [pairs[i] for i in order[position : position + settings.batch_size]]
         position += settings.batch_size
         inputs = {k: v.to(device) for k, v in codec.training_batch(batch).items()}
-        with autocast(device, precision_of(settings.bf16)):
+        with autocast(device, settings.precision):
             loss = model(**inputs).loss
         ensure_finite_loss(loss, f"LLMSeqPrompt step {report.steps + 1}")
         optimiser.zero_grad(set_to_none=True)
@@ -214,7 +214,7 @@ class LLMSeqPromptRecommender:
         else:
             torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator)))
             options.update(do_sample=True, temperature=s.temperature, top_p=s.top_p, num_beams=1)
-        with autocast(device, precision_of(s.bf16)):
+        with autocast(device, s.precision):
             output = self.model.generate(**inputs, **options)
         new_tokens = output[:, inputs["input_ids"].shape[1] :]
         texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 from semrec.config import StrictModel
+from semrec.vocabulary import AcceptsOldNames, OldName
 
+from semrec_worker.core.runtime import BF16_OLD_NAME, Precision
 from semrec_worker.evaluation.jobs import EvalJobConfig
 from semrec_worker.lm.backends import MINILM
 
@@ -17,7 +19,9 @@ ADAPTER = "adapter"
 HISTORY = "history.json"
 
 
-class LLMSeqPromptSettings(StrictModel):
+class LLMSeqPromptSettings(AcceptsOldNames, StrictModel):
+    old_names: ClassVar[dict[str, str | OldName]] = {"bf16": BF16_OLD_NAME}
+
     llm: str = Field("default", description="language model: 'default' (SmolLM2-135M), 'tiny', or a local HF dir")
     text_encoder: str = Field(MINILM, description="text encoder that maps generated names to catalogue items")
     history_items: int = Field(10, ge=1, description="the session's last N item names in the prompt")
@@ -40,7 +44,9 @@ class LLMSeqPromptSettings(StrictModel):
         "none", description="items no generation maps to: 'none' = tied last (the paper: only the generated list), "
         "'similarity' = by cosine to the generated names' mean embedding",
     )
-    bf16: bool | None = Field(None, description="bf16 autocast (default: where native)")
+    precision: Precision = Field(
+        "auto", description="bf16 autocast or fp32; auto = bf16 where native (CUDA, a CPU with AMX or AVX512-BF16), else fp32"
+    )
     seed: int = Field(0, description="seed of the example order, LoRA init and sampling")
 
 

@@ -112,9 +112,9 @@ def build_projector(
     kind: Literal["table", "amortised"], features: torch.Tensor, settings: SAIDSettings, seed: int = 0
 ) -> PrefixTable | AmortisedPrefix:
     if kind == "table":
-        init = features if settings.init == "mean" else random_rows(*features.shape, features, seed)
+        init = features if settings.prefix_init == "mean" else random_rows(*features.shape, features, seed)
         return PrefixTable(init, settings.virtual_tokens)
-    return AmortisedPrefix(features, settings.virtual_tokens, settings.projector_hidden, settings.init, seed)
+    return AmortisedPrefix(features, settings.virtual_tokens, settings.projector_hidden, settings.prefix_init, seed)
 
 
 def row_parameters(projector: nn.Module) -> list[nn.Parameter]:

@@ -174,7 +174,7 @@ class SAIDItemEncoder:
         from semrec_worker.methods.said import model as said
         from semrec_worker.methods.said.trainer import SAIDTrainer
 
-        overrides = {"projector": self.spec["projector"], "max_items": None, "resume": None, "only_new": False,
+        overrides = {"projector": self.spec["projector"], "max_items": None, "resume_from": None, "only_new": False,
                      "device": "auto", "out": None, "threads": None}
         config = TrainSAIDConfig.model_validate({**self.spec["said_config"], **overrides})
         trainer = SAIDTrainer(config, Path("."), _NewItems(list(items)), self._lm)

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 from pydantic import Field
-from semrec.config import StrictModel
-from semrec.vocabulary import OldName
+from semrec.config import StrictModel, invocation_field
+from semrec.vocabulary import AcceptsOldNames, OldName
 
 from semrec_worker.data.dataset import DataConfig
 from semrec_worker.data.text import CAPTION_FIELDS, CAPTION_MAX_TOKENS
@@ -15,8 +15,11 @@ from semrec_worker.data.text import CAPTION_FIELDS, CAPTION_MAX_TOKENS
 ProjectorKind = Literal["auto", "table", "amortised"]
 
 
-class SAIDSettings(StrictModel):
+class SAIDSettings(AcceptsOldNames, StrictModel):
     """The method's settings (recorded in the item table's metadata)."""
+
+    # `--init` is the seqrec trainer's item table; SAID's prefix initialisation has its own name
+    old_names: ClassVar[dict[str, str | OldName]] = {"init": "prefix_init"}
 
     projector: ProjectorKind = Field(
         "auto", description="f_theta: 'table' (the paper's lookup table), 'amortised' (MLP from caption text + "
@@ -24,8 +27,8 @@ class SAIDSettings(StrictModel):
     )
     virtual_tokens: int = Field(4, ge=1, le=64, description="K prefix vectors (virtual tokens) per item")
     instruction: str = Field("Item:", description="fixed text before the prefix ('' for none)")
-    init: Literal["mean", "random"] = Field(
-        "mean", description="prefix init: the caption's mean token embedding, or random"
+    prefix_init: Literal["mean", "random"] = Field(
+        "mean", description="prefix initialisation: the caption's mean token embedding, or random"
     )
     caption_fields: list[str] = Field(
         list(CAPTION_FIELDS), description="item attributes in the caption (the paper: title, category and brand)"
@@ -46,13 +49,17 @@ class TrainSAIDConfig(DataConfig, SAIDSettings):
     old_names: ClassVar[dict[str, str | OldName]] = {
         "time_budget_min": "max_train_minutes", "checkpoint_every_min": "checkpoint_every_minutes",
         "eval_every_min": "eval_every_minutes",
+        # `--resume` is on/off on the seqrec trainer; SAID continues a run given by its directory
+        "resume": "resume_from",
     }
 
     llm: str = Field("default", description="causal LM: 'default' (SmolLM2-135M), 'tiny' (tests) or a local HF dir")
     out: Path | None = Field(None, description="run directory (checkpoint, metrics, plot, item_table.npz)")
-    resume: Path | None = Field(None, description="continue the run in this directory from its checkpoint")
+    resume_from: Path | None = invocation_field(
+        None, "continue the run in this directory from its checkpoint (with --out: write the result there)"
+    )
     only_new: bool = Field(
-        False, description="with --resume: train rows only for items absent from the run's table (others fixed)"
+        False, description="with --resume-from: train rows only for items absent from the run's table (others fixed)"
     )
     epochs: int = Field(10, ge=0, description="passes over the items (early stop may end sooner)")
     batch_size: int | None = Field(None, ge=1, description="items per step (default 16 on CPU, 64 on GPU)")
@@ -78,7 +85,7 @@ class TrainSAIDConfig(DataConfig, SAIDSettings):
 
 # settings that a resumed run may change; everything else must match the checkpoint
 RESUMABLE = {
-    "resume", "only_new", "out", "epochs", "max_train_minutes", "patience", "min_delta", "checkpoint_every_minutes",
+    "resume_from", "only_new", "out", "epochs", "max_train_minutes", "patience", "min_delta", "checkpoint_every_minutes",
     "eval_every_minutes",
     "threads", "device", "data", "format", "kcore", "history_cap", "drop_unknown_items", "eval_items",
 }

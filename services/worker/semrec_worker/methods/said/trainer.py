@@ -423,39 +423,39 @@ def _progress_bar(total: int, progress: Progress, enabled: bool):
 
 def resumed_config(config: TrainSAIDConfig) -> TrainSAIDConfig:
     """The saved run's config with only the resumable settings the user gave overriding it."""
-    saved = TrainSAIDConfig.load(config.resume)
+    saved = TrainSAIDConfig.load(config.resume_from)
     changed = {k for k in config.model_fields_set if getattr(config, k) != getattr(saved, k)}
     fixed = sorted(changed - RESUMABLE)
     if fixed:
         flags = ", ".join("--" + k.replace("_", "-") for k in fixed)
-        raise UserError(f"{flags}: cannot change on --resume (these define the trained model)")
-    return saved.model_copy(update={k: getattr(config, k) for k in changed | {"resume", "only_new"}})
+        raise UserError(f"{flags}: cannot change on --resume-from (these define the trained model)")
+    return saved.model_copy(update={k: getattr(config, k) for k in changed | {"resume_from", "only_new"}})
 
 
 def train_said(config: TrainSAIDConfig, dataset: SequenceDataset | None = None, lm: LanguageModel | None = None):
     """Run (or resume) stage 1 and return the `ItemTable`."""
-    if config.only_new and config.resume is None:
-        raise UserError("--only-new needs --resume RUN_DIR (the run whose rows stay fixed)")
+    if config.only_new and config.resume_from is None:
+        raise UserError("--only-new needs --resume-from RUN_DIR (the run whose rows stay fixed)")
     state = None
-    if config.resume is not None:
-        checkpoint = Path(config.resume) / CHECKPOINT
+    if config.resume_from is not None:
+        checkpoint = Path(config.resume_from) / CHECKPOINT
         if not checkpoint.exists():
-            raise UserError(f"{config.resume}: no {CHECKPOINT} there to resume from")
+            raise UserError(f"{config.resume_from}: no {CHECKPOINT} there to resume from")
         config = resumed_config(config)
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    run_dir = Path(config.out or config.resume or "")
-    if not str(run_dir) or (config.out is None and config.resume is None):
+    run_dir = Path(config.out or config.resume_from or "")
+    if not str(run_dir) or (config.out is None and config.resume_from is None):
         raise UserError("--out RUN_DIR is required")
     run_dir.mkdir(parents=True, exist_ok=True)
     dataset = dataset or load_dataset(config)
     trainer = SAIDTrainer(config, run_dir, dataset, lm)
     if state is not None and config.only_new:
-        old_table = ItemTable.load(Path(config.resume))
+        old_table = ItemTable.load(Path(config.resume_from))
         n_new = trainer.start_only_new(state, old_table)
         echo(f"[said] --only-new: {n_new} new items get rows; {dataset.n_items - n_new} existing rows stay fixed")
     elif state is not None:
         trainer.load_checkpoint(state)
-        echo(f"[said] resumed {config.resume} at epoch {trainer.progress.epoch + 1}, batch {trainer.progress.next_batch}")
+        echo(f"[said] resumed {config.resume_from} at epoch {trainer.progress.epoch + 1}, batch {trainer.progress.next_batch}")
     if trainer.dist.main:
         config.save(run_dir)
     echo(

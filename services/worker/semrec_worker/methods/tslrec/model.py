@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from semrec_worker.core import lora
-from semrec_worker.core.runtime import autocast, default_device, precision_of
+from semrec_worker.core.runtime import autocast, default_device
 from semrec_worker.methods.tslrec.settings import INSTRUCTION, RESPONSE, TSLRecSettings
 from semrec_worker.training.finite import ensure_finite_loss
 
@@ -172,7 +172,7 @@ def train_user_sft(
                 break
             batch = [users[i] for i in order[lo : lo + settings.sft_batch_size]]
             vectors, mask = _history_batch([sequences[u] for u in batch], id_vectors, settings.max_history)
-            with autocast(default_device(), precision_of(settings.bf16)):
+            with autocast(default_device(), settings.precision):
                 predicted = model(vectors, mask)
             loss = sft_loss(predicted, torch.as_tensor(targets[batch]))
             ensure_finite_loss(loss, f"TSLRec user SFT step {len(losses) + 1}")
@@ -204,7 +204,7 @@ def item_knowledge(
         hi = min(lo + settings.item_batch_size, n_items + 1)
         vectors = id_vectors[lo:hi].unsqueeze(1)
         mask = torch.ones(hi - lo, 1, dtype=torch.bool)
-        with autocast(default_device(), precision_of(settings.bf16)):
+        with autocast(default_device(), settings.precision):
             hidden = model.last_hidden(vectors, mask)
         knowledge.append(hidden)
         distributions.append(torch.softmax(model.group_head(hidden), dim=-1))

@@ -4,10 +4,13 @@ its flags without importing torch)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field, model_validator
 from semrec.config import JobConfig, StrictModel
+from semrec.vocabulary import AcceptsOldNames, OldName
 
+from semrec_worker.core.runtime import BF16_OLD_NAME, Precision
 from semrec_worker.training.config import SeqRecConfig
 
 INSTRUCTION = (
@@ -24,8 +27,10 @@ def has_stage1(run_dir: Path) -> bool:
     return (folder / "lora").is_dir() and (folder / KNOWLEDGE).exists()
 
 
-class TSLRecStage1(StrictModel):
+class TSLRecStage1(AcceptsOldNames, StrictModel):
     """Stage 1's own settings (pre-grouping, user SFT, item knowledge); the seed is the job's."""
+
+    old_names: ClassVar[dict[str, str | OldName]] = {"bf16": BF16_OLD_NAME}
 
     instruction: str = Field(INSTRUCTION, description="instruction text before the user's items")
     n_groups: int = Field(16, ge=2, description="K latent categories from k-means on SASRec item embeddings")
@@ -38,7 +43,9 @@ class TSLRecStage1(StrictModel):
     sft_batch_size: int = Field(16, ge=1, description="users per SFT step")
     sft_lr: float = Field(2e-4, gt=0, description="AdamW learning rate of LoRA + projections")
     item_batch_size: int = Field(64, ge=1, description="items per forward pass when extracting knowledge")
-    bf16: bool = Field(True, description="bf16 autocast for the LM (CPU and CUDA)")
+    precision: Precision = Field(
+        "bf16", description="the LM's autocast: bf16 (on CPU and CUDA), fp32, or auto (bf16 where native)"
+    )
 
 
 class TSLRecSettings(TSLRecStage1):
