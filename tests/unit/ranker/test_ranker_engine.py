@@ -111,6 +111,27 @@ def test_serving_arrays_are_written_once_and_memory_mapped(tmp_path):
     np.testing.assert_array_equal(second.vectors[:3], vectors[:3])  # a mapping outlives its deleted file
 
 
+def test_a_worker_never_replaces_the_copy_another_worker_finished_while_it_was_writing(tmp_path, monkeypatch):
+    import semrec_ranker.engine.artifacts as artifacts
+
+    vectors = random_unit_vectors(500, 16, seed=4)
+    real_write = artifacts._write
+    first = {}
+
+    def slower_worker_write(directory, *args):
+        if not first:  # the other worker writes, renames and starts serving while this one is still writing
+            monkeypatch.setattr(artifacts, "_write", real_write)
+            first["arrays"] = artifacts.shared_arrays(tmp_path, vectors, None, with_quantized=True)
+            first["inode"] = (first["arrays"].directory / "vectors.npy").stat().st_ino
+        real_write(directory, *args)
+
+    monkeypatch.setattr(artifacts, "_write", slower_worker_write)
+    second = artifacts.shared_arrays(tmp_path, vectors, None, with_quantized=True)
+    assert second.directory == first["arrays"].directory
+    assert (second.directory / "vectors.npy").stat().st_ino == first["inode"]  # the served copy is not replaced
+    assert not [d for d in tmp_path.iterdir() if d.name.startswith(".staging-")]
+
+
 def test_engine_results_do_not_depend_on_the_kernel_the_batch_or_the_shared_dir(tmp_path):
     from semrec_ranker.bench.synthetic import synthetic_bundle
     from semrec_ranker.engine import Engine

@@ -117,8 +117,11 @@ def shared_arrays(root: Path, vectors: np.ndarray, ann_index: bytes | None, with
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
         try:
             _write(staging, vectors, ann_index, with_quantized, encoder_onnx)
-            if needs_quantized and (directory / COMPLETE).exists():
-                shutil.rmtree(directory, ignore_errors=True)  # written without the int8 copy: replace it
+            # written without the int8 copy: replace it; but not a copy another worker finished meanwhile
+            # (with the int8 copy): that worker may already be serving from it
+            if (needs_quantized and (directory / COMPLETE).exists()
+                    and not (directory / "quantized.json").exists()):
+                shutil.rmtree(directory, ignore_errors=True)
             try:
                 os.rename(staging, directory)
                 log.info("wrote the serving arrays to %s", directory)
