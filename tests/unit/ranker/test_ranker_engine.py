@@ -170,3 +170,13 @@ def test_the_encoder_is_shared_as_external_data_and_the_directory_must_be_privat
     os.chmod(open_dir, 0o777)
     with pytest.raises(UserError, match="not be writable by group or others"):
         shared_arrays(open_dir, bundle.item_vectors, None, with_quantized=False)
+
+
+def test_usearch_is_loaded_after_onnx_runtime_so_both_import_in_one_process():
+    import subprocess
+    import sys
+
+    # importing onnxruntime after usearch segfaults; `usearch_index` loads them in the order that works
+    code = "from semrec.store.ann import usearch_index; usearch_index(); import onnxruntime; print('ok')"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from semrec.store.ann import usearch_index
 
 # Rounding of a float32 dot product over d terms is below d * 2**-24 for unit vectors; this covers d <= 4096
 # with a margin (and the float32 rounding of the approximate scores).
@@ -186,16 +187,12 @@ class HnswIndex:
 
     @classmethod
     def from_bytes(cls, blob: bytes, dim: int, expansion: int, fallback: ExactIndex) -> HnswIndex:
-        from usearch.index import Index
-
-        return cls(Index.restore(bytearray(blob), view=False), dim, expansion, fallback)
+        return cls(usearch_index().restore(bytearray(blob), view=False), dim, expansion, fallback)
 
     @classmethod
     def from_file(cls, path, dim: int, expansion: int, fallback: ExactIndex) -> HnswIndex:
         """Memory-mapped (usearch `view`): processes that map the same file share its pages."""
-        from usearch.index import Index
-
-        return cls(Index.restore(str(path), view=True), dim, expansion, fallback)
+        return cls(usearch_index().restore(str(path), view=True), dim, expansion, fallback)
 
     def search(self, query: np.ndarray, k: int, excluded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         wanted = k + excluded.size
