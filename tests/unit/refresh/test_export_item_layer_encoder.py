@@ -7,8 +7,8 @@ import shutil
 
 import numpy as np
 import pytest
-from semrec.item_table import ItemTable
 from semrec.cli import build_app
+from semrec.item_table import ItemTable
 from semrec_worker.refresh.item_layer import save_item_layer_encoder
 from semrec_worker.training import SeqRecConfig, train_seqrec
 from typer.testing import CliRunner

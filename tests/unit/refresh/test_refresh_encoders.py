@@ -159,7 +159,7 @@ def test_rat_without_an_llmemb_table_saves_no_encoder(tmp_path, small):
                                               "--encoder", "said"])  # fmt: skip
     assert result.exit_code == 2 and "said" in result.output
     result = CliRunner().invoke(build_app(), ["export", "refresh-encoder", "--run", str(tmp_path / "sasrec")])
-    assert result.exit_code == 2 and "neither a RAT run" in result.output
+    assert result.exit_code == 2 and "not a RAT run (llmemb)" in result.output
 
 
 @pytest.fixture(scope="module")

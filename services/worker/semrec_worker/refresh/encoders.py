@@ -18,9 +18,10 @@ trained item matrix, and declares the `text_view` it reads (data/text.py), whose
 `LinearTextMapEncoder` is a ridge least-squares map W from a text encoder's embedding x(item) to the
 trained item vector y(item), fitted on the run's own catalogue:
 
-    W = argmin_W ||X W - Y||^2 + lambda ||W||^2 = (X^T X + lambda I)^-1 X^T Y,   vector(new) = norm(x(new) W).
+    W = argmin_W ||X W - Y||^2 + lambda ||W||^2 = (X^T X + lambda I)^-1 X^T Y,   vector(new) = norm(x(new) W),
 
-It can only be as good as the text explains the trained vectors; `fit` reports the in-sample cosine.
+lambda chosen by generalised (leave-one-out) cross-validation (`ridge_map`). It can only be as good as the
+text explains the trained vectors; `fit` reports the in-sample cosine.
 """
 
 from __future__ import annotations
@@ -153,17 +154,14 @@ class LinearTextMapEncoder:
         return self._text_encoder
 
     @classmethod
-    def fit(cls, items: list[Item], targets: np.ndarray, text_encoder: str = "minilm", ridge: float = 1e-2,
+    def fit(cls, items: list[Item], targets: np.ndarray, text_encoder: str = "minilm", ridge: float | None = None,
             progress: bool = True) -> LinearTextMapEncoder:
+        """`ridge`: the penalty relative to the text embedding's scale (see `ridge_map`); None chooses it."""
         if text_encoder not in TEXT_ENCODERS:
             raise UserError(f"unknown text encoder {text_encoder!r}; one of {sorted(TEXT_ENCODERS)}")
         encoder = cls(text_encoder, np.zeros((1, 1)), np.zeros(1), 0.0)
-        x = _embed(encoder.text_encoder, items, progress=progress).astype(np.float64)
-        x_mean, y_mean = x.mean(0), targets.mean(0)
-        xc, yc = x - x_mean, targets.astype(np.float64) - y_mean
-        weights = np.linalg.solve(xc.T @ xc + ridge * len(items) * np.eye(x.shape[1]), xc.T @ yc)
-        encoder.weights = weights.astype(np.float32)
-        encoder.bias = (y_mean - x_mean @ weights).astype(np.float32)
+        x = _embed(encoder.text_encoder, items, progress=progress)
+        encoder.weights, encoder.bias = ridge_map(x, targets, ridge)
         predicted = encoder._project(x.astype(np.float32))
         encoder.fit_cosine = float(np.mean(np.sum(predicted * targets, axis=1)))
         return encoder
@@ -226,17 +224,27 @@ def save_run_encoder(run_dir: str | Path, kind: str, build: Callable[[], Any]) -
 # ------------------------------------------------------------------------------- frozen / dual item layers
 
 
-def ridge_map(x: np.ndarray, y: np.ndarray, ridge: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+RELATIVE_RIDGES = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
+
+
+def ridge_map(x: np.ndarray, y: np.ndarray, ridge: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(W, b) minimising ||x W + b - y||^2 + lambda ||W||^2 (centred least squares), lambda = ridge x the mean
     eigenvalue of the centred x^T x: relative to the features' own scale (unit-norm text embeddings have
-    per-dimension variances ~1/width, which a fixed lambda would shrink to almost nothing)."""
-    x, y = x.astype(np.float64), y.astype(np.float64)
-    x_mean, y_mean = x.mean(0), y.mean(0)
-    xc, yc = x - x_mean, y - y_mean
-    gram = xc.T @ xc
-    penalty = ridge * max(float(np.trace(gram)) / x.shape[1], 1e-12)
-    weights = np.linalg.solve(gram + penalty * np.eye(x.shape[1]), xc.T @ yc)
-    return weights.astype(np.float32), (y_mean - x_mean @ weights).astype(np.float32)
+    per-dimension variances ~1/width, which a fixed lambda would shrink to almost nothing, and a lambda
+    proportional to the item count shrinks far too much). `ridge=None` picks it from `RELATIVE_RIDGES` by
+    scikit-learn's generalised cross-validation (efficient leave-one-out over the items): the map is for
+    items it was not fitted on."""
+    from sklearn.linear_model import Ridge, RidgeCV  # only when an encoder is fitted
+
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    centred = x - x.mean(0)
+    scale = max(float(np.einsum("ij,ij->", centred, centred)) / x.shape[1], 1e-12)
+    if ridge is None and len(x) > 2:
+        model = RidgeCV(alphas=[r * scale for r in RELATIVE_RIDGES]).fit(x, y)
+    else:
+        model = Ridge(alpha=(RELATIVE_RIDGES[1] if ridge is None else ridge) * scale).fit(x, y)
+    weights = np.atleast_2d(model.coef_).T
+    return weights.astype(np.float32), np.atleast_1d(model.intercept_).astype(np.float32)
 
 
 class ItemLayerEncoder:
@@ -278,7 +286,7 @@ class ItemLayerEncoder:
         items: list[Item],
         serving_space: dict[str, Any],
         text_encoder: str = "minilm",
-        ridge: float = 1e-3,
+        ridge: float | None = None,
         progress: bool = True,
     ) -> ItemLayerEncoder:
         """From a run's `model.pt` state dict (item-layer keys under `item_embedding.`) and its catalogue items

@@ -43,7 +43,13 @@ from semrec_worker.data.dataset import load_dataset
 from semrec_worker.data.records import Item
 from semrec_worker.data.text import CaptionView
 from semrec_worker.methods.said.settings import TrainSAIDConfig
-from semrec_worker.refresh.encoders import read_encoder, save_run_encoder, serving_space_of_run, write_encoder
+from semrec_worker.refresh.encoders import (
+    read_encoder,
+    ridge_map,
+    save_run_encoder,
+    serving_space_of_run,
+    write_encoder,
+)
 from semrec_worker.training.config import load_seqrec_config
 
 if TYPE_CHECKING:
@@ -65,15 +71,6 @@ class _NewItems:
     def __post_init__(self) -> None:
         self.item_ids = [i.item_id for i in self.items]
         self.n_items = len(self.items)
-
-
-def ridge_map(x: np.ndarray, y: np.ndarray, ridge: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
-    """W, b minimising ||x W + b - y||^2 + ridge * n * ||W||^2 (centred closed form)."""
-    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    x_mean, y_mean = x.mean(0), y.mean(0)
-    xc, yc = x - x_mean, y - y_mean
-    weights = np.linalg.solve(xc.T @ xc + ridge * len(x) * np.eye(x.shape[1]), xc.T @ yc)
-    return weights, y_mean - x_mean @ weights
 
 
 class SAIDItemEncoder:
