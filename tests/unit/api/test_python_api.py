@@ -215,6 +215,21 @@ def test_semrec_eval_run_reproduces_the_trainers_test_metrics(trained, tmp_path)
         assert evaluated[0]["metrics"][name] == pytest.approx(value, abs=1e-6)
 
 
+def test_eval_run_on_the_validation_split_reproduces_the_trainers_best_validation_metrics(trained, tmp_path):
+    run = trained["sasrec"][0]
+    result = CliRunner().invoke(build_app(), ["eval", "run", "--run", str(run), "--protocols", "full", "--split", "valid",
+                                              "--results", str(tmp_path / "valid.json")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    evaluated = json.loads((tmp_path / "valid.json").read_text())["runs"]
+    trained_metrics = json.loads((run / "metrics.json").read_text())
+    best = trained_metrics["epochs"][trained_metrics["best_epoch"] - 1]["valid"]
+    assert evaluated[0]["config"]["split"] == "valid"
+    for name, value in best.items():
+        assert evaluated[0]["metrics"][name] == pytest.approx(value, abs=1e-6)
+    test = trained_metrics["test"][0]["metrics"]
+    assert evaluated[0]["metrics"] != pytest.approx(test)  # another split's cases
+
+
 def test_eval_run_on_another_dataset_ranks_unknown_targets_last(trained, tiny_synthetic, tmp_path):
     """A dataset with an item the model never saw: histories are matched by id, that item's cases rank last."""
     run = trained["gru4rec"][0]

@@ -34,9 +34,10 @@ class MappedScorer:
 
 
 def evaluate_run(
-    run_dir, dataset: Dataset, protocols: list[str], exclude_history: bool = False, eval_seed: int = 0
+    run_dir, dataset: Dataset, protocols: list[str], exclude_history: bool = False, eval_seed: int = 0,
+    split: str = "test",
 ) -> tuple[list[RunResult], int]:
-    """(test results per protocol, number of dataset items the model does not know)."""
+    """(results per protocol on `split`, number of dataset items the model does not know)."""
     from semrec_worker.evaluation.jobs import EvalJobConfig, evaluate_runs
     from semrec_worker.training.config import load_seqrec_config
 
@@ -47,6 +48,7 @@ def evaluate_run(
     config = EvalJobConfig(
         **{k: v for k, v in settings.items() if k in EvalJobConfig.model_fields},
         protocols=protocols,
+        split=split,
         exclude_history=exclude_history,
         eval_seed=eval_seed,
     )

@@ -29,6 +29,9 @@ class EvalRunConfig(AcceptsOldNames, JobConfig):
         None, description="drop interactions whose item is not in the items file (default: the run's)"
     )
     protocols: list[Protocol] = Field(["full", "sampled100"], description="protocols to run")
+    split: Literal["valid", "test"] = Field(
+        "test", description="split to score: valid for choosing settings, test once for the chosen ones"
+    )
     exclude_history: bool = Field(False, description="mask items from the user's history (full protocol)")
     eval_seed: int = Field(0, description="seed of the sampled negatives")
     results: Path | None = Field(None, description="results JSON (default RUN_DIR/eval-<dataset>.json)")
@@ -52,11 +55,13 @@ def eval_run(config: EvalRunConfig) -> list[RunResult]:
         "drop_unknown_items": trained.drop_unknown_items if config.drop_unknown_items is None else config.drop_unknown_items,
     }  # fmt: skip
     dataset = Dataset.from_path(config.data or trained.data, **settings)
-    runs, unknown = evaluate_run(config.run, dataset, list(config.protocols), config.exclude_history, config.eval_seed)
+    runs, unknown = evaluate_run(config.run, dataset, list(config.protocols), config.exclude_history, config.eval_seed,
+                                  config.split)
     if unknown:
         echo(f"warning: {unknown} of the dataset's {dataset.n_items} items are not in the model "
              "(test cases with such a target are ranked last)")  # fmt: skip
-    out = config.results or config.run / f"eval-{dataset.name}.json"
+    suffix = "" if config.split == "test" else f"-{config.split}"
+    out = config.results or config.run / f"eval-{dataset.name}{suffix}.json"
     write_results(out, runs)
     echo(f"results written to {out}")
     return runs

@@ -30,6 +30,9 @@ class EvalJobConfig(DataConfig):
     old_names: ClassVar[dict[str, str | OldName]] = {"out": "results"}
 
     protocols: list[Protocol] = Field(["full", "sampled100"], description="protocols to run")
+    split: Literal["valid", "test"] = Field(
+        "test", description="split to score: valid for choosing settings, test once for the chosen ones"
+    )
     exclude_history: bool = Field(False, description="mask items from the user's history (full protocol)")
     eval_seed: int = Field(0, description="seed of the sampled negatives")
     results: Path | None = Field(None, description="results JSON (default results/<method>-<dataset>.json)")
@@ -47,7 +50,8 @@ def evaluate_runs(
     extra_config: dict | None = None,
     ranks_path: Path | None = None,
 ) -> list[RunResult]:
-    """Test-split results of one trained model under each configured protocol, printed as they come.
+    """Results of one trained model on the configured split (test unless `config.split` says valid) under each
+    configured protocol, printed as they come.
 
     With `ranks_path`, each test case's rank per protocol is saved there (npz), so breakdowns that the
     results schema does not hold (e.g. NDCG by item-popularity group) can be computed later.
@@ -55,13 +59,15 @@ def evaluate_runs(
     # the protocol scores with torch: imported here so that the config above stays torch-free
     from semrec_worker.evaluation.protocol import EvalSettings, evaluate
 
+    split = getattr(config, "split", "test")  # a trainer's evaluation settings always mean the test split
     runs = []
-    ranks: dict[str, np.ndarray] = {"targets": dataset.split("test")[1]}
+    ranks: dict[str, np.ndarray] = {"targets": dataset.split(split)[1]}
     for protocol in config.protocols:
         settings = EvalSettings(protocol=protocol, exclude_history=config.exclude_history, eval_seed=config.eval_seed)
-        result = evaluate(model, dataset, "test", settings)
+        result = evaluate(model, dataset, split, settings)
         ranks[protocol] = result.ranks
-        echo(f"{dataset.name} {method}{'/' + backbone if backbone else ''}: {result.describe()}")
+        where = "" if split == "test" else f" [{split}]"
+        echo(f"{dataset.name} {method}{'/' + backbone if backbone else ''}{where}: {result.describe()}")
         runs.append(
             RunResult(
                 dataset=dataset.name,
@@ -78,6 +84,7 @@ def evaluate_runs(
             )
         )
     if ranks_path is not None:
+        assert split == "test", "per-case ranks are saved for the test split only"
         Path(ranks_path).parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(ranks_path, **ranks)
     return runs
