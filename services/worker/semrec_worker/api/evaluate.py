@@ -48,14 +48,13 @@ def evaluate_run(
     config = EvalJobConfig(
         **{k: v for k, v in settings.items() if k in EvalJobConfig.model_fields},
         protocols=protocols,
-        split=split,
         exclude_history=exclude_history,
         eval_seed=eval_seed,
     )
     method = _run_method(run_dir)
     runs = evaluate_runs(
         scorer, dataset.sequences, config, method, backbone=run_config.backbone, loss=run_config.loss,
-        seed=run_config.seed, extra_config={"run": str(run_dir), "unknown_items": scorer.unknown_items},
+        seed=run_config.seed, extra_config={"run": str(run_dir), "unknown_items": scorer.unknown_items}, split=split,
     )  # fmt: skip
     return runs, scorer.unknown_items
 

@@ -30,9 +30,6 @@ class EvalJobConfig(DataConfig):
     old_names: ClassVar[dict[str, str | OldName]] = {"out": "results"}
 
     protocols: list[Protocol] = Field(["full", "sampled100"], description="protocols to run")
-    split: Literal["valid", "test"] = Field(
-        "test", description="split to score: valid for choosing settings, test once for the chosen ones"
-    )
     exclude_history: bool = Field(False, description="mask items from the user's history (full protocol)")
     eval_seed: int = Field(0, description="seed of the sampled negatives")
     results: Path | None = Field(None, description="results JSON (default results/<method>-<dataset>.json)")
@@ -49,9 +46,10 @@ def evaluate_runs(
     train_s: float = 0.0,
     extra_config: dict | None = None,
     ranks_path: Path | None = None,
+    split: Literal["valid", "test"] = "test",
 ) -> list[RunResult]:
-    """Results of one trained model on the configured split (test unless `config.split` says valid) under each
-    configured protocol, printed as they come.
+    """Results of one trained model on `split` (test, or valid for choosing settings) under each configured
+    protocol, printed as they come.
 
     With `ranks_path`, each test case's rank per protocol is saved there (npz), so breakdowns that the
     results schema does not hold (e.g. NDCG by item-popularity group) can be computed later.
@@ -59,7 +57,6 @@ def evaluate_runs(
     # the protocol scores with torch: imported here so that the config above stays torch-free
     from semrec_worker.evaluation.protocol import EvalSettings, evaluate
 
-    split = getattr(config, "split", "test")  # a trainer's evaluation settings always mean the test split
     runs = []
     ranks: dict[str, np.ndarray] = {"targets": dataset.split(split)[1]}
     for protocol in config.protocols:
@@ -80,7 +77,8 @@ def evaluate_runs(
                 head=result.head,
                 tail=result.tail,
                 wall_s=round(train_s + result.wall_s, 3),
-                config={**config.to_dict(), **(extra_config or {}), "ties": "pessimistic"},
+                config={**config.to_dict(), **(extra_config or {}), "ties": "pessimistic",
+                        **({} if split == "test" else {"split": split})},
             )
         )
     if ranks_path is not None:
