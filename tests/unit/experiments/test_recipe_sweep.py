@@ -62,6 +62,10 @@ def test_bench_recipe_on_synthetic_data(tmp_path):
     with_results = sorted(p.parent for p in runs.rglob("results.json"))
     assert [str(p) for p in with_results] == [best.config["run_dir"]]
     assert [str(p.parent) for p in runs.rglob("test_ranks.npz")] == [best.config["run_dir"]]
+    assert all(r.config["command"].startswith("semrec bench recipe --data ") and "--backbones gru4rec --dropouts 0.0"
+               in r.config["command"] for r in doc.runs)
+    table = out.with_suffix(".md").read_text()
+    assert table.count("| gru4rec | random |") == 4 and f"**{best.metrics['ndcg@10']:.4f}**" in table
     # a rerun reuses every cell (nothing retrained) and gives the same file
     again = CliRunner().invoke(build_app(), args)
     assert again.exit_code == 0 and again.output.count("reused") == 3

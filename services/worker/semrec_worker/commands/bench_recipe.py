@@ -1,6 +1,6 @@
 """`semrec bench recipe`: tune the training recipe per backbone and item table on validation (coordinate
 descent over loss, augmentation, dropout, lr, width, history length), then evaluate only the chosen setting
-of each sweep on test. Writes results/recipe-sweep-<dataset>.json (see docs/training.md)."""
+of each sweep on test. Writes results/recipe-sweep-<dataset>.json and .md (see docs/seqrec.md)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,8 @@ def bench_recipe(config: RecipeConfig) -> Path:
             if config.evaluate_test:
                 tests += recipe.evaluate_chosen(best, config, dataset)
             recipe.write_sweep(out, dataset.name, every, tests)
-    echo(f"sweep: {out}")
+    out.with_suffix(".md").write_text(recipe.markdown(out))
+    echo(f"sweep: {out}, tables: {out.with_suffix('.md')}")
     return out
 
 

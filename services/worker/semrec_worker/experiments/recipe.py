@@ -41,6 +41,7 @@ class Cell:
     seconds_per_epoch: float | None = None
     cut_short: bool = False
     reused: bool = False
+    command: str = ""  # the `semrec bench recipe` line of the sweep
 
     @property
     def score(self) -> float:
@@ -52,7 +53,24 @@ class Cell:
                          config={"split": "valid", "sweep_step": self.step, **self.settings,
                                  "best_epoch": self.best_epoch, "epochs_run": self.epochs_run,
                                  "seconds_per_epoch": self.seconds_per_epoch, "cut_short": self.cut_short,
-                                 "run_dir": str(self.path)})
+                                 "run_dir": str(self.path), "command": self.command})
+
+
+def command_line(config: RecipeConfig) -> str:
+    """The `semrec bench recipe` flags that differ from the defaults (what reproduces the sweep)."""
+    parts = ["semrec bench recipe"]
+    for name, spec in RecipeConfig.model_fields.items():
+        value, default = getattr(config, name), spec.get_default(call_default_factory=True)
+        if value == default and name != "data":
+            continue
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            parts.append(flag if value else "--no-" + name.replace("_", "-"))
+        elif isinstance(value, list):
+            parts += [flag, ",".join(str(v) for v in value)]
+        elif value is not None:
+            parts += [flag, str(value)]
+    return " ".join(parts)
 
 
 def init_label(init: str) -> str:
@@ -114,7 +132,8 @@ def sweep(config: RecipeConfig, backbone: str, init: str, dataset: SequenceDatas
     def visit(settings: dict[str, Any], step: str) -> Cell:
         key = setting_key(settings)
         if key not in done:
-            cell = Cell(backbone, label, dict(settings), runs_dir / backbone / label / key, step)
+            cell = Cell(backbone, label, dict(settings), runs_dir / backbone / label / key, step,
+                        command=command_line(config))
             done[key] = run_cell(cell, config, init, dataset)
             cells.append(cell)
             on_cell(cells)
@@ -149,7 +168,8 @@ def evaluate_chosen(cell: Cell, config: RecipeConfig, dataset: SequenceDataset) 
     runs = evaluate_runs(SeqRecRecommender(encoder, metrics["model"]["similarity"]), dataset, eval_config, cell.init,
                          backbone=cell.backbone, loss=run_config.loss, seed=run_config.seed,
                          extra_config={"split": "test", "selected_on": "valid ndcg@10", **cell.settings,
-                                       "best_epoch": cell.best_epoch, "run_dir": str(cell.path)},
+                                       "best_epoch": cell.best_epoch, "run_dir": str(cell.path),
+                                       "command": cell.command},
                          ranks_path=cell.path / TEST_RANKS)
     write_results(results, runs)
     return runs
@@ -161,3 +181,39 @@ def write_sweep(out: Path, dataset: str, cells: list[Cell], tests: list[RunResul
     mine = {(c.backbone, c.init) for c in cells}
     kept = [r for r in read_results(out).runs if (r.backbone, r.method) not in mine] if out.exists() else []
     write_results(out, kept + [c.row(dataset) for c in cells] + tests)
+
+
+def markdown(out: Path) -> str:
+    """The sweep file as tables: every cell's validation numbers per (backbone, init), the chosen one marked,
+    then the chosen cells' test numbers."""
+    runs = read_results(out).runs
+    commands = list(dict.fromkeys(str(r.config.get("command", "")) for r in runs if r.config.get("command")))
+    lines = [f"# Recipe sweep: {runs[0].dataset if runs else ''}", "", "```", *commands, "```", "",
+             "Validation (full ranking), coordinate descent in the order " + ", ".join(RECIPE_AXES)
+             + "; the chosen cell of each sweep is in bold.", "",
+             "| backbone | init | step | loss | augment | dropout | lr | dim | max_len | valid NDCG@10 | valid Recall@10 "
+             "| best epoch / run | s/epoch |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    valid = [r for r in runs if r.config.get("split") == "valid"]
+    test = [r for r in runs if r.config.get("split") == "test" and r.protocol == "full"]
+    chosen_dirs = {r.config.get("run_dir") for r in test}
+    for sweep_key in dict.fromkeys((r.backbone, r.method) for r in valid):
+        rows = [r for r in valid if (r.backbone, r.method) == sweep_key]
+        best = max(rows, key=lambda r: r.metrics["ndcg@10"])
+        for r in rows:
+            c = r.config
+            mark = "**" if r is best or c.get("run_dir") in chosen_dirs else ""
+            cut = " (cut short)" if c.get("cut_short") else ""
+            lines.append(f"| {r.backbone} | {r.method} | {c['sweep_step']} | {c['loss']} | {c['augment']} | "
+                         f"{c['dropout']} | {c['lr']} | {c['dim']} | {c['max_len']} | "
+                         f"{mark}{r.metrics['ndcg@10']:.4f}{mark} | {r.metrics['recall@10']:.4f} | "
+                         f"{c['best_epoch']} / {c['epochs_run']}{cut} | {c.get('seconds_per_epoch')} |")
+    if test:
+        lines += ["", "Test (full ranking) of the chosen cells, read once per sweep:", "",
+                  "| backbone | init | loss | augment | dropout | lr | dim | max_len | NDCG@10 | Recall@10 | MRR |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in test:
+            c = r.config
+            lines.append(f"| {r.backbone} | {r.method} | {c['loss']} | {c['augment']} | {c['dropout']} | {c['lr']} | "
+                         f"{c['dim']} | {c['max_len']} | {r.metrics['ndcg@10']:.4f} | {r.metrics['recall@10']:.4f} | "
+                         f"{r.metrics['mrr']:.4f} |")
+    return "\n".join(lines) + "\n"

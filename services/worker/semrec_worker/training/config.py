@@ -161,6 +161,7 @@ class TrainingOverrides(JobConfig):
     max_len: int | None = Field(None, description="history length")
     batch_size: int | None = Field(None, description="batch size")
     temperature: float | None = Field(None, description="said_cosine temperature")
+    augment: Literal["none", "reverse"] | None = Field(None, description="training-sequence augmentation")
     threads: int | None = Field(1, description="torch threads per training process")
 
     def flags(self) -> list[str]:
