@@ -21,7 +21,7 @@ EXAMPLES = Path(__file__).resolve().parents[3] / "docs" / "examples"
 COMPUTING = {
     "demo", "publish", "recommend", "refresh", "train seqrec", "train tslrec", "train llmemb-rat", "train lh",
     "train llm2x", "train said", "train llmemb", "eval run", "eval popularity", "eval llmseqsim", "export onnx",
-    "bench quality", "bench refresh", "bench said", "bench seqrec", "bench seqrec-speed", "bench embed",
+    "bench quality", "bench recipe", "bench refresh", "bench said", "bench seqrec", "bench seqrec-speed", "bench embed",
     "bench ranker",
 }  # fmt: skip
 

@@ -9,7 +9,8 @@ from pydantic import Field, field_validator
 from semrec.vocabulary import OldName
 
 from semrec_worker.core.names import BackboneName, LossName
-from semrec_worker.evaluation.jobs import EvalJobConfig
+from semrec_worker.data.dataset import DataConfig
+from semrec_worker.evaluation.jobs import EvalJobConfig, Protocol
 from semrec_worker.lm.backends import MINILM
 from semrec_worker.methods import registry
 from semrec_worker.training.config import TrainingOverrides
@@ -110,3 +111,54 @@ class QualityConfig(EvalJobConfig, TrainingOverrides):
 
     def table_paths(self) -> dict[str, Path]:
         return {k: Path(p).expanduser() for k, _, p in (e.partition("=") for e in self.tables)}
+
+
+RECIPE_AXES: tuple[str, ...] = ("loss", "augment", "dropout", "lr", "dim", "max_len")  # the order they are tuned
+
+
+class RecipeConfig(DataConfig):
+    """`semrec bench recipe`: a coordinate-descent sweep of the training recipe per backbone and item table,
+    chosen on validation; only the chosen cell of each sweep is evaluated on test.
+
+    Each axis lists its values, the first one being the starting point. The sweep starts from the first
+    value of every axis, then visits the axes in the order of RECIPE_AXES: every other value of the axis is
+    trained with the rest held at the best so far, and the best validation NDCG@10 (a tie keeps the earlier
+    setting) moves on to the next axis. An axis with one value is held fixed."""
+
+    backbones: list[BackboneName] = Field(["sasrec", "gru4rec"], description="backbones, each swept on its own")
+    inits: list[str] = Field(
+        ["random"], description="item layers, each swept on its own: 'random' or an ItemTable (.npz file or run dir)"
+    )
+    losses: list[LossName] = Field(["said_cosine", "full_ce"], description="training losses tried")
+    augments: list[Literal["none", "reverse"]] = Field(["none", "reverse"], description="augmentations tried")
+    dropouts: list[float] = Field([0.5, 0.2], description="dropouts tried")
+    lrs: list[float] = Field([2e-3, 1e-3, 5e-3], description="learning rates tried")
+    dims: list[int] = Field([256], description="model widths tried")
+    max_lens: list[int] = Field([50], description="history lengths tried")
+    epochs: int = Field(20, ge=1, description="maximum epochs of every cell (early stopping on validation NDCG@10)")
+    patience: int = Field(3, ge=1, description="early-stopping patience of every cell")
+    max_train_minutes: float | None = Field(
+        None, gt=0, description="wall-clock training budget per cell (minutes; a cell that hits it is marked cut_short)"
+    )
+    batch_size: int | None = Field(None, ge=1, description="batch size (default: the trainer's)")
+    seed: int = Field(0, description="training seed of every cell")
+    evaluate_test: bool = Field(
+        True, description="evaluate the chosen cell of each sweep on test (--no-evaluate-test: validation only)"
+    )
+    protocols: list[Protocol] = Field(["full"], description="test protocols of the chosen cells")
+    runs_dir: Path | None = Field(None, description="cell run directories (default runs/recipe-<dataset>); done "
+                                  "cells are reused")
+    results: Path | None = Field(None, description="sweep JSON (default results/recipe-sweep-<dataset>.json); "
+                                 "sweeps of other backbones / inits already in it are kept")
+    threads: int | None = Field(1, ge=1, description="torch CPU threads")
+
+    @field_validator("losses", "augments", "dropouts", "lrs", "dims", "max_lens", "backbones", "inits")
+    @classmethod
+    def _not_empty(cls, value: list) -> list:
+        if not value:
+            raise ValueError("give at least one value")
+        return value
+
+    def axis_values(self) -> dict[str, list]:
+        return {"loss": self.losses, "augment": self.augments, "dropout": self.dropouts, "lr": self.lrs,
+                "dim": self.dims, "max_len": self.max_lens}

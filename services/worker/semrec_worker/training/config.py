@@ -42,6 +42,10 @@ class DataSettings(DataConfig):
 class EvaluationSettings(JobConfig):
     """The test protocols evaluated after training."""
 
+    evaluate_test: bool = Field(
+        True, description="evaluate the test split after training (--no-evaluate-test: a tuning run, which reads "
+        "only the training and validation parts; `semrec eval run` scores its test split later)",
+    )
     protocols: list[Protocol] = Field(["full"], description="test protocols evaluated after training")
     exclude_history: bool = Field(False, description="mask items from the user's history (full protocol)")
     eval_seed: int = Field(0, description="seed of the sampled negatives")
@@ -90,6 +94,10 @@ class OptimisationSettings(JobConfig):
     lr: float = Field(2e-3, gt=0, description="AdamW learning rate (SAID paper: 5e-4; see docs/seqrec.md)")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
     grad_clip: float | None = Field(5.0, description="clip the gradient norm to this (None: no clipping)")
+    augment: Literal["none", "reverse"] = Field(
+        "none", description="training-sequence augmentation: 'reverse' also trains on every training sequence "
+        "reversed (for data whose within-user order says little, e.g. reviews); validation and test are untouched",
+    )
     epochs: int = Field(100, ge=1, description="maximum epochs")
     patience: int = Field(5, ge=1, description="stop after this many epochs without a better valid metric")
     valid_metric: str = Field(
@@ -153,6 +161,7 @@ class TrainingOverrides(JobConfig):
     max_len: int | None = Field(None, description="history length")
     batch_size: int | None = Field(None, description="batch size")
     temperature: float | None = Field(None, description="said_cosine temperature")
+    augment: Literal["none", "reverse"] | None = Field(None, description="training-sequence augmentation")
     threads: int | None = Field(1, description="torch threads per training process")
 
     def flags(self) -> list[str]:

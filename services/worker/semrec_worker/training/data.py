@@ -23,6 +23,19 @@ import torch
 
 from semrec_worker.backbones.base import left_pad
 
+AUGMENTATIONS = ("none", "reverse")
+
+
+def augmented(sequences: list[np.ndarray], augment: str) -> list[np.ndarray]:
+    """The training sequences an epoch draws windows from: the sequences themselves and, with "reverse", each
+    one reversed too (its targets are the items before each position). Only training parts come in (the
+    caller passes `dataset.train_sequences()`), so no validation or test item reaches training."""
+    if augment == "none":
+        return list(sequences)
+    if augment == "reverse":
+        return list(sequences) + [seq[::-1].copy() for seq in sequences if len(seq) >= 2]
+    raise ValueError(f"unknown augmentation {augment!r} (choose from {', '.join(AUGMENTATIONS)})")
+
 
 def training_windows(sequences: list[np.ndarray], max_len: int) -> list[np.ndarray]:
     windows = []

@@ -62,7 +62,7 @@ from semrec_worker.evaluation.jobs import TEST_RANKS, evaluate_runs
 from semrec_worker.losses import build_loss
 from semrec_worker.training import distributed
 from semrec_worker.training.config import SeqRecConfig
-from semrec_worker.training.data import WindowBatches
+from semrec_worker.training.data import WindowBatches, augmented
 from semrec_worker.training.finite import NonFiniteError, ensure_finite_loss, ensure_finite_scores
 from semrec_worker.training.recommender import SeqRecRecommender
 
@@ -215,7 +215,7 @@ def _train(
     loss_fn = build_loss(
         config.objective.loss, config.objective.temperature, config.objective.n_negatives, config.objective.negative_sampler, dataset.item_counts("train")
     ).to(ctx.device)
-    batches = WindowBatches(dataset.train_sequences(), config.model.max_len, config.optimisation.batch_size, config.seed)
+    batches = WindowBatches(augmented(dataset.train_sequences(), config.optimisation.augment), config.model.max_len, config.optimisation.batch_size, config.seed)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.optimisation.lr, weight_decay=config.optimisation.weight_decay)
     train_model: nn.Module = TrainingPairs(model)
@@ -341,19 +341,22 @@ def _train(
         if cut_short:
             echo(f"cut short: the {config.optimisation.max_train_minutes} min training budget ran out after {len(history)} "
                  f"epoch(s); evaluating the best epoch ({best_epoch})")
-        runs = evaluate_runs(
-            SeqRecRecommender(model, loss_fn.similarity),
-            dataset,
-            config.evaluation,
-            method,
-            backbone=config.model.backbone,
-            loss=config.objective.loss,
-            seed=config.seed,
-            train_s=train_total_s,
-            extra_config={**config.flat(), "best_epoch": best_epoch, "epochs_run": len(history), "world_size": ctx.world_size,
-                          "cut_short": cut_short},
-            ranks_path=run_dir / TEST_RANKS,
-        )
+        if config.evaluation.evaluate_test:
+            runs = evaluate_runs(
+                SeqRecRecommender(model, loss_fn.similarity),
+                dataset,
+                config.evaluation,
+                method,
+                backbone=config.model.backbone,
+                loss=config.objective.loss,
+                seed=config.seed,
+                train_s=train_total_s,
+                extra_config={**config.flat(), "best_epoch": best_epoch, "epochs_run": len(history),
+                              "world_size": ctx.world_size, "cut_short": cut_short},
+                ranks_path=run_dir / TEST_RANKS,
+            )
+        else:
+            echo("test split not evaluated (--no-evaluate-test): the run holds validation results only")
         _write_run(run_dir, config, model, item_table, dataset, history, runs, init_report, best_epoch, best_valid,
                    ctx, loss_fn.similarity, batches, cut_short, train_total_s)
         if after_training is not None:
@@ -486,7 +489,11 @@ def _write_run(
         "steps_per_epoch": len(batches),
         "test": [r.model_dump(mode="json") for r in runs],
     }
+    metrics["test_evaluated"] = config.evaluation.evaluate_test
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    if not config.evaluation.evaluate_test:  # a tuning run: validation only, no results.json to collect
+        echo(f"run saved to {run_dir}")
+        return
     write_results(run_dir / "results.json", runs)
     if config.results is not None:
         write_results(config.results, runs, append=True)
