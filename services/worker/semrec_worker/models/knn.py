@@ -33,7 +33,7 @@ import torch
 from semrec.errors import UserError
 
 from semrec_worker.data.dataset import SequenceDataset
-from semrec_worker.models.knn_settings import COOC_DEFAULTS, SKNN_DEFAULTS, VSKNN_DEFAULTS
+from semrec_worker.models.knn_settings import settings_for
 
 Weighting = Literal["linear", "div"]
 TIEBREAK = 1e-6
@@ -171,16 +171,19 @@ class CooccurrenceRecommender(_SessionModel):
         return self._finish(torch.from_numpy(np.asarray((query.tocsr() @ self.matrix).todense(), dtype=np.float64)))
 
 
-# the quality grid's cells take the defaults chosen on amazon2018-scientific's validation split
+# the quality grid's cells: the settings chosen on the dataset's own validation split, else the defaults
 
 
 def sknn_reference(dataset: SequenceDataset, grid: object) -> tuple[SessionKNN, str, dict]:
-    return SessionKNN.fit(dataset, "test", **SKNN_DEFAULTS), "sknn", dict(SKNN_DEFAULTS)
+    settings = settings_for("sknn", dataset.name)
+    return SessionKNN.fit(dataset, "test", **settings), "sknn", settings
 
 
 def vsknn_reference(dataset: SequenceDataset, grid: object) -> tuple[SessionKNN, str, dict]:
-    return SessionKNN.fit(dataset, "test", **VSKNN_DEFAULTS), "vsknn", dict(VSKNN_DEFAULTS)
+    settings = settings_for("vsknn", dataset.name)
+    return SessionKNN.fit(dataset, "test", **settings), "vsknn", settings
 
 
 def cooc_reference(dataset: SequenceDataset, grid: object) -> tuple[CooccurrenceRecommender, str, dict]:
-    return CooccurrenceRecommender.fit(dataset, "test", **COOC_DEFAULTS), "cooc", dict(COOC_DEFAULTS)
+    settings = settings_for("cooc", dataset.name)
+    return CooccurrenceRecommender.fit(dataset, "test", **settings), "cooc", settings
