@@ -16,7 +16,7 @@ from semrec_worker.commands.eval_knn import (
     eval_sknn,
     eval_vsknn,
 )
-from semrec_worker.experiments import grid, plots
+from semrec_worker.experiments import grid
 from semrec_worker.experiments.config import QualityConfig
 
 DATA = "synthetic:users=300,items=200,avg_len=10,seed=1"
