@@ -139,3 +139,18 @@ def test_grid_cells_take_the_settings_chosen_on_the_datasets_own_validation(monk
     model, name, settings = knn.cooc_reference(dataset, None)
     assert (name, settings) == ("cooc", tuned)
     assert model.history == 1 and knn.sknn_reference(dataset, None)[2] == knn_settings.SKNN_DEFAULTS
+
+
+def test_a_recorded_llmseqsim_run_reports_the_llmseqsim_cell(tmp_path: Path):
+    """`semrec eval llmseqsim` names its runs after the variant chosen on validation (llmseqsim-last-cosine[...])."""
+    from semrec.results import RunResult, write_results
+    from semrec_worker.experiments.recorded import load_recorded
+
+    def run(method: str, protocol: str) -> RunResult:
+        return RunResult(dataset="d", method=method, protocol=protocol, metrics={"ndcg@10": 0.1}, config={})
+
+    write_results(tmp_path / "r.json", [run("llmseqsim-last-cosine[minilm]", "full"), run("llmseqsimx", "full"),
+                                        run("popularity", "full")])  # fmt: skip
+    recorded = load_recorded([tmp_path / "r.json"], "d")
+    assert [r.method for r in recorded.cell_runs("llmseqsim", None, None, None)] == ["llmseqsim-last-cosine[minilm]"]
+    assert [r.method for r in recorded.cell_runs("popularity", None, None, None)] == ["popularity"]

@@ -5,7 +5,7 @@ whose config keeps the mean NDCG@10 / Recall@10 per item-popularity group. That 
 without its run directory: its table rows exactly, and its share of the popularity-group figure when every seed
 of that aggregate is recorded (a mean over k seeds counts as k identical seeds).
 
-The results of `semrec eval sknn|vsknn|cooc|popularity` can be recorded too: their test-split runs report the
+The results of `semrec eval sknn|vsknn|cooc|popularity|llmseqsim` can be recorded too: their test-split runs report the
 method's cell (runs of `--split valid`, the settings sweep, are never used), and the per-group breakdown those
 commands keep in each run's config feeds the figure. Several files can be given; the first that holds a cell
 reports it.
@@ -22,6 +22,11 @@ from semrec.results import RunResult, read_results
 SOURCE = "recorded_from"  # the config key naming the file a recorded run came from
 
 
+def reports(run_method: str, method: str) -> bool:
+    """Whether a run under `run_method` reports the grid's `method` (LLMSeqSim's runs name their variant)."""
+    return run_method == method or (method == "llmseqsim" and run_method.startswith("llmseqsim-"))
+
+
 @dataclass
 class Recorded:
     paths: list[Path]
@@ -31,7 +36,7 @@ class Recorded:
     def cell_runs(self, method: str, backbone: str | None, seed: int | None, loss: str | None) -> list[RunResult]:
         """The recorded test-split runs of one cell (backbone cells must also match the grid's loss), all from
         the first file that holds the cell."""
-        found = [r for r in self.runs if r.method == method and r.backbone == backbone and r.seed == seed
+        found = [r for r in self.runs if reports(str(r.method), method) and r.backbone == backbone and r.seed == seed
                  and (backbone is None or r.loss == loss) and r.config.get("split", "test") == "test"]
         return [r for r in found if r.config[SOURCE] == found[0].config[SOURCE]] if found else []
 

@@ -16,7 +16,12 @@ COOC_DEFAULTS: dict[str, Any] = {"window": 10, "history": 5, "decay": 0.8, "symm
 DEFAULTS: dict[str, dict[str, Any]] = {"sknn": SKNN_DEFAULTS, "vsknn": VSKNN_DEFAULTS, "cooc": COOC_DEFAULTS}
 
 # dataset name -> method -> the setting chosen on that dataset's validation split
-TUNED: dict[str, dict[str, dict[str, Any]]] = {}
+TUNED: dict[str, dict[str, dict[str, Any]]] = {
+    # results/knn-sweep-amazon2018-videogames.json: four co-occurrence settings, one each of SKNN / V-SKNN (the
+    # Scientific choices; each SKNN evaluation over 50k sessions takes minutes on one core); the best are
+    # Scientific's again
+    "amazon2018-videogames": {"sknn": SKNN_DEFAULTS, "vsknn": VSKNN_DEFAULTS, "cooc": COOC_DEFAULTS},
+}
 
 
 def settings_for(method: str, dataset_name: str) -> dict[str, Any]:
