@@ -8,14 +8,7 @@ from pathlib import Path
 
 import pytest
 from semrec.results import read_results
-from semrec_worker.commands.eval_knn import (
-    EvalCoocConfig,
-    EvalSKNNConfig,
-    EvalVSKNNConfig,
-    eval_cooc,
-    eval_sknn,
-    eval_vsknn,
-)
+from semrec_worker.commands import eval_knn
 from semrec_worker.experiments import grid
 from semrec_worker.experiments.config import QualityConfig
 
@@ -33,8 +26,9 @@ def _eval_baselines(tmp_path: Path, split: str = "test", append: bool = False) -
     """(method, protocol) -> the RunResult of `semrec eval <method>` with its default settings."""
     out = tmp_path / "baselines.json"
     runs = []
-    for i, (command, config) in enumerate(((eval_sknn, EvalSKNNConfig), (eval_vsknn, EvalVSKNNConfig),
-                                           (eval_cooc, EvalCoocConfig))):  # fmt: skip
+    for i, (command, config) in enumerate(((eval_knn.eval_sknn, eval_knn.EvalSKNNConfig),
+                                           (eval_knn.eval_vsknn, eval_knn.EvalVSKNNConfig),
+                                           (eval_knn.eval_cooc, eval_knn.EvalCoocConfig))):  # fmt: skip
         runs += command(config(data=DATA, split=split, results=out, append=append or i > 0))
     return {(str(r.method), str(r.protocol)): r for r in runs}
 
