@@ -84,7 +84,8 @@ def bench_quality(config: QualityConfig) -> Path:
 
     for method, path in config.table_paths().items():  # before the data loads
         require_existing(f"--tables {method}=", path, "no such file or run directory")
-    require_existing("--recorded", config.recorded, "no such file")
+    for path in config.recorded:
+        require_existing("--recorded", path, "no such file")
     apply_threads(config.threads)
     dataset = load_dataset(config)
     runs_dir = config.runs_dir or default_runs_dir(dataset.name)

@@ -4,11 +4,16 @@
 touching the test split): the data is then cut one item earlier, so the fit sees s[:-2] and ranks s[-2].
 Defaults: the settings chosen on amazon2018-scientific's validation split (docs/seqrec.md, "Non-neural
 baselines").
+
+Each run's config keeps its NDCG@10 / Recall@10 per item-popularity group (`popularity_groups`, the layout of
+the quality grid's aggregate rows), so `semrec bench quality --recorded` can put the baseline in the
+popularity-group figure without the per-case ranks.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 import time
 from pathlib import Path
 from typing import Literal
@@ -26,6 +31,8 @@ class KNNEvalConfig(EvalJobConfig):
     split: Literal["valid", "test"] = Field("test", description="rank the test item, or the validation item")
     popularity_tiebreak: bool = Field(True, description="order items with equal scores by training popularity")
     append: bool = Field(False, description="add the runs to the results file instead of replacing it")
+    popularity_groups: int = Field(5, ge=2, description="item-popularity groups of the per-group breakdown kept "
+                                   "in each run's config")
 
 
 class EvalSKNNConfig(KNNEvalConfig):
@@ -56,14 +63,32 @@ def _eval(config: KNNEvalConfig, method: str, build) -> list[RunResult]:
     evaluated = validation_view(dataset) if config.split == "valid" else dataset
     start = time.perf_counter()
     model = build(evaluated)
-    runs = evaluate_runs(model, evaluated, config, method, train_s=time.perf_counter() - start,
-                         extra_config={"split": config.split})
+    with tempfile.TemporaryDirectory() as tmp:
+        ranks_path = Path(tmp) / "ranks.npz"
+        runs = evaluate_runs(model, evaluated, config, method, train_s=time.perf_counter() - start,
+                             extra_config={"split": config.split}, ranks_path=ranks_path)
+        add_group_breakdown(runs, evaluated, ranks_path, config.popularity_groups)
     for run in runs:
         run.dataset = dataset.name
     out = config.results or Path("results") / f"{method}-{dataset.name}.json"
     write_results(out, runs, append=config.append)
     echo(f"results written to {out}")
     return runs
+
+
+def add_group_breakdown(runs: list[RunResult], dataset: SequenceDataset, ranks_path: Path, n_groups: int) -> None:
+    """`popularity_groups` in each run's config, from the per-case ranks (groups by training popularity, as the
+    quality grid's)."""
+    import numpy as np
+
+    from semrec_worker.evaluation.popularity import metrics_by_group, popularity_groups
+    from semrec_worker.experiments.tables import group_means
+
+    item_groups = popularity_groups(dataset.item_counts("train"), n_groups)
+    with np.load(ranks_path) as saved:
+        for run in runs:
+            per_group = metrics_by_group(saved[run.protocol], saved["targets"], item_groups, n_groups)
+            run.config["popularity_groups"] = group_means([per_group], n_groups)
 
 
 def eval_sknn(config: EvalSKNNConfig) -> list[RunResult]:

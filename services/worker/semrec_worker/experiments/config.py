@@ -77,9 +77,10 @@ class QualityConfig(EvalJobConfig, TrainingOverrides):
         list(FIGURES), description="the figures --plots draws (the files of the "
         "others are left as they are and still listed in the markdown)",
     )
-    recorded: Path | None = Field(
-        None, description="an earlier results JSON of this grid: a cell whose run directory has no results.json is "
-        "reported from it (listed as recorded) instead of being trained",
+    recorded: list[Path] = Field(
+        [], description="earlier results JSONs (of this grid, or of `semrec eval` baselines): a cell whose run "
+        "directory has no results.json is reported from the first that holds it (listed as recorded) instead of "
+        "being trained",
     )
     tslrec_sft_max_steps: int | None = Field(None, ge=1, description="cap on TSLRec's user-SFT steps (CPU budgets)")
     tslrec_shared_stage1: bool = Field(
@@ -100,6 +101,13 @@ class QualityConfig(EvalJobConfig, TrainingOverrides):
             if not sep or not path or key not in table_keys():
                 raise ValueError(f"'{entry}': expected method=PATH with method one of {', '.join(table_keys())}")
         return value
+
+    @field_validator("recorded", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        if value is None:  # configs saved when --recorded took one file
+            return []
+        return [value] if isinstance(value, str | Path) else value
 
     @field_validator("methods")
     @classmethod

@@ -292,10 +292,9 @@ def run_grid(config: QualityConfig, dataset, runs_dir: Path, recorded: Recorded 
         if why == "no results.json" and recorded is not None:
             kept = recorded.cell_runs(cell.method, cell.backbone, cell.seed, config.loss)
             if kept:
-                cell.status, cell.reason = "recorded", f"from {recorded.path}"
-                cell.runs = [r.model_copy(update={"config": {**r.config, "recorded_from": str(recorded.path)}})
-                             for r in kept]
-                echo(f"[{i}/{len(cells)}] {cell.label}: recorded in {recorded.path} (no run directory)")
+                source = kept[0].config["recorded_from"]
+                cell.status, cell.reason, cell.runs = "recorded", f"from {source}", kept
+                echo(f"[{i}/{len(cells)}] {cell.label}: recorded in {source} (no run directory)")
                 continue
         if why.startswith(("config mismatch", "unreadable")):
             cell.status, cell.reason = "mismatch", why

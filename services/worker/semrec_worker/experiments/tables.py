@@ -24,6 +24,7 @@ from semrec_worker.experiments.recorded import Recorded
 from semrec_worker.methods import registry
 
 PARTS = ("metrics", "head", "tail")
+GROUP_METRICS = ("ndcg@10", "recall@10")
 
 
 @dataclass
@@ -113,14 +114,18 @@ def add_popularity_groups(aggregates: list[Aggregate], cells: list[Cell], datase
         _add_recorded_groups(per_key, cells, recorded, n_groups)
     for agg in aggregates:
         seeds = per_key.get((agg.method, agg.backbone, agg.protocol))
-        if not seeds:
-            continue
-        agg.popularity_groups = {
-            metric: [round(statistics.fmean(s[g].get(metric, 0.0) for s in seeds), 6) for g in range(n_groups)]
-            for metric in ("ndcg@10", "recall@10")
-        }
-        agg.popularity_groups["cases"] = [seeds[0][g]["cases"] for g in range(n_groups)]
-        agg.popularity_groups["seeds_with_ranks"] = [float(len(seeds))]
+        if seeds:
+            agg.popularity_groups = group_means(seeds, n_groups)
+
+
+def group_means(per_seed: list[list[dict[str, float]]], n_groups: int) -> dict[str, list[float]]:
+    """Mean over seeds of each group's NDCG@10 and Recall@10 (`metrics_by_group` per seed), the cases per group
+    and how many seeds had ranks: the `popularity_groups` entry of a results row's config."""
+    out = {metric: [round(statistics.fmean(s[g].get(metric, 0.0) for s in per_seed), 6) for g in range(n_groups)]
+           for metric in GROUP_METRICS}
+    out["cases"] = [per_seed[0][g]["cases"] for g in range(n_groups)]
+    out["seeds_with_ranks"] = [float(len(per_seed))]
+    return out
 
 
 def _add_recorded_groups(per_key: dict, cells: list[Cell], recorded: Recorded, n_groups: int) -> None:
@@ -229,6 +234,24 @@ def llmemb_table(aggregates: list[Aggregate], config: QualityConfig) -> list[str
     return _table(aggregates, config, "sampled100", columns)
 
 
+def popularity_group_table(aggregates: list[Aggregate], config: QualityConfig, protocol: str = "full",
+                           metric: str = "ndcg@10") -> list[str]:
+    """Rows = (method, backbone) with a per-group breakdown, columns = popularity groups (least popular first);
+    the numbers of the popularity-group figure. Empty when no aggregate has groups."""
+    shown = [a for m in registry.names() if m in config.methods for a in aggregates
+             if a.method == m and a.protocol == protocol and a.popularity_groups
+             and (a.backbone is None or a.backbone in config.backbones)]
+    if not shown:
+        return []
+    cases = shown[0].popularity_groups["cases"]
+    header = ["method", "backbone"] + [f"G{g + 1} ({int(n)} cases)" for g, n in enumerate(cases)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for agg in shown:
+        values = [f"{v:.4f}" for v in agg.popularity_groups[metric]]
+        lines.append("| " + " | ".join([registry.label(agg.method), agg.backbone or "(none)", *values]) + " |")
+    return lines
+
+
 def epoch_caps(cells: list[Cell]) -> str:
     """The epoch cap the backbone cells actually ran with (from their own configs, reused and recorded ones too)."""
     per_method: dict[str, set] = defaultdict(set)
@@ -288,6 +311,11 @@ def markdown(aggregates: list[Aggregate], cells: list[Cell], config: QualityConf
     caps = epoch_caps(cells)
     if caps:
         training += (", " if training else "") + caps
+    listed = [m for m in registry.names() if m in config.methods]
+    no_backbone = ", ".join(registry.label(m) for m in listed if m in registry.without_backbone())
+    llm = ", ".join(registry.label(m) for m in listed if m in registry.llm_initialised())
+    base = ", ".join(registry.label(m) for m in listed if m in registry.baselines())
+    groups = popularity_group_table(aggregates, config)
     lines = [
         f"# Quality grid: {dataset_name}",
         "",
@@ -296,15 +324,15 @@ def markdown(aggregates: list[Aggregate], cells: list[Cell], config: QualityConf
         f"{', ' + training if training else ''}. Each number is the mean ± sample std over the seeds of the "
         "test split (leave-one-out, pessimistic ties); (n=k): only k seeds finished; †: at least one seed was cut "
         "short by the budget; ‡: at least one seed was still improving at the epoch cap; -: no result (listed "
-        "below). Popularity and LLMSeqSim need no backbone: the same "
-        "number appears under each.",
+        "below)."
+        + (f" {no_backbone} need no backbone: the same number appears under each." if no_backbone else ""),
         "",
         "## A. Full ranking (layout of the SAID paper, Table 2)",
         "",
         *said_table(aggregates, config),
         "",
-        "Improv.: relative change of the best LLM-initialised method (LH, LLM2X, SAID, LLMEmb, TSLRec) over the "
-        "best baseline (Popularity, LLMSeqSim, Random) in that column.",
+        f"Improv.: relative change of the best LLM-initialised method ({llm or 'none run'}) over the best "
+        f"baseline ({base or 'none run'}) in that column.",
         "",
         "## B. Sampled-100 protocol, overall and tail items (layout of the LLMEmb paper, Table 1)",
         "",
@@ -312,6 +340,11 @@ def markdown(aggregates: list[Aggregate], cells: list[Cell], config: QualityConf
         "",
         "Tail: test cases whose target is outside the 20% most popular training items. H@10 = Recall@10.",
         "",
+        *(["## C. Full-ranking NDCG@10 by item-popularity group (the numbers of the popularity-group figure)", "",
+           *groups, "",
+           f"G1 holds the least popular {100 // config.popularity_groups}% of the items by training interactions, "
+           f"G{config.popularity_groups} the most popular; each test case counts in its target's group; "
+           "backbone methods: mean over the seeds with per-case ranks.", ""] if groups else []),
         "## Cells cut short by the training budget or the epoch cap",
         "",
         *(cut or ["(none)"]),
@@ -324,8 +357,9 @@ def markdown(aggregates: list[Aggregate], cells: list[Cell], config: QualityConf
     recorded = recorded_list(cells)
     if recorded:
         lines += ["## Cells reported from an earlier results file", "",
-                  "Their run directories are not on this machine (`--recorded`): their rows are copied from that "
-                  "file, and their popularity-group means from its aggregate rows.", "", *recorded, ""]
+                  "Their run directories are not on this machine (`--recorded`): their rows are copied from the "
+                  "file named, and their popularity-group means from its aggregate rows (or, for a method without "
+                  "a backbone, the breakdown its run kept).", "", *recorded, ""]
     if images:
         lines += ["## Figures", ""] + [f"![{p.stem}]({p})" for p in images] + [""]
     if kept_images:

@@ -25,7 +25,7 @@ below any real score difference: it orders only the ties. Scores are float64 so 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -33,7 +33,7 @@ import torch
 from semrec.errors import UserError
 
 from semrec_worker.data.dataset import SequenceDataset
-from semrec_worker.models.knn_settings import COOC_DEFAULTS, SKNN_DEFAULTS, VSKNN_DEFAULTS
+from semrec_worker.models.knn_settings import settings_for
 
 Weighting = Literal["linear", "div"]
 TIEBREAK = 1e-6
@@ -52,8 +52,30 @@ def _counts(sessions: list[np.ndarray], n_items: int) -> np.ndarray:
     return np.bincount(flat, minlength=n_items + 1).astype(np.float64)
 
 
-def _tiebreak(counts: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(TIEBREAK * counts / max(float(counts.max()), 1.0))
+def _concat(parts: list[np.ndarray], dtype: type = np.int64) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0, dtype)
+
+
+class _SessionModel:
+    """What the baselines share: fitting on the sessions before a split, and the popularity tie-break."""
+
+    n_items: int
+    tiebreak: torch.Tensor | None
+
+    def _set_tiebreak(self, sessions: list[np.ndarray], enabled: bool) -> None:
+        counts = _counts(sessions, self.n_items)
+        self.tiebreak = torch.from_numpy(TIEBREAK * counts / max(float(counts.max()), 1.0)) if enabled else None
+
+    @classmethod
+    def fit(cls, dataset: SequenceDataset, split: str = "test", **settings: Any) -> Self:
+        return cls(sessions_before(dataset, split), dataset.n_items, **settings)
+
+    def _finish(self, scores: torch.Tensor) -> torch.Tensor:
+        """Add the tie-break; padding (index 0) is never recommended."""
+        if self.tiebreak is not None:
+            scores = scores + self.tiebreak
+        scores[:, 0] = -torch.inf
+        return scores
 
 
 def recency_weights(history: np.ndarray, weighting: str) -> dict[int, float]:
@@ -65,7 +87,7 @@ def recency_weights(history: np.ndarray, weighting: str) -> dict[int, float]:
     return out
 
 
-class SessionKNN:
+class SessionKNN(_SessionModel):
     """SKNN (`weighting=None`) or V-SKNN (`weighting="linear"|"div"`) over a database of sessions."""
 
     def __init__(self, sessions: list[np.ndarray], n_items: int, k: int = 100, weighting: Weighting | None = None,
@@ -82,16 +104,10 @@ class SessionKNN:
             unique = np.unique(session)
             rows.append(np.full(len(unique), row)), cols.append(unique)
             self._by_content.setdefault(np.asarray(session, np.int64).tobytes(), []).append(row)
-        rows_a = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-        cols_a = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+        rows_a, cols_a = _concat(rows), _concat(cols)
         self.database = sp.csr_matrix((np.ones(len(rows_a)), (rows_a, cols_a)), shape=(len(sessions), n_items + 1))
         self.session_sizes = np.asarray(self.database.sum(axis=1)).ravel()
-        counts = _counts(sessions, n_items)
-        self.tiebreak = _tiebreak(counts) if popularity_tiebreak else None
-
-    @classmethod
-    def fit(cls, dataset: SequenceDataset, split: str = "test", **settings: Any) -> SessionKNN:
-        return cls(sessions_before(dataset, split), dataset.n_items, **settings)
+        self._set_tiebreak(sessions, popularity_tiebreak)
 
     def similarities(self, histories: list[np.ndarray]) -> np.ndarray:
         """[B, n_sessions] similarity of each query to each database session (its own session: -inf)."""
@@ -120,14 +136,10 @@ class SessionKNN:
         weights = np.zeros_like(sims)
         chosen = np.take_along_axis(sims, top, axis=1)
         np.put_along_axis(weights, top, np.where(np.isfinite(chosen) & (chosen > 0), chosen, 0.0), axis=1)
-        scores = torch.from_numpy(np.asarray(self.database.T @ weights.T).T.copy())
-        if self.tiebreak is not None:
-            scores = scores + self.tiebreak
-        scores[:, 0] = -torch.inf
-        return scores
+        return self._finish(torch.from_numpy(np.asarray(self.database.T @ weights.T).T.copy()))
 
 
-class CooccurrenceRecommender:
+class CooccurrenceRecommender(_SessionModel):
     """Windowed item co-occurrence (sequential rules): see the module docstring."""
 
     name = "cooc"
@@ -145,41 +157,33 @@ class CooccurrenceRecommender:
             for gap in range(1, min(window, len(session) - 1) + 1):
                 sources.append(session[:-gap]), targets.append(session[gap:])
                 weights.append(np.full(len(session) - gap, 1.0 / gap))
-        src = np.concatenate(sources) if sources else np.zeros(0, np.int64)
-        dst = np.concatenate(targets) if targets else np.zeros(0, np.int64)
-        w = np.concatenate(weights) if weights else np.zeros(0)
+        src, dst, w = _concat(sources), _concat(targets), _concat(weights, np.float64)
         if symmetric:
             src, dst, w = np.concatenate([src, dst]), np.concatenate([dst, src]), np.concatenate([w, w])
         self.matrix = sp.csr_matrix((w, (src, dst)), shape=(n_items + 1, n_items + 1))  # duplicates are summed
-        counts = _counts(sessions, n_items)
-        self.tiebreak = _tiebreak(counts) if popularity_tiebreak else None
-
-    @classmethod
-    def fit(cls, dataset: SequenceDataset, split: str = "test", **settings: Any) -> CooccurrenceRecommender:
-        return cls(sessions_before(dataset, split), dataset.n_items, **settings)
+        self._set_tiebreak(sessions, popularity_tiebreak)
 
     def score(self, histories: list[np.ndarray]) -> torch.Tensor:
         query = sp.lil_matrix((len(histories), self.n_items + 1))
         for row, history in enumerate(histories):
             for j, item in enumerate(np.asarray(history, dtype=np.int64)[::-1][: self.history].tolist()):
                 query[row, item] += self.decay**j
-        scores = torch.from_numpy(np.asarray((query.tocsr() @ self.matrix).todense(), dtype=np.float64))
-        if self.tiebreak is not None:
-            scores = scores + self.tiebreak
-        scores[:, 0] = -torch.inf
-        return scores
+        return self._finish(torch.from_numpy(np.asarray((query.tocsr() @ self.matrix).todense(), dtype=np.float64)))
 
 
-# the quality grid's cells take the defaults chosen on amazon2018-scientific's validation split
+# the quality grid's cells: the settings chosen on the dataset's own validation split, else the defaults
 
 
 def sknn_reference(dataset: SequenceDataset, grid: object) -> tuple[SessionKNN, str, dict]:
-    return SessionKNN.fit(dataset, "test", **SKNN_DEFAULTS), "sknn", dict(SKNN_DEFAULTS)
+    settings = settings_for("sknn", dataset.name)
+    return SessionKNN.fit(dataset, "test", **settings), "sknn", settings
 
 
 def vsknn_reference(dataset: SequenceDataset, grid: object) -> tuple[SessionKNN, str, dict]:
-    return SessionKNN.fit(dataset, "test", **VSKNN_DEFAULTS), "vsknn", dict(VSKNN_DEFAULTS)
+    settings = settings_for("vsknn", dataset.name)
+    return SessionKNN.fit(dataset, "test", **settings), "vsknn", settings
 
 
 def cooc_reference(dataset: SequenceDataset, grid: object) -> tuple[CooccurrenceRecommender, str, dict]:
-    return CooccurrenceRecommender.fit(dataset, "test", **COOC_DEFAULTS), "cooc", dict(COOC_DEFAULTS)
+    settings = settings_for("cooc", dataset.name)
+    return CooccurrenceRecommender.fit(dataset, "test", **settings), "cooc", settings
