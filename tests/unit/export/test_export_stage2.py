@@ -52,7 +52,8 @@ def test_rat_run_rebuilds_and_exports_its_adapter(pretrained, small_shared):
                             probe_items=4, domain="lab", embed_batch_size=8)  # fmt: skip
     table = LLMEmbSCFT(settings, run_dir=root / "scft", lm=load_language_model("tiny"), progress=False).fit(small)
     table.save(root / "scft" / "item_table.npz")
-    config = TrainRATConfig(out=root / "rat", backbone="sasrec", scft=str(root / "scft"),
+    # said_cosine (not RAT's default BCE): the comparison below scores by cosine, as the pretrained SASRec trained
+    config = TrainRATConfig(out=root / "rat", backbone="sasrec", scft=str(root / "scft"), loss="said_cosine",
                             collaborative=str(root / "sasrec"), d_m=16, **SEQREC)  # fmt: skip
     result = train_llmemb_rat(config)
     saved = json.loads((root / "rat" / "config.json").read_text())

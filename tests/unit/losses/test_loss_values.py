@@ -132,18 +132,39 @@ def test_symmetric_infonce_clips_the_inverse_temperature_at_100():
     assert loss == pytest.approx(symmetric_infonce_by_hand(X, Y, 0.01, cosine), rel=1e-3)  # float32 near 0
 
 
+def infonce_without_positive_by_hand(x, y, tau: float, similarity, ids) -> float:
+    """Eq. 4 / eq. 7, one direction each, summed: the positive and the other rows of its id out of the denominator."""
+    n = len(x)
+    s = [[similarity(a, b) / tau for b in y] for a in x]
+    rows = sum(-s[i][i] + math.log(sum(math.exp(s[i][k]) for k in range(n) if ids[k] != ids[i])) for i in range(n))
+    cols = sum(-s[i][i] + math.log(sum(math.exp(s[k][i]) for k in range(n) if ids[k] != ids[i])) for i in range(n))
+    return rows / n + cols / n
+
+
+def dot(a, b):
+    return sum(x * y for x, y in zip(a, b, strict=True))
+
+
+def test_symmetric_infonce_without_the_positive_in_the_denominator_by_hand():
+    """SCFT eq. 4: sim = inner product, I[i != k] takes the positive out (half of eq. 5's sum of directions)."""
+    loss = SymmetricInfoNCE(0.5, similarity="dot", exclude_positive=True)(torch.tensor(X), torch.tensor(Y)).item()
+    assert loss == pytest.approx(0.5 * infonce_without_positive_by_hand(X, Y, 0.5, dot, [0, 1, 2]), rel=1e-5)
+    assert loss != pytest.approx(symmetric_infonce_by_hand(X, Y, 0.5, dot), rel=1e-3)  # not the plain InfoNCE
+
+
 def test_rat_collaborative_alignment_by_hand():
-    """RAT eqs. 7-8: alpha * symmetric InfoNCE over dot products / tau (defaults 0.01 and 2.0), distinct targets."""
+    """RAT eqs. 7-8: alpha * (L^1 + L^2) over dot products / gamma (defaults 0.01 and 2.0) at every target
+    position (item 3 twice), the positive and the other position of the same item out of each denominator."""
     adapted = [[0.0, 0.0], [1.0, 2.0], [0.5, -1.0], [2.0, 0.0]]
     pretrained = [[0.0, 0.0], [1.5, 1.0], [0.0, -1.0], [1.0, 1.0]]
     align = CollaborativeAlignment(np.array(pretrained))
     value = align(items=torch.tensor(adapted), targets=torch.tensor([0, 3, 1, 3, 2])).item()
-
-    def dot(a, b):
-        return sum(x * y for x, y in zip(a, b, strict=True))
-
-    expected = 0.01 * symmetric_infonce_by_hand(adapted[1:], pretrained[1:], 2.0, dot)
-    assert value == pytest.approx(expected, rel=1e-5)
+    positions = [3, 1, 3, 2]
+    x, y = [adapted[p] for p in positions], [pretrained[p] for p in positions]
+    assert value == pytest.approx(0.01 * infonce_without_positive_by_hand(x, y, 2.0, dot, positions), rel=1e-5)
+    distinct = 0.01 * infonce_without_positive_by_hand(
+        [adapted[p] for p in (3, 1, 2)], [pretrained[p] for p in (3, 1, 2)], 2.0, dot, [3, 1, 2])
+    assert value != pytest.approx(distinct, rel=1e-3)  # every position counts, not each item once
 
 
 def test_tslrec_sft_loss_by_hand():

@@ -40,3 +40,13 @@ def test_a_one_epoch_cell_beside_random_bert4rec(tmp_path):
     aligned, _ = table.aligned(dataset.item_ids)
     cosine = (weights * aligned).sum(1) / np.linalg.norm(weights, axis=1) / np.linalg.norm(aligned, axis=1)
     assert method == "llm2bert4rec" and cosine.min() > 0.999
+
+
+def test_a_cell_on_another_backbone_fails_with_its_reason_before_any_build(tmp_path):
+    config = QualityConfig(data=DATA, methods=["llm2bert4rec"], backbones=["sasrec"], seeds=[0], epochs=1,
+                           dim=16, text_encoder="tiny", isolate=False, runs_dir=tmp_path / "runs",
+                           results=tmp_path / "quality.json")  # fmt: skip
+    cells = grid.run_grid(config, load_dataset(config), tmp_path / "runs")
+    assert [(c.method, c.backbone, c.status) for c in cells] == [("llm2bert4rec", "sasrec", "failed")]
+    assert "only a bert4rec backbone, not sasrec" in cells[0].reason
+    assert not (tmp_path / "runs" / "llm2bert4rec" / "table").exists()  # refused before the table was built

@@ -19,10 +19,12 @@ from semrec_worker.methods.llmemb.model import (
     LLMEmbAdapter,
     LLMEmbSCFT,
     attribute_view,
+    collaborative_similarity,
+    embed_views,
     item_prompt,
     train_scft,
 )
-from semrec_worker.methods.llmemb.settings import SCFTSettings
+from semrec_worker.methods.llmemb.settings import SCFTSettings, TrainRATConfig
 from semrec_worker.methods.symmetric_infonce import SymmetricInfoNCE
 
 SMALL = "synthetic:users=60,items=30,avg_len=6,seed=3"
@@ -78,7 +80,12 @@ def test_scft_trains_only_lora_and_resumes(small, tmp_path):
     assert frozen and all(torch.equal(base_before[k], base_after[k.replace(".weight", ".base_layer.weight")])
                           for k in frozen)  # fmt: skip
     assert (tmp_path / CHECKPOINT).exists()
-    assert set(result.probe) == {"before", "after"} and 0 <= result.probe["after"]["view_acc@1"] <= 1
+    assert set(result.probe) == {"before", "after"}
+    after = result.probe["after"]
+    k = small.n_items // 2
+    assert after["probe_items"] == k  # min(--probe-items, half the items)
+    assert after["view_acc@1"] * 2 * k == pytest.approx(round(after["view_acc@1"] * 2 * k), abs=1e-2)  # hits of 2k
+    assert after["view_mean_rank"] >= 1.0 and (after["view_acc@1"] == 1.0) == (after["view_mean_rank"] == 1.0)
     resumed = train_scft(load_language_model("tiny"), small, tiny_settings(max_steps=5), tmp_path, progress=False)
     assert resumed.steps == 5 and [h["step"] for h in resumed.history] == [1, 2, 3, 4, 5]
 
@@ -125,7 +132,7 @@ def test_collaborative_alignment_pulls_the_adapter_towards_sasrec(small):
     collaborative = torch.cat([torch.zeros(1, width), torch.randn(n, width)])
     adapter = LLMEmbAdapter(torch.cat([torch.zeros(1, 16), torch.randn(n, 16)]), width)
     align = CollaborativeAlignment(collaborative, alpha=1.0, temperature=2.0)
-    targets = torch.tensor([0, 1, 2, 2, 3, 4, 5, 6, 7])  # padding and a repeated item are ignored
+    targets = torch.tensor([0, 1, 2, 2, 3, 4, 5, 6, 7])  # padding is ignored; item 2 counts at both positions
     optimizer = torch.optim.Adam(adapter.parameters(), lr=1e-2)
     first = align(items=adapter.weight, targets=targets).item()
     for _ in range(30):
@@ -140,6 +147,87 @@ def test_collaborative_alignment_pulls_the_adapter_towards_sasrec(small):
     assert align(items=adapter.weight, targets=torch.tensor([0, 4, 4])).item() == 0.0  # one item: no negatives
     with pytest.raises(UserError, match="widths"):
         align(items=torch.zeros(n + 1, 3), targets=targets)
+
+
+def test_view_retrieval_finds_identical_views_and_misses_unrelated_ones(small):
+    """The probe itself: views that drop nothing are the same prompt (every item finds its twin, rank 1); an
+    "LM" whose embedding ignores the text ranks the right view last (ties count against it)."""
+    from semrec_worker.methods.llmemb.model import probe_rows, view_retrieval
+
+    lm = load_language_model("tiny")
+    # the tiny LM's tokenizer is character-level: 256 tokens keep the prompts whole (40 would cut them all to
+    # the shared instruction, identical for every item)
+    settings = tiny_settings(drop_fraction=0.0, max_prompt_tokens=256)
+    rows = probe_rows(small.n_items, settings)
+    same = view_retrieval(lm.model, lm.tokenizer, small, rows, settings, "cpu")
+    assert same["view_acc@1"] == 1.0 and same["view_mean_rank"] == 1.0
+    # the inner product does not normalise: another item of larger norm can outscore the identical twin
+    assert 1.0 <= same["view_mean_rank_dot"] <= len(rows)
+    cut = view_retrieval(lm.model, lm.tokenizer, small, rows, tiny_settings(drop_fraction=0.0), "cpu")
+    assert cut["view_acc@1"] == 0.0  # every prompt cut to the same 40 characters: all tie, none is found
+
+    from types import SimpleNamespace
+
+    class Constant(torch.nn.Module):  # every prompt -> the same states: all views tie with the right one
+        config = SimpleNamespace(hidden_size=4)
+
+        def forward(self, input_ids, attention_mask):
+            return SimpleNamespace(last_hidden_state=torch.ones(*input_ids.shape, 4))
+
+    blind = view_retrieval(Constant(), lm.tokenizer, small, rows, settings, "cpu")
+    assert blind["view_acc@1"] == 0.0 and blind["view_mean_rank"] == len(rows)  # ties count against it
+
+
+def test_scft_step_uses_the_papers_loss_on_the_top_layers_only(small):
+    """Inner product, the positive out of the denominator, a trainable temperature started from the first batch's
+    scale, LoRA only in the last layer: every history row says how hard its batch was."""
+    lm = load_language_model("tiny")
+    settings = tiny_settings(lora_top_layers=1, batch_size=8, forward_chunk=3, max_steps=2, lr=1e-2)
+    result = train_scft(lm, small, settings, None, progress=False)
+    last = lm.model.config.num_hidden_layers - 1
+    lora = [n for n, p in result.model.named_parameters() if p.requires_grad]
+    assert lora and all(f"layers.{last}." in n for n in lora)
+    first, second = result.history
+    assert first["items"] == 8 and first["batch_acc@1"] in {k / 16 for k in range(17)}  # 8 rows x 2 directions
+    assert first["temperature"] > 0.05 * 10  # dot products of raw states: a much larger scale than cosine's 0.05
+    assert second["temperature"] != first["temperature"]  # trained
+    assert all(np.isfinite(h["loss"]) for h in result.history)
+
+
+def test_chunked_view_embedding_keeps_the_order(small):
+    """Length-grouped forwards of a few prompts each give every prompt the embedding a single forward gives."""
+    from semrec_worker.lm.backends import TransformersBackend
+    from semrec_worker.lm.loader import LanguageModel
+
+    lm = load_language_model("tiny")
+    lm.model.eval()
+    backend = TransformersBackend(LanguageModel(lm.model, lm.tokenizer, "t"), "mean", 8, 40, "fp32", "cpu", progress=False)
+    texts = ["a b c d e f g h", "x", "the item has a long title and a brand", "brand is Acme", "y z"]
+    with torch.no_grad():
+        chunked = embed_views(backend, texts, 2)
+        alone = torch.cat([backend.embed_batch([t]) for t in texts])
+    torch.testing.assert_close(chunked, alone, atol=1e-4, rtol=1e-4)
+
+
+def test_alignment_compares_with_the_collaborative_sasrecs_similarity(small):
+    rows = np.random.default_rng(0).normal(size=(small.n_items, 4))
+    assert collaborative_similarity(ItemTable(small.item_ids, rows, {"loss": "bce"})) == "dot"
+    assert collaborative_similarity(ItemTable(small.item_ids, rows, {"loss": "said_cosine"})) == "cosine"
+    align = CollaborativeAlignment.from_table(ItemTable(small.item_ids, rows, {"loss": "said_cosine"}), small)
+    assert align.similarity == "cosine"
+    scaled = torch.as_tensor(np.vstack([np.zeros((1, 4)), rows]), dtype=torch.float32)
+    targets = torch.tensor([1, 2, 3, 4, 5])
+    # cosine ignores the adapted rows' scale; the inner product does not
+    assert align(items=3 * scaled, targets=targets).item() == pytest.approx(align(items=scaled, targets=targets).item(), rel=1e-5)
+    dot = CollaborativeAlignment(scaled, similarity="dot")
+    assert dot(items=3 * scaled, targets=targets).item() != pytest.approx(dot(items=scaled, targets=targets).item(), rel=1e-3)
+
+
+def test_rat_trains_with_the_papers_bce_unless_told_otherwise():
+    assert TrainRATConfig(scft="a", collaborative="b", out="x").seqrec.objective.loss == "bce"
+    assert TrainRATConfig(scft="a", collaborative="b", out="x", loss="said_cosine").seqrec.objective.loss == "said_cosine"
+    nested = TrainRATConfig(rat={"scft": "a", "collaborative": "b"}, seqrec={"out": "x", "objective": {"loss": "full_ce"}})
+    assert nested.seqrec.objective.loss == "full_ce"
 
 
 @pytest.mark.slow

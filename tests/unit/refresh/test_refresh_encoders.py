@@ -193,7 +193,7 @@ def test_said_encoder_refreshes_new_items_only_and_is_idempotent(said_stage2, sm
     run = said_stage2 / "run"
     spec = json.loads((run / "refresh_encoder" / "encoder.json").read_text())
     assert spec["kind"] == "said" and spec["projector"] == "amortised" and spec["row_epochs"] == 0
-    assert 0.0 < spec["fit_cosine"] <= 1.0 and spec["fit_items"] == small.n_items
+    assert spec["fit_items"] == small.n_items
     checkpoint = (said_stage2 / "said" / "checkpoint.pt").read_bytes()
 
     encoder = load_item_encoder(run, "said")
@@ -219,6 +219,23 @@ def test_said_encoder_refreshes_new_items_only_and_is_idempotent(said_stage2, sm
     again = refresh(RefreshConfig(catalog="said", items=updated, redis=redis_server.url))
     assert again["published"] is False and again["version"] == summary["version"]
     assert (said_stage2 / "said" / "checkpoint.pt").read_bytes() == checkpoint  # the SAID run is never written
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="fit_cosine is measured on the SAID table's stored rows, but refresh maps the "
+                   "amortised projector's output for the caption, which differs from them (cosine ~0.88 here): the "
+                   "saved encoder re-encodes the catalogue's own items at cosine ~0.32 to their trained rows, not ~1")
+def test_said_fit_cosine_is_what_the_saved_encoder_gives_the_catalogues_own_items(said_stage2, small):
+    """What `fit_cosine` promises: the saved encoder maps each catalogue item close to its trained row (and
+    clearly closer than to another item's row)."""
+    run = said_stage2 / "run"
+    spec = json.loads((run / "refresh_encoder" / "encoder.json").read_text())
+    encoder = load_item_encoder(run, "said")
+    encoder.progress = False
+    trained, _ = ItemTable.load(run).aligned(small.item_ids)
+    actual, predicted = encoder.serving.apply(trained), encoder.encode(small.items)
+    assert spec["fit_cosine"] == pytest.approx(float((predicted * actual).sum(1).mean()), abs=2e-3)
+    assert spec["fit_cosine"] > float((predicted * np.roll(actual, 1, axis=0)).sum(1).mean()) + 0.05
 
 
 @pytest.mark.slow

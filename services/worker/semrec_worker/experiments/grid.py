@@ -209,6 +209,7 @@ def backbone_job(cell: Cell, config: QualityConfig, runs_dir: Path) -> JobConfig
                 "seed": cell.seed, "loss": config.loss, "out": cell.path,
                 "resume": (cell.path / CHECKPOINT).exists()}
     inputs = CellInputs(
+        backbone=cell.backbone,
         seed=int(cell.seed or 0),
         resume=settings["resume"],
         grid=config,

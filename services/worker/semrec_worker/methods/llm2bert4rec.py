@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from semrec.errors import UserError
 from semrec.item_table import ItemTable
 
 from semrec_worker.data.dataset import load_dataset
@@ -29,6 +30,14 @@ BACKBONE = "bert4rec"
 
 class TrainLLM2BERT4RecConfig(TrainLLM2XConfig):
     """`semrec train llm2bert4rec`: the LLM2X table for a BERT4Rec of width `--dim`, written to a run directory."""
+
+
+def only_bert4rec(backbone: str | None) -> dict[str, str]:
+    """The grid cell's check: LLM2BERT4Rec is a BERT4Rec method (its other-backbone cells would be LLM2X's)."""
+    if backbone != BACKBONE:
+        raise UserError(f"llm2bert4rec trains only a {BACKBONE} backbone, not {backbone}: run it with "
+                        f"--backbones {BACKBONE} (LLM2X is the same table on the other backbones)")
+    return {}
 
 
 def train_llm2bert4rec(config: TrainLLM2BERT4RecConfig) -> Path:

@@ -22,7 +22,7 @@ from semrec.config import JobConfig
 from semrec.errors import UserError
 
 from semrec_worker.methods.lh import TrainLHConfig
-from semrec_worker.methods.llm2bert4rec import TrainLLM2BERT4RecConfig
+from semrec_worker.methods.llm2bert4rec import TrainLLM2BERT4RecConfig, only_bert4rec
 from semrec_worker.methods.llm2x import TrainLLM2XConfig
 from semrec_worker.methods.llmemb.settings import TrainLLMEmbConfig, TrainRATConfig
 from semrec_worker.methods.said.settings import TrainSAIDConfig
@@ -76,6 +76,7 @@ class CellInputs:
     table: Callable[[], Path]  # the method's item table (built on first use)
     sasrec: Callable[[int], Path]  # the pretrained ID-based SASRec run of a seed
     same_method_cells: list[Path] = field(default_factory=list)  # this method's cell directories, grid order
+    backbone: str | None = None  # the cell's backbone (a method made for one backbone refuses the others)
 
 
 @dataclass(frozen=True)
@@ -205,7 +206,8 @@ for _spec in (
                          lambda grid: {"text_encoder": grid.text_encoder, "dim": grid.dim or 256}),
     ),
     MethodSpec(
-        "llm2bert4rec", "LLM2BERT4Rec", stage2=SEQREC, cell=_table_init,
+        "llm2bert4rec", "LLM2BERT4Rec", stage2=SEQREC,
+        cell=lambda inputs: {**only_bert4rec(inputs.backbone), **_table_init(inputs)},
         table=TableBuild(TrainLLM2BERT4RecConfig, Ref("semrec_worker.methods.llm2bert4rec:train_llm2bert4rec"),
                          "LLM2BERT4Rec (Harte et al.): the LLM2X table, PCA to BERT4Rec's width, as the initial item "
                          "embeddings of a BERT4Rec backbone (ItemTable; train with --backbone bert4rec).",

@@ -9,6 +9,14 @@ i.e. the cross-entropy of each row of the similarity matrix against its diagonal
 the other B - 1 items of the batch are the negatives. The temperature tau is either fixed or learnable
 (parameterised as log(1/tau) and clipped at 1/tau <= 100, as in CLIP).
 
+`exclude_positive=True` is LLMEmb's form (SCFT eq. 4, RAT eq. 7): the indicator I[i != k] takes the positive
+out of the denominator, so each direction is
+
+    -(1 / B) * sum_i [ s(x_i, y_i) / tau - log sum_{k != i} exp(s(x_i, y_k) / tau) ]
+
+(it can go below zero). `same` (an id per row, e.g. the item at each batch position of RAT eq. 7) also takes
+every other row with the positive's id out of the denominator: a repeated item is never its own negative.
+
 Inputs: `x`, `y` float tensors [B, d] (row i of x and row i of y are the positive pair), B >= 2.
 Output: a scalar loss. Example: `SymmetricInfoNCE(0.05, learnable=True)(view_a, view_b)`.
 """
@@ -31,6 +39,7 @@ class SymmetricInfoNCE(nn.Module):
         temperature: float = 0.05,
         learnable: bool = False,
         similarity: Literal["cosine", "dot"] = "cosine",
+        exclude_positive: bool = False,
     ) -> None:
         super().__init__()
         if temperature <= 0:
@@ -41,17 +50,35 @@ class SymmetricInfoNCE(nn.Module):
         else:
             self.register_buffer("log_inverse_temperature", log_inverse)
         self.similarity = similarity
+        self.exclude_positive = exclude_positive
 
     @property
     def temperature(self) -> float:
         return float(1.0 / self.log_inverse_temperature.detach().exp().clamp(max=MAX_INVERSE_TEMPERATURE))
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if x.shape != y.shape or x.ndim != 2:
-            raise ValueError(f"expected two [B, d] tensors of one shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    def logits(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """s(x_i, y_k) / tau, [B, B]."""
         x, y = x.float(), y.float()
         if self.similarity == "cosine":
             x, y = F.normalize(x, dim=1), F.normalize(y, dim=1)
-        logits = (x @ y.T) * self.log_inverse_temperature.exp().clamp(max=MAX_INVERSE_TEMPERATURE)
-        labels = torch.arange(x.shape[0], device=x.device)
-        return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
+        return (x @ y.T) * self.log_inverse_temperature.exp().clamp(max=MAX_INVERSE_TEMPERATURE)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, same: torch.Tensor | None = None) -> torch.Tensor:
+        if x.shape != y.shape or x.ndim != 2:
+            raise ValueError(f"expected two [B, d] tensors of one shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+        logits = self.logits(x, y)
+        if not self.exclude_positive and same is None:
+            labels = torch.arange(x.shape[0], device=x.device)
+            return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
+        eye = torch.eye(x.shape[0], dtype=torch.bool, device=x.device)
+        duplicate = (same.unsqueeze(0) == same.unsqueeze(1)) & ~eye if same is not None else torch.zeros_like(eye)
+        out = eye | duplicate if self.exclude_positive else duplicate  # what the denominators leave out
+        positive = logits.diagonal()
+        masked = logits.masked_fill(out, float("-inf"))
+        rows, cols = torch.logsumexp(masked, dim=1), torch.logsumexp(masked, dim=0)
+        # a row whose every other entry is its own item has no negative: it contributes nothing
+        valid = torch.isfinite(rows) & torch.isfinite(cols)
+        if not bool(valid.any()):
+            return logits.sum() * 0.0
+        loss = (rows - positive)[valid].mean() + (cols - positive)[valid].mean()
+        return 0.5 * loss

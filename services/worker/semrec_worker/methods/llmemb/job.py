@@ -45,5 +45,5 @@ def train_llmemb_rat(config: TrainRATConfig):
     rat = config.rat
     return train_rat(
         config.seqrec, ItemTable.load(rat.scft), ItemTable.load(rat.collaborative), rat.d_m, rat.alpha,
-        rat.align_temperature, scft_source=rat.scft, job=config,
+        rat.align_temperature, scft_source=rat.scft, job=config, similarity=rat.align_similarity,
     )

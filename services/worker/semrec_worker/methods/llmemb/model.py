@@ -12,10 +12,14 @@ Stage 1, Supervised Contrastive Fine-Tuning (SCFT), `train_scft`:
       e_i = (1 / |p_i|) sum_t h_L(p_i)_t,
   the LLM being trained through LoRA adapters (r=8, alpha=32, dropout 0.1) on the attention and MLP
   projections; the base weights stay frozen.
-- (eq. 5) in-batch contrastive loss between the two views, both directions, learnable temperature tau:
-      L_SCFT = -(1/2B) sum_i [ log softmax_j(cos(e_i', e_j'') / tau)_i + log softmax_j(cos(e_i'', e_j') / tau)_i ]
-  (`SymmetricInfoNCE(learnable=True)`). The run saves the LoRA adapter and the item table of the full
-  prompts' embeddings.
+- (eqs. 4-5) in-batch contrastive loss between the two views, both directions, trainable temperature tau,
+  the inner product as similarity and the positive out of the denominator (eq. 4's I[i != k]):
+      L^1_CL = -(1/B) sum_i [ <e_i', e_i''> / tau - log sum_{k != i} exp(<e_i', e_k''> / tau) ],  L_SCFT = L^1 + L^2
+  (`SymmetricInfoNCE(learnable=True, similarity="dot", exclude_positive=True)`, which averages the two
+  directions: half of eq. 5, the same optimum). Batches of 64 items (128 prompts) by default, run as
+  length-grouped forwards of `forward_chunk` prompts; `lora_top_layers` keeps the LoRA (and the backward
+  pass) to the LM's last layers when a CPU budget needs it. The run saves the LoRA adapter and the item
+  table of the full prompts' embeddings.
 
 Stage 2, Recommendation Adaptation Training (RAT), trained together with the backbone:
 
@@ -24,11 +28,13 @@ Stage 2, Recommendation Adaptation Training (RAT), trained together with the bac
   (`LLMEmbAdapter`, an item-embedding module that gives the backbone its full item matrix). d_m defaults to
   the LM width (576 for SmolLM2: no reduction) and must be >= d, as the paper's d_m (1536) is "significantly
   larger" than the backbone's embeddings.
-- (eq. 7) collaborative alignment: the adapted embeddings of the items in a batch are pulled towards the
-  item embeddings c_i of a pretrained SASRec with in-batch InfoNCE in both directions, dot-product
-  similarity, temperature tau = 2 (`CollaborativeAlignment`; items are de-duplicated so that a repeated
-  item is never its own negative).
-- (eq. 8) total loss L = L_rec + alpha * L_align, alpha = 0.01.
+- (eq. 7) collaborative alignment: the adapted embeddings at every target position of a batch (S rows) are
+  pulled towards the item embeddings c_i of a pretrained SASRec with in-batch contrastive terms in both
+  directions, the positive (and the other positions of the same item) out of the denominator, the
+  similarity the SASRec was trained with (the paper's: inner product, BCE), temperature gamma
+  (`CollaborativeAlignment`).
+- (eq. 8) total loss L = L_SRS + alpha * L_align; L_SRS is the backbone's own loss (the paper's SASRec:
+  BCE, the default of `semrec train llmemb-rat`), alpha and gamma chosen on validation.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from semrec.errors import UserError
 from semrec.item_table import ItemTable
 from torch import nn
@@ -99,7 +106,8 @@ def view_retrieval(
 ) -> dict[str, float]:
     """What SCFT optimises, measured on held-out items: each item's two attribute-dropped views (fixed seed)
     are embedded; accuracy@1 of finding an item's other view among all probed items' views by cosine
-    (both directions averaged), and the mean rank of the right view (1 = best)."""
+    (both directions averaged), and the mean rank of the right view (1 = best); the `_dot` keys rank by the
+    inner product (eq. 4's similarity)."""
     if len(rows) < 2:
         return {}
     rng = np.random.default_rng([settings.seed, 11])
@@ -116,16 +124,51 @@ def view_retrieval(
         LanguageModel(model, tokenizer, "probe"), "mean", settings.embed_batch_size, settings.max_prompt_tokens,
         settings.precision, device, progress=False,
     )
-    a, b = (torch.nn.functional.normalize(torch.as_tensor(backend.embed(v)), dim=1) for v in views)
-    sim = a @ b.T
-    diagonal = sim.diag().unsqueeze(1)
-    ranks = torch.cat([(sim > diagonal).sum(1), (sim.T > diagonal).sum(1)]).float() + 1
-    return {"view_acc@1": round(float((ranks == 1).float().mean()), 4), "view_mean_rank": round(float(ranks.mean()), 2),
-            "probe_items": len(rows)}
+    raw_a, raw_b = (torch.as_tensor(backend.embed(v)) for v in views)
+    out: dict[str, float] = {"probe_items": len(rows)}
+    for suffix, (a, b) in {"": (F.normalize(raw_a, dim=1), F.normalize(raw_b, dim=1)), "_dot": (raw_a, raw_b)}.items():
+        sim = a @ b.T
+        diagonal = sim.diag().unsqueeze(1)
+        # ties count against the item (its own view is one of the >=): a collapsed embedding ranks last, not first
+        ranks = torch.cat([(sim >= diagonal).sum(1), (sim.T >= diagonal).sum(1)]).float()
+        out[f"view_acc@1{suffix}"] = round(float((ranks == 1).float().mean()), 4)
+        out[f"view_mean_rank{suffix}"] = round(float(ranks.mean()), 2)
+    return out
 
 
 def lora_model(model, settings: SCFTSettings):
-    return add_lora(model, settings.lora_r, settings.lora_alpha, settings.lora_dropout, settings.lora_targets)
+    return add_lora(model, settings.lora_r, settings.lora_alpha, settings.lora_dropout, settings.lora_targets,
+                    settings.lora_top_layers)
+
+
+def embed_views(backend: TransformersBackend, texts: list[str], chunk: int) -> torch.Tensor:
+    """Differentiable pooled embeddings of `texts` [len(texts), d], in their order, computed in forwards of
+    `chunk` sequences grouped by token length (a batch padded to its longest prompt wastes the rest)."""
+    lengths = [len(ids) for ids in backend.lm.tokenizer(texts, truncation=True, max_length=backend.max_length)["input_ids"]]
+    order = sorted(range(len(texts)), key=lengths.__getitem__)
+    parts = [backend.embed_batch([texts[i] for i in order[k : k + chunk]]) for k in range(0, len(order), chunk)]
+    pooled = torch.cat(parts)
+    inverse = torch.empty(len(order), dtype=torch.long)
+    inverse[torch.tensor(order)] = torch.arange(len(order))
+    return pooled[inverse.to(pooled.device)]
+
+
+def initial_temperature(settings: SCFTSettings, first: torch.Tensor) -> float:
+    """The temperature SCFT starts from (eq. 4's tau is trainable): the setting, or for the raw inner product a
+    scale that makes the first batch's logits O(10) (SmolLM2's mean-pooled states have norms of tens)."""
+    if settings.temperature is not None:
+        return settings.temperature
+    if settings.similarity == "cosine":
+        return 0.05
+    return max(float(first.detach().float().pow(2).sum(1).mean()) / 20.0, 1e-3)
+
+
+def in_batch_accuracy(loss_fn: SymmetricInfoNCE, a: torch.Tensor, b: torch.Tensor) -> float:
+    """Share of rows (both directions) whose own other view scores highest in the batch: how hard the step was."""
+    with torch.no_grad():
+        logits = loss_fn.logits(a, b)
+        labels = torch.arange(len(a), device=a.device)
+        return float(((logits.argmax(1) == labels).float().mean() + (logits.argmax(0) == labels).float().mean()) / 2)
 
 
 def _batches_for(step: int, train_rows: np.ndarray, batch_size: int, seed: int) -> np.ndarray:
@@ -160,19 +203,35 @@ def train_scft(
     device = device or default_device()
     torch.manual_seed(settings.seed)
     model = lora_model(lm.model, settings)
-    loss_fn = SymmetricInfoNCE(settings.temperature, learnable=True, similarity="cosine").to(device)
     backend = TransformersBackend(
         LanguageModel(model, lm.tokenizer, lm.name), "mean", settings.batch_size, settings.max_prompt_tokens,
         settings.precision, device, progress=False,
     )
-    trainable = [p for p in model.parameters() if p.requires_grad] + list(loss_fn.parameters())
-    optimizer = torch.optim.AdamW(trainable, lr=settings.lr, weight_decay=0.0)
-
     n = dataset.n_items
     attributes = [item_attributes(item) for item in dataset.items]
     domain = domain_of(dataset, settings.domain)
     held_out = probe_rows(n, settings)
     train_rows = np.setdiff1d(np.arange(n), held_out)
+
+    def step_views(step: int) -> tuple[np.ndarray, list[str]]:
+        rows = _batches_for(step, train_rows, settings.batch_size, settings.seed)
+        rng = np.random.default_rng([settings.seed, step, 1])
+        views = [
+            item_prompt(attribute_view(attributes[r], settings.drop_fraction, rng), domain, settings.max_value_chars)
+            for _ in range(2)
+            for r in rows
+        ]
+        return rows, views
+
+    tau = settings.temperature
+    if tau is None and settings.similarity == "dot":  # from step 0's batch, the same on a resume
+        with torch.no_grad():
+            tau = initial_temperature(settings, embed_views(backend, step_views(0)[1], settings.forward_chunk))
+    loss_fn = SymmetricInfoNCE(
+        tau or 0.05, learnable=True, similarity=settings.similarity, exclude_positive=settings.exclude_positive
+    ).to(device)
+    trainable = [p for p in model.parameters() if p.requires_grad] + list(loss_fn.parameters())
+    optimizer = torch.optim.AdamW(trainable, lr=settings.lr, weight_decay=0.0)
     per_epoch = max(1, math.ceil(len(train_rows) / settings.batch_size))
     total = settings.max_steps if settings.max_steps is not None else math.ceil(settings.epochs * per_epoch)
 
@@ -210,27 +269,21 @@ def train_scft(
         ):
             stopped = "time budget"
             break
-        rows = _batches_for(step, train_rows, settings.batch_size, settings.seed)
-        if len(rows) < 2:  # a one-item tail batch has no negatives
+        rows, views = step_views(step)
+        if len(rows) < 3:  # a tail batch this small has no negative once the positive is left out
             step += 1
             continue
-        rng = np.random.default_rng([settings.seed, step, 1])
-        views = [
-            item_prompt(
-                attribute_view(attributes[r], settings.drop_fraction, rng), domain, settings.max_value_chars
-            )
-            for _ in range(2)
-            for r in rows
-        ]
         t0 = time.perf_counter()
-        pooled = backend.embed_batch(views)
-        loss = loss_fn(pooled[: len(rows)], pooled[len(rows) :])
+        pooled = embed_views(backend, views, settings.forward_chunk)
+        a, b = pooled[: len(rows)], pooled[len(rows) :]
+        loss = loss_fn(a, b)
         ensure_finite_loss(loss, f"SCFT step {step + 1}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         step += 1
         history.append({"step": step, "loss": round(loss.item(), 5), "temperature": round(loss_fn.temperature, 5),
+                        "batch_acc@1": round(in_batch_accuracy(loss_fn, a, b), 4), "items": len(rows),
                         "step_s": round(time.perf_counter() - t0, 3)})
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}", tau=f"{loss_fn.temperature:.4f}")
@@ -438,28 +491,42 @@ def empty_adapter(state: dict[str, torch.Tensor], prefix: str = "item_embedding.
 
 
 class CollaborativeAlignment(nn.Module):
-    """RAT eqs. 7-8: alpha * InfoNCE(adapted e_i, pretrained SASRec c_i) over the distinct target items of a step.
+    """RAT eqs. 7-8: alpha * L_align, L_align = L^1_align + L^2_align, between the adapted embeddings e_i and a
+    pretrained SASRec's c_i over every target position of a step (eq. 7's S, "the sum of sequence lengths of
+    one batch": a repeated item is one row per position).
+
+    Each direction is -(1/S) sum_i [ sim(e_i, c_i) / gamma - log sum_{k: item_k != item_i} exp(sim(e_i, c_k) / gamma) ]:
+    the positive is out of the denominator (eq. 7's I[i != k]), and so is every other position of the same item
+    (its logit equals the positive's). `similarity` is the one the collaborative SASRec was trained with (the
+    paper: the inner product of a BCE-trained SASRec), so both sides are compared as they were learned.
 
     Called by the seqrec trainer as `extra_loss(model=, items=, hidden=, targets=)`: `items` is the current
     item matrix [n_items + 1, d] (the adapter's `weight`), `targets` the step's target indices (0 = padding,
-    ignored). Returns the weighted term alpha * L_align that the trainer adds to the recommendation loss.
+    ignored). Returns the weighted term alpha * L_align that the trainer adds to the recommendation loss
+    (eq. 8; the paper sums the two directions, hence 2x `SymmetricInfoNCE`'s mean).
     """
 
     def __init__(
-        self, collaborative: np.ndarray | torch.Tensor, alpha: float = 0.01, temperature: float = 2.0
+        self, collaborative: np.ndarray | torch.Tensor, alpha: float = 0.01, temperature: float = 2.0,
+        similarity: str = "dot",
     ) -> None:
         super().__init__()
         self.part_name = "llmemb-alignment"  # a training-only part: a rebuilt model does not need it
         self.register_buffer("collaborative", torch.as_tensor(np.asarray(collaborative, dtype=np.float32)))
         self.alpha = alpha
-        self.loss = SymmetricInfoNCE(temperature, learnable=False, similarity="dot")
+        self.similarity = similarity
+        self.loss = SymmetricInfoNCE(temperature, learnable=False, similarity=similarity, exclude_positive=True)
 
     @classmethod
     def from_table(
-        cls, table: ItemTable, dataset: SequenceDataset, alpha: float = 0.01, temperature: float = 2.0
+        cls, table: ItemTable, dataset: SequenceDataset, alpha: float = 0.01, temperature: float = 2.0,
+        similarity: str = "auto",
     ) -> CollaborativeAlignment:
-        """From the item table a pretrained SASRec run saved (RUN_DIR/item_table.npz)."""
-        return cls(_padded_rows(table, dataset), alpha, temperature)
+        """From the item table a pretrained SASRec run saved (RUN_DIR/item_table.npz); `similarity` "auto": the
+        one of the loss that run trained with (its table's metadata), dot when it does not say."""
+        if similarity == "auto":
+            similarity = collaborative_similarity(table)
+        return cls(_padded_rows(table, dataset), alpha, temperature, similarity)
 
     def forward(self, *, items: torch.Tensor, targets: torch.Tensor, **_: object) -> torch.Tensor:
         if items.shape[1] != self.collaborative.shape[1]:
@@ -468,10 +535,18 @@ class CollaborativeAlignment(nn.Module):
                 f"the pretrained SASRec's {self.collaborative.shape[1]}-d"
             )
         collaborative = self.collaborative.to(items.device)
-        unique = torch.unique(targets[targets != 0])
-        if unique.numel() < 2:
+        positions = targets[targets != 0]
+        if torch.unique(positions).numel() < 2:
             return items.sum() * 0.0
-        return self.alpha * self.loss(items[unique], collaborative[unique])
+        return self.alpha * 2.0 * self.loss(items[positions], collaborative[positions], same=positions)
+
+
+def collaborative_similarity(table: ItemTable) -> str:
+    """How the SASRec behind `table` scored items in training: its loss's similarity (cosine for said_cosine)."""
+    from semrec_worker.losses import LOSSES
+
+    loss = table.metadata.get("loss")
+    return LOSSES[loss].similarity if loss in LOSSES else "dot"
 
 
 def scft_texts(dataset: SequenceDataset, settings: SCFTSettings) -> Sequence[str]:

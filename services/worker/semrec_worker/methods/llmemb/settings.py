@@ -4,7 +4,7 @@ the CLI builds its flags from them, and the item table records them in its metad
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 from semrec.config import JobConfig, StrictModel
@@ -34,8 +34,25 @@ class SCFTSettings(AcceptsOldNames, StrictModel):
     lora_alpha: int = Field(32, ge=1, description="LoRA alpha")
     lora_dropout: float = Field(0.1, ge=0, lt=1, description="LoRA dropout")
     lora_targets: list[str] = Field(LLAMA_LORA_TARGETS, description="module names that get LoRA adapters")
-    temperature: float = Field(0.05, gt=0, description="initial (learnable) contrastive temperature")
-    batch_size: int = Field(32, ge=2, description="items per step (two views each)")
+    lora_top_layers: int | None = Field(
+        None, ge=1, description="LoRA only in the LM's last N layers (None: all); the frozen layers below run without "
+        "autograd, so a step's backward pass is that much cheaper (forward cost is unchanged)",
+    )
+    similarity: Literal["dot", "cosine"] = Field(
+        "dot", description="similarity of the two views (eq. 4); the paper: the inner product"
+    )
+    exclude_positive: bool = Field(
+        True, description="take the positive out of the denominator (eq. 4's indicator I[i != k]); off: plain InfoNCE"
+    )
+    temperature: float | None = Field(
+        None, gt=0, description="initial value of the trainable temperature (eq. 4); None: 0.05 for cosine, and for "
+        "dot the first batch's mean squared embedding norm / 20 (so that the initial logits are O(10))",
+    )
+    batch_size: int = Field(64, ge=2, description="items per step (two views each): the in-batch negatives")
+    forward_chunk: int = Field(
+        32, ge=1, description="sequences per LM forward inside a step, grouped by token length (less padding, "
+        "bounded memory); the loss still sees the whole batch",
+    )
     lr: float = Field(2e-4, gt=0, description="AdamW learning rate (LoRA weights and temperature)")
     epochs: float = Field(1.0, gt=0, description="passes over the items (fractions allowed)")
     max_steps: int | None = Field(None, ge=0, description="stop after this many steps (overrides epochs)")
@@ -72,14 +89,38 @@ class RATSettings(StrictModel):
         "None: the SCFT table's width (576 for SmolLM2, no reduction)",
     )
     alpha: float = Field(0.01, ge=0, description="weight of the collaborative alignment loss (eq. 8)")
-    align_temperature: float = Field(2.0, gt=0, description="temperature of the alignment InfoNCE (eq. 7)")
+    align_temperature: float = Field(2.0, gt=0, description="temperature gamma of the alignment loss (eq. 7)")
+    align_similarity: Literal["auto", "dot", "cosine"] = Field(
+        "auto", description="similarity of the alignment (eq. 7); auto: the one the collaborative SASRec was "
+        "trained with (its loss), so the two are compared as they were learned",
+    )
+
+
+RAT_DEFAULT_LOSS = "bce"  # L_SRS of eq. 8: the paper's SASRec trains with binary cross-entropy
 
 
 class TrainRATConfig(JobConfig):
-    """`semrec train llmemb-rat`: a seqrec run (its backbone, optimisation, data, ...) plus RAT's settings."""
+    """`semrec train llmemb-rat`: a seqrec run (its backbone, optimisation, data, ...) plus RAT's settings.
+
+    The backbone's loss (--loss) defaults to the paper's, BCE, when none is given (the quality grid passes its
+    own, the same for every cell)."""
 
     seqrec: SeqRecConfig = Field(default_factory=dict, validate_default=True)  # missing settings: named by flag
     rat: RATSettings = Field(default_factory=dict, validate_default=True)  # missing settings: named by flag
+
+    @model_validator(mode="before")
+    @classmethod
+    def _paper_loss_by_default(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "loss" in data:
+            return data
+        seqrec = data.get("seqrec")
+        if isinstance(seqrec, SeqRecConfig):
+            return data  # an already built seqrec part keeps what it has
+        if isinstance(seqrec, dict):
+            objective = seqrec.get("objective")
+            if "loss" in seqrec or (isinstance(objective, dict) and "loss" in objective) or hasattr(objective, "loss"):
+                return data
+        return {**data, "loss": RAT_DEFAULT_LOSS}
 
     @model_validator(mode="after")
     def _own_item_layer(self) -> TrainRATConfig:
