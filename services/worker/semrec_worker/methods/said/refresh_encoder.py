@@ -17,8 +17,10 @@ For a new item, `encode`:
    existing items' rows are never touched: they are not even loaded);
 2. applies the stage-2 PCA and scale saved at training time (never refitted);
 3. maps z -> e with W, b: for `--projection linear` the trained linear layer itself (exact); for PCA init
-   a ridge least-squares map fitted from the existing items' z to their trained e (in-sample cosine in
-   `encoder.json`: how much of the fine-tuning a linear map of the SAID vector explains);
+   a ridge least-squares map fitted from the existing items' z to their trained e — with the amortised
+   projector, z as refresh computes it (the projector's output for the caption, not the stored row, which
+   carries per-item training), so the in-sample cosine in `encoder.json` is what the catalogue's own items
+   get from this encoder;
 4. applies the serving transform.
 
 Existing items keep their trained vectors (the refresh job never re-encodes unchanged items): their SAID
@@ -121,8 +123,18 @@ class SAIDItemEncoder:
             if pca is not None:
                 arrays.update(pca.arrays())
             arrays["scale"] = np.array(scale)
-            weights, bias = ridge_map(z, targets)
             how = "ridge map from the init rows to the trained rows"
+            if projector == "amortised":
+                # fit on what refresh computes for an item (the projector's output for its caption), not on the
+                # stored rows, which carry per-item training a new item never gets
+                probe = cls({"said_config": said_config.to_dict(), "projector": projector, "row_epochs": 0,
+                             **serving_space_of_run(run_dir, item_table.vectors)}, arrays)
+                probe.progress = False
+                known_items = [item for item, k in zip(dataset.items, known, strict=True) if k]
+                u = probe.said_vectors(known_items)
+                z = (u if pca is None else pca.transform(u)) / scale
+                how = "ridge map from the projector's output for each caption to the trained rows"
+            weights, bias = ridge_map(z, targets)
         arrays["map_weight"], arrays["map_bias"] = weights.astype(np.float32), bias.astype(np.float32)
         serving = serving_space_of_run(run_dir, item_table.vectors)
         space = ServingSpace.from_dict(serving)
