@@ -91,7 +91,8 @@ def create_app(settings: RankerSettings | None = None, encoder_factory: EncoderF
                         signing_key=settings.signing_key())  # fmt: skip
     batcher = None
     if settings.batch_window_ms > 0:
-        batcher = MicroBatcher(settings.batch_window_ms / 1000, settings.batch_max, metrics.batch_size.observe)
+        batcher = MicroBatcher(settings.batch_window_ms / 1000, settings.batch_max, metrics.batch_size.observe,
+                               adaptive=settings.batch_adaptive)  # fmt: skip
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -37,7 +37,11 @@ class RankerSettings(RedisSettings):
     blas_threads: int = Field(1, ge=1, le=64, description="BLAS threads of the float32 scoring (rescoring, fallback)")
     batch_window_ms: float = Field(
         1.0, ge=0, le=1000, description="micro-batching: requests arriving within this window share one encoder "
-        "call (a lone request waits at most this long); 0: off, each request runs on its own",
+        "call and one top-k pass (at most this long a wait); 0: off, each request runs on the event loop",
+    )  # fmt: skip
+    batch_adaptive: bool = Field(
+        True, description="the batching window opens only when another request is already on its way (a lone "
+        "request is never delayed); false: every quiet period's first request waits the window",
     )  # fmt: skip
     batch_max: int = Field(32, ge=1, le=1024, description="at most this many requests per micro-batch")
     exact_kernel: Literal["int8", "float32"] = Field(
