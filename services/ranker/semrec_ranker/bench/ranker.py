@@ -12,8 +12,9 @@
    each point: the in-process floor (`Engine.recommend`, encode + top-k, timed in this process with the
    same settings), the server's CPU per request and its memory (RSS, USS and PSS of each worker: PSS
    splits the shared pages, USS is what one more worker costs). The eager-PyTorch peer serves the same
-   requests for comparison. wrk 4.1 has no fixed-rate mode, so the rates are the closed-loop rates that the
-   connection counts produce.
+   requests for comparison. Besides the closed-loop connection counts, `rates` adds points at fixed
+   offered rates (paced by the wrk script, bench/wrk.py), each flagged with the share of sends that left
+   late (the server fell behind).
 """
 
 from __future__ import annotations
