@@ -78,6 +78,7 @@ def create_app(settings: RankerSettings | None = None, encoder_factory: EncoderF
             rescore_candidates=settings.rescore_candidates,
             topk_threads=settings.topk_threads,
             shared_dir=settings.shared_dir,
+            int8_prepack=settings.int8_prepack,
         )
 
     def on_outcome(outcome: ReloadOutcome) -> None:

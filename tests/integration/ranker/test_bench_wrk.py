@@ -40,7 +40,7 @@ def test_the_wrk_bench_reports_every_point_with_its_floor_and_memory(tmp_path):
     points = {(r["config"]["workers"], r["config"]["kind"], r["config"]["offered_rps"]) for r in runs}
     assert points == {(w, kind, rate) for w in (1, 2) for kind in ("history", "user") for rate in (None, 40)}
     paced = [r for r in runs if r["config"]["offered_rps"]]
-    assert all(30 <= r["metrics"]["rps"] <= 50 for r in paced), [r["metrics"]["rps"] for r in paced]  # held the pace (+ each connection's first, unpaced send)
+    assert all(30 <= r["metrics"]["rps"] <= 45 for r in paced), [r["metrics"]["rps"] for r in paced]  # held the pace
     for run in runs:
         m = run["metrics"]
         assert run["protocol"] == "http-wrk" and m["errors"] == 0 and m["requests"] > 0 and m["rps"] > 0

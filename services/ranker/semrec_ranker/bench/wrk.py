@@ -64,7 +64,8 @@ function done(summary, latency, requests)
 end
 """
 
-# Appended for a fixed offered rate: defining `delay` makes wrk ask it before every request but a connection's first.
+# Appended for a fixed offered rate: defining `delay` makes wrk ask it before every request (the first of each
+# connection too).
 PACING = r"""
 local ffi = require("ffi")
 ffi.cdef[[typedef struct { long tv_sec; long tv_nsec; } semrec_timespec;

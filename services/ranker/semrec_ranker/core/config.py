@@ -52,6 +52,10 @@ class RankerSettings(RedisSettings):
         256, ge=1, le=100_000, description="int8 candidates rescored in float32 (at least 2 x k; more when the "
         "exactness bound is not met)",
     )  # fmt: skip
+    int8_prepack: bool = Field(
+        False, description="hand the int8 matrix to ONNX Runtime as a constant, packed once for its kernel (faster "
+        "scoring; the packed copy lives in each worker's heap, not in the shared files)",
+    )  # fmt: skip
     topk_threads: int = Field(1, ge=1, le=64, description="ONNX Runtime threads of the int8 scoring")
     shared_dir: Path | None = Field(
         None, description="memory-map the item matrix, its int8 copy and the HNSW index from files written here "

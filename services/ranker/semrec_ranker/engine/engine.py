@@ -67,6 +67,7 @@ class Engine:
         rescore_candidates: int = 256,
         topk_threads: int = 1,
         shared_dir: Path | None = None,
+        int8_prepack: bool = False,
     ) -> None:
         self.version = version
         self.metadata = bundle.metadata
@@ -102,7 +103,8 @@ class Engine:
                                                                ort_threads, device)  # fmt: skip
         self.exact: ExactIndex | QuantizedIndex = ExactIndex(self.vectors)
         if arrays.quantized is not None:
-            self.exact = QuantizedIndex(self.vectors, arrays.quantized, rescore_candidates, topk_threads, self.exact)
+            self.exact = QuantizedIndex(self.vectors, arrays.quantized, rescore_candidates, topk_threads, self.exact,
+                                        prepack=int8_prepack)  # fmt: skip
         self.index: ExactIndex | QuantizedIndex | HnswIndex = self.exact
         self.ann = use_ann
         if use_ann:

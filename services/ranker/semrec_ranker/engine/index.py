@@ -112,8 +112,10 @@ def quantize(vectors: np.ndarray, block_rows: int = 65_536) -> QuantizedMatrix:
     return QuantizedMatrix(items_t, scales, max_error, max_norm)
 
 
-def _candidate_graph(dim: int) -> bytes:
-    """ONNX graph: approx = (q_u8 - 128) @ items_t * scales, then TopK(approx, k)."""
+def _candidate_graph(dim: int, constants: QuantizedMatrix | None = None) -> bytes:
+    """ONNX graph: approx = (q_u8 - 128) @ items_t * scales, then TopK(approx, k). With `constants`, the int8
+    matrix and its scales are initializers of the graph instead of inputs: MLAS then packs the matrix once,
+    at session creation, instead of on every call (faster, but a packed copy in each worker's heap)."""
     from onnx import TensorProto, helper, numpy_helper
 
     nodes = [
@@ -122,15 +124,19 @@ def _candidate_graph(dim: int) -> bytes:
         helper.make_node("Mul", ["dots_f", "scales"], ["approx"]),
         helper.make_node("TopK", ["approx", "k"], ["values", "indices"], axis=-1, largest=1, sorted=1),
     ]
+    inputs = [helper.make_tensor_value_info("query", TensorProto.UINT8, ["b", dim])]
+    initializers = [numpy_helper.from_array(np.array(128, dtype=np.uint8), "zero_point")]
+    if constants is None:
+        inputs += [helper.make_tensor_value_info("items_t", TensorProto.INT8, [dim, "n"]),
+                   helper.make_tensor_value_info("scales", TensorProto.FLOAT, ["n"])]  # fmt: skip
+    else:
+        initializers += [numpy_helper.from_array(np.ascontiguousarray(constants.items_t), "items_t"),
+                         numpy_helper.from_array(np.ascontiguousarray(constants.scales), "scales")]  # fmt: skip
     graph = helper.make_graph(
-        nodes, "semrec_int8_topk",
-        [helper.make_tensor_value_info("query", TensorProto.UINT8, ["b", dim]),
-         helper.make_tensor_value_info("items_t", TensorProto.INT8, [dim, "n"]),
-         helper.make_tensor_value_info("scales", TensorProto.FLOAT, ["n"]),
-         helper.make_tensor_value_info("k", TensorProto.INT64, [1])],
+        nodes, "semrec_int8_topk", [*inputs, helper.make_tensor_value_info("k", TensorProto.INT64, [1])],
         [helper.make_tensor_value_info("values", TensorProto.FLOAT, ["b", "c"]),
          helper.make_tensor_value_info("indices", TensorProto.INT64, ["b", "c"])],
-        initializer=[numpy_helper.from_array(np.array(128, dtype=np.uint8), "zero_point")],
+        initializer=initializers,
     )  # fmt: skip
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -149,7 +155,7 @@ class QuantizedIndex:
     """
 
     def __init__(self, vectors: np.ndarray, quantized: QuantizedMatrix, candidates: int = 64, threads: int = 1,
-                 fallback: ExactIndex | None = None) -> None:  # fmt: skip
+                 fallback: ExactIndex | None = None, prepack: bool = False) -> None:  # fmt: skip
         import onnxruntime as ort
 
         self.vectors = vectors
@@ -162,15 +168,18 @@ class QuantizedIndex:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(_candidate_graph(vectors.shape[1]), sess_options=options,
-                                            providers=["CPUExecutionProvider"])  # fmt: skip
+        self.prepacked = prepack
+        graph = _candidate_graph(vectors.shape[1], quantized if prepack else None)
+        self.session = ort.InferenceSession(graph, sess_options=options, providers=["CPUExecutionProvider"])
+        del graph  # with prepack the session holds its own (packed) copy
         self.stats = {"proved": 0, "batched": 0, "widened": 0, "float32_scan": 0}
 
     def _candidates(self, query_u8: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
         """Top `count` approximate rows of each query row: indices and values, [b, count] each."""
-        values, indices = self.session.run(None, {"query": query_u8, "items_t": self.quantized.items_t,
-                                                  "scales": self.quantized.scales,
-                                                  "k": np.array([count], dtype=np.int64)})  # fmt: skip
+        feed = {"query": query_u8, "k": np.array([count], dtype=np.int64)}
+        if not self.prepacked:
+            feed.update(items_t=self.quantized.items_t, scales=self.quantized.scales)
+        values, indices = self.session.run(None, feed)
         return indices, values
 
     def _quantized_query(self, query: np.ndarray) -> tuple[np.ndarray, float, float] | None:
