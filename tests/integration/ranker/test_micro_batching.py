@@ -73,6 +73,7 @@ def test_batched_answers_equal_unbatched_ones_under_concurrent_load(redis_server
         "off, float32 scan": {"batch_window_ms": 0, "exact_kernel": "float32"},
         "on, int8 + rescoring, shared arrays": {"batch_window_ms": 5, "batch_max": 16, "shared_dir": tmp_path,
                                                 "batch_adaptive": False},  # a window for every batch: they share
+        "on, adaptive, on the event loop": {"batch_window_ms": 5, "batch_on_thread": False},
     }.items():
         with hardened_ranker(_settings(redis_server, **overrides)) as base:
             assert wait_until(lambda: ready_version(base) == "1")
@@ -81,12 +82,14 @@ def test_batched_answers_equal_unbatched_ones_under_concurrent_load(redis_server
             if overrides["batch_window_ms"]:
                 assert index == "exact-int8"
                 count, total = _batch_counts(base)
-                assert total == 3 * len(bodies) and total / count > 1.5, (count, total)  # requests did share calls
-                assert any(p.is_dir() for p in tmp_path.iterdir())  # the arrays were written for the workers
+                assert total == 3 * len(bodies), (count, total)
+                if overrides.get("batch_adaptive") is False:
+                    assert total / count > 1.5, (count, total)  # requests did share calls
+                    assert any(p.is_dir() for p in tmp_path.iterdir())  # the arrays were written for the workers
             else:
                 assert index == "exact"
-    off, on = answers.values()
-    for body, a, b in zip(bodies, off, on, strict=True):
+    off, *batched = answers.values()
+    for body, a, b in ((body, a, b) for on in batched for body, a, b in zip(bodies, off, on, strict=True)):
         assert [i["item_id"] for i in a["items"]] == [i["item_id"] for i in b["items"]], body
         np.testing.assert_allclose([i["score"] for i in a["items"]], [i["score"] for i in b["items"]], atol=1e-5)
         assert a["history_used"] == b["history_used"] and a["fallback"] == b["fallback"]

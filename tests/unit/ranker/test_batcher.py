@@ -1,4 +1,5 @@
-"""The micro-batcher's window: adaptive (a lone request never waits) and fixed, on a recording fake engine."""
+"""The micro-batcher's window: adaptive (a lone request never waits) and fixed, on a recording fake engine, for
+both batchers (compute thread, event loop)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,11 @@ import asyncio
 import time
 
 import numpy as np
-from semrec_ranker.engine.batcher import MicroBatcher
+import pytest
+from semrec_ranker.engine.batcher import InlineBatcher, MicroBatcher
 from semrec_ranker.engine.engine import Query
+
+both = pytest.mark.parametrize("batcher_class", [MicroBatcher, InlineBatcher])
 
 
 class RecordingEngine:
@@ -25,11 +29,12 @@ def _query(k: int) -> Query:
     return Query([1], np.empty(0, np.int64), k, [])
 
 
-def test_adaptive_window_never_delays_a_lone_request():
+@both
+def test_adaptive_window_never_delays_a_lone_request(batcher_class):
     engine = RecordingEngine()
 
     async def scenario() -> list[float]:
-        batcher = MicroBatcher(window_s=1.0, adaptive=True)
+        batcher = batcher_class(window_s=1.0, adaptive=True)
         waits = []
         for k in range(1, 4):
             start = time.perf_counter()
@@ -44,11 +49,12 @@ def test_adaptive_window_never_delays_a_lone_request():
     assert engine.batches == [[1], [2], [3]]
 
 
-def test_adaptive_window_waits_for_a_request_on_its_way_and_no_longer():
+@both
+def test_adaptive_window_waits_for_a_request_on_its_way_and_no_longer(batcher_class):
     engine = RecordingEngine()
 
     async def scenario() -> tuple[float, float]:
-        batcher = MicroBatcher(window_s=2.0, adaptive=True)
+        batcher = batcher_class(window_s=2.0, adaptive=True)
 
         async def slow_request(k: int, delay_s: float) -> int:
             with batcher.coming() as ticket:
@@ -74,11 +80,12 @@ def test_adaptive_window_waits_for_a_request_on_its_way_and_no_longer():
     assert 0.15 < together < 1.5 and 0.15 < alone < 1.5  # closed when nobody else was coming, not at 2 s
 
 
-def test_fixed_window_delays_a_lone_request_by_the_window():
+@both
+def test_fixed_window_delays_a_lone_request_by_the_window(batcher_class):
     engine = RecordingEngine()
 
     async def scenario() -> float:
-        batcher = MicroBatcher(window_s=0.3, adaptive=False)
+        batcher = batcher_class(window_s=0.3, adaptive=False)
         start = time.perf_counter()
         with batcher.coming() as ticket:
             await batcher.submit(engine, _query(1), ticket)
@@ -90,7 +97,8 @@ def test_fixed_window_delays_a_lone_request_by_the_window():
     assert engine.batches == [[1]]
 
 
-def test_requests_arriving_during_a_batch_form_the_next_one():
+@both
+def test_requests_arriving_during_a_batch_form_the_next_one(batcher_class):
     engine = RecordingEngine()
 
     class SlowEngine(RecordingEngine):
@@ -99,7 +107,7 @@ def test_requests_arriving_during_a_batch_form_the_next_one():
             return engine.run(queries)
 
     async def scenario() -> None:
-        batcher = MicroBatcher(window_s=1.0, adaptive=True, max_batch=8)
+        batcher = batcher_class(window_s=1.0, adaptive=True, max_batch=8)
         slow = SlowEngine()
         first = asyncio.ensure_future(batcher.submit(slow, _query(1)))
         await asyncio.sleep(0.05)  # the first batch is computing

@@ -43,6 +43,10 @@ class RankerSettings(RedisSettings):
         True, description="the batching window opens only when another request is already on its way (a lone "
         "request is never delayed); false: every quiet period's first request waits the window",
     )  # fmt: skip
+    batch_on_thread: bool = Field(
+        True, description="compute micro-batches on a compute thread (the event loop keeps reading requests); "
+        "false: on the event loop (no thread hand-offs)",
+    )  # fmt: skip
     batch_max: int = Field(32, ge=1, le=1024, description="at most this many requests per micro-batch")
     exact_kernel: Literal["int8", "float32"] = Field(
         "int8", description="exact top-k: int8 candidates + float32 rescoring (same results, faster) or a float32 scan"
