@@ -73,7 +73,7 @@ def test_batched_answers_equal_unbatched_ones_under_concurrent_load(redis_server
         "off, float32 scan": {"batch_window_ms": 0, "exact_kernel": "float32"},
         "on, int8 + rescoring, shared arrays": {"batch_window_ms": 5, "batch_max": 16, "shared_dir": tmp_path,
                                                 "batch_adaptive": False},  # a window for every batch: they share
-        "on, adaptive, on the event loop": {"batch_window_ms": 5, "batch_on_thread": False},
+        "on, adaptive, compute thread": {"batch_window_ms": 5, "batch_on_thread": True},
     }.items():
         with hardened_ranker(_settings(redis_server, **overrides)) as base:
             assert wait_until(lambda: ready_version(base) == "1")

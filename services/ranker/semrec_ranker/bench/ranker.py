@@ -59,10 +59,11 @@ class RankerBenchConfig(AcceptsOldNames, JobConfig):
     duration_s: float = Field(5.0, ge=1, description="seconds of wrk per point")
     warmup_s: float = Field(1.0, ge=0, description="seconds of wrk before each server's first point")
     wrk_threads: int = Field(1, ge=1, description="wrk threads (each drives connections / threads connections)")
+    settle_s: float = Field(2.0, ge=0, description="pause before each point, so that requests still queued from the previous one do not count against it")
     history_len: int = Field(20, ge=1, description="items per history of the HTTP requests")
     batch_window_ms: float = Field(1.0, ge=0, description="SEMREC_BATCH_WINDOW_MS of the served ranker (0: off)")
     batch_adaptive: bool = Field(True, description="SEMREC_BATCH_ADAPTIVE of the served ranker (the window opens only for company on its way)")
-    batch_on_thread: bool = Field(True, description="SEMREC_BATCH_ON_THREAD of the served ranker (false: batches run on the event loop)")
+    batch_on_thread: bool = Field(False, description="SEMREC_BATCH_ON_THREAD of the served ranker (false: batches run on the event loop)")
     peer: bool = Field(True, description="also serve the eager-PyTorch peer (history, smallest size, first index, 1 worker)")
     pin: bool = Field(True, description="pin the server and wrk to disjoint cores when there are more cores than workers")
     hnsw_expansion_add: int = Field(64, ge=8, description="HNSW build breadth of the bench bundles (cached with them)")
@@ -341,6 +342,7 @@ def _series(config: RankerBenchConfig, redis_url: str, catalog: str, n_items: in
         points = [(c, None) for c in config.connections] + [(config.rate_connections, r) for r in config.rates]
         for kind in kinds:
             for connections, rate in points:
+                time.sleep(config.settle_s)  # the previous point's backlog drains before this one starts
                 cpu_before = _cpu_s(processes)
                 point = run_wrk(url, bodies[kind], connections, config.duration_s, config.wrk_threads, workdir,
                                 wrk_cpus, rate=rate)  # fmt: skip

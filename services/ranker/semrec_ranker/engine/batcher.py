@@ -1,8 +1,9 @@
 """Dynamic micro-batching (as Triton's dynamic batcher): concurrent requests share one encoder call and one
 top-k pass.
 
-Batches run on one compute thread, so the event loop keeps reading requests meanwhile; requests that arrived
-while a batch was computing have already waited and form the next batch at once. When the batcher is idle,
+`MicroBatcher` runs batches on one compute thread, so the event loop keeps reading requests meanwhile;
+`InlineBatcher` (the ranker's default) runs them on the event loop, without thread hand-offs. Requests
+that arrived while a batch was computing have already waited and form the next batch at once. When the batcher is idle,
 a request either runs at once or opens a window of `window_s` for company:
 
 - adaptive (the default): the window opens only when another request is on its way, i.e. inside the

@@ -67,7 +67,7 @@ class Engine:
         rescore_candidates: int = 256,
         topk_threads: int = 1,
         shared_dir: Path | None = None,
-        int8_prepack: bool = False,
+        int8_prepack: bool = True,
     ) -> None:
         self.version = version
         self.metadata = bundle.metadata
