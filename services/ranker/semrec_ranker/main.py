@@ -28,7 +28,7 @@ from semrec_ranker.core.middleware import ObservabilityMiddleware
 from semrec_ranker.core.redis_calls import RedisCalls
 from semrec_ranker.core.redis_health import RedisHealth
 from semrec_ranker.engine import BundleHolder, Engine, Reloader
-from semrec_ranker.engine.batcher import MicroBatcher
+from semrec_ranker.engine.batcher import InlineBatcher, MicroBatcher
 from semrec_ranker.engine.encoder import SequenceEncoder
 from semrec_ranker.engine.reloader import ReloadOutcome
 
@@ -78,6 +78,7 @@ def create_app(settings: RankerSettings | None = None, encoder_factory: EncoderF
             rescore_candidates=settings.rescore_candidates,
             topk_threads=settings.topk_threads,
             shared_dir=settings.shared_dir,
+            int8_prepack=settings.int8_prepack,
         )
 
     def on_outcome(outcome: ReloadOutcome) -> None:
@@ -91,7 +92,9 @@ def create_app(settings: RankerSettings | None = None, encoder_factory: EncoderF
                         signing_key=settings.signing_key())  # fmt: skip
     batcher = None
     if settings.batch_window_ms > 0:
-        batcher = MicroBatcher(settings.batch_window_ms / 1000, settings.batch_max, metrics.batch_size.observe)
+        batcher_class = MicroBatcher if settings.batch_on_thread else InlineBatcher
+        batcher = batcher_class(settings.batch_window_ms / 1000, settings.batch_max, metrics.batch_size.observe,
+                                adaptive=settings.batch_adaptive)  # fmt: skip
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -33,11 +33,14 @@ def test_without_wrk_the_bench_exits_2_and_says_how_to_install_it(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("wrk") is None or shutil.which("redis-server") is None, reason="needs wrk and redis-server")
 def test_the_wrk_bench_reports_every_point_with_its_floor_and_memory(tmp_path):
-    done = _bench(tmp_path, "--http-workers", "1,2", "--http-kinds", "history,user", "--tag", "-t")
+    done = _bench(tmp_path, "--http-workers", "1,2", "--http-kinds", "history,user", "--rates", "40",
+                  "--rate-connections", "4", "--tag", "-t")
     assert done.returncode == 0, done.stderr[-3000:]
     runs = json.loads((tmp_path / "results" / "ranker-http-t.json").read_text())["runs"]
-    points = {(r["config"]["workers"], r["config"]["kind"]) for r in runs}
-    assert points == {(1, "history"), (1, "user"), (2, "history"), (2, "user")}
+    points = {(r["config"]["workers"], r["config"]["kind"], r["config"]["offered_rps"]) for r in runs}
+    assert points == {(w, kind, rate) for w in (1, 2) for kind in ("history", "user") for rate in (None, 40)}
+    paced = [r for r in runs if r["config"]["offered_rps"]]
+    assert all(30 <= r["metrics"]["rps"] <= 45 for r in paced), [r["metrics"]["rps"] for r in paced]  # held the pace
     for run in runs:
         m = run["metrics"]
         assert run["protocol"] == "http-wrk" and m["errors"] == 0 and m["requests"] > 0 and m["rps"] > 0

@@ -140,5 +140,7 @@ def test_int8_top_k_equals_the_float32_top_k_on_an_exported_bundle(trained_runs,
         assert answer.rows.tolist() == expected.rows.tolist(), history
         np.testing.assert_allclose(answer.scores, expected.scores, atol=1e-5)
     assert not any(a.fallback for a in answers)
-    assert fast.exact.stats["proved"] + fast.exact.stats["widened"] + fast.exact.stats["float32_scan"] == len(histories)
-    assert fast.exact.stats["float32_scan"] < len(histories)  # the int8 path answered, not only the scan
+    stats = fast.exact.stats
+    assert stats["batched"] + stats["proved"] + stats["widened"] + stats["float32_scan"] == len(histories)
+    assert stats["float32_scan"] < len(histories)  # the int8 path answered, not only the scan
+    assert stats["batched"] > 0  # from the batch's one int8 product

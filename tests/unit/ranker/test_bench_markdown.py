@@ -44,5 +44,19 @@ def test_wrk_points_become_rows_with_their_floor_and_memory(tmp_path) -> None:
                   metrics=metrics, config=config),
     ])  # fmt: skip
     rows = [line for line in render(path).splitlines() if line.startswith("| onnxruntime |")]
-    assert rows == ["| onnxruntime | 100,000 | hnsw | 2 | user | 16 | 812.5 | 1.2 / 2 / 4.5 | 0 | 1 / 1.5 | 3 | 1.1 "
-                    "| 900.0 | 610.5 | 250.0 | no |"]  # fmt: skip
+    assert rows == ["| onnxruntime | 100,000 | hnsw | 2 | user | 16 | closed | 812.5 | 1.2 / 2 / 4.5 | 0 | 1 / 1.5 | 3 "
+                    "| 1.1 | 900.0 | 610.5 | 250.0 | - |"]  # fmt: skip
+
+
+def test_fixed_rate_points_show_the_offered_rate_and_late_sends(tmp_path) -> None:
+    metrics = {"rps": 780.0, "p50_ms": 1.2, "p90_ms": 2.0, "p99_ms": 40.0, "errors": 0.0, "floor_p50_ms": 1.0,
+               "floor_p99_ms": 1.5, "p99_over_floor_p99": 26.7, "server_cpu_ms_per_request": 1.1,
+               "late_fraction": 0.25, "load_average_1m": 1.9}
+    config = {"kind": "history", "index": "hnsw", "workers": 1, "connections": 32, "offered_rps": 1000.0,
+              "mode": "fixed-rate"}
+    path = write_results(tmp_path / "wrk.json", [
+        RunResult(dataset="synthetic-100000x256", method="onnxruntime", backbone="sasrec", protocol="http-wrk",
+                  metrics=metrics, config=config),
+    ])  # fmt: skip
+    row = next(line for line in render(path).splitlines() if line.startswith("| onnxruntime |"))
+    assert "| 32 | 1000 (25% late) | 780 |" in row and row.endswith("| 1.9 |")

@@ -64,6 +64,42 @@ def test_int8_candidates_with_float32_rescoring_equal_the_float32_top_k(clustere
     assert index.stats["proved"] + index.stats["widened"] == 80  # answered by the int8 path, not the scan
 
 
+@pytest.mark.parametrize("kernel", ["float32", "int8", "int8-prepacked"])
+def test_a_batch_of_queries_gets_each_query_s_own_exact_top_k(kernel, rng):
+    """search_batch scores the whole batch in one product; every answer must be the query's float32 top-k."""
+    from semrec_ranker.engine.index import QuantizedIndex, quantize
+
+    vectors = random_unit_vectors(20_000, 64, seed=6)
+    exact = ExactIndex(vectors, block_rows=7_000)  # several blocks
+    index = exact if kernel == "float32" else QuantizedIndex(vectors, quantize(vectors), candidates=32, fallback=exact,
+                                                             prepack=kernel == "int8-prepacked")  # fmt: skip
+    queries = _queries(rng, vectors, 12)
+    ks = [int(k) for k in rng.integers(1, 30, len(queries))]
+    excluded = [np.unique(rng.integers(0, len(vectors), int(rng.integers(0, 50)))) for _ in ks]
+    excluded[0] = np.arange(0, 19_995)  # a query with almost every row excluded: the float32 scan answers it
+    got = index.search_batch(queries, ks, excluded)
+    for (rows, scores), query, k, skip in zip(got, queries, ks, excluded, strict=True):
+        full = vectors @ query
+        full[skip] = -np.inf
+        want = np.argsort(-full, kind="stable")[:k]
+        want = want[np.isfinite(full[want])]
+        np.testing.assert_array_equal(rows, want)
+        np.testing.assert_allclose(scores, full[want], rtol=0, atol=1e-5)
+        assert not np.isin(rows, skip).any()
+    if kernel != "float32":
+        assert index.stats["batched"] == len(queries) - 1  # one int8 product for the batch
+        assert index.stats["float32_scan"] == 1  # the query that excludes almost everything
+
+
+def test_drop_excluded_keeps_order_and_removes_only_members():
+    from semrec_ranker.engine.index import drop_excluded
+
+    rows = np.array([9, 3, 7, 1, 12, 0])
+    np.testing.assert_array_equal(drop_excluded(rows, np.array([0, 3, 12, 20])), [9, 7, 1])
+    np.testing.assert_array_equal(drop_excluded(rows, np.empty(0, np.int64)), rows)
+    np.testing.assert_array_equal(drop_excluded(rows, np.array([100])), rows)
+
+
 def test_the_int8_path_widens_or_scans_when_its_bound_does_not_hold():
     from semrec_ranker.engine.index import QuantizedIndex, quantize
 

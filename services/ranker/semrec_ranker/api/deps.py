@@ -24,7 +24,7 @@ class RankerState:
     redis: RedisCalls  # request path: short timeout, no retries, its own thread pool
     reloader: Reloader
     health: RedisHealth
-    batcher: MicroBatcher | None = None  # None: micro-batching off
+    batcher: MicroBatcher | None = None  # None: micro-batching off (an InlineBatcher is a MicroBatcher)
 
 
 async def get_state(request: Request) -> RankerState:

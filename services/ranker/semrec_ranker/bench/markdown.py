@@ -68,13 +68,23 @@ def http_table(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n\n" + "\n".join(summaries)
 
 
+def _offered(config: dict[str, Any], metrics: dict[str, Any]) -> str:
+    """`closed` for a closed-loop point; else the offered rate, with the share of sends that left late."""
+    rate = config.get("offered_rps")
+    if rate is None:
+        return "closed"
+    late = metrics.get("late_fraction", 0.0)
+    return f"{rate:g}" + (f" ({late:.0%} late)" if late >= 0.01 else "")
+
+
 def wrk_table(runs: list[dict[str, Any]]) -> str:
     """One row per wrk point: server, size, index, workers, kind, connections, rate, latency, the in-process
     floor beside it, CPU per request, memory of the workers."""
     lines = [
-        "| server | items | index | workers | kind | conns | req/s | p50 / p90 / p99 ms | errors | floor p50 / p99 ms "
-        "| p99 / floor p99 | CPU ms/req | RSS MiB (sum) | PSS MiB (sum) | anonymous MiB (sum) | pinned |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| server | items | index | workers | kind | conns | offered req/s | req/s | p50 / p90 / p99 ms | errors "
+        "| floor p50 / p99 ms | p99 / floor p99 | CPU ms/req | RSS MiB (sum) | PSS MiB (sum) | anonymous MiB (sum) "
+        "| load 1m |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
         m, c = run["metrics"], run["config"]
@@ -82,11 +92,11 @@ def wrk_table(runs: list[dict[str, Any]]) -> str:
         memory = c.get("memory_after") or {}
         lines.append(
             f"| {run['method']} | {n_items:,} | {c.get('served_index') or c['index']} | {c['workers']} | {c['kind']} "
-            f"| {c['connections']} | {m['rps']:g} | {m['p50_ms']:g} / {m['p90_ms']:g} / {m['p99_ms']:g} "
+            f"| {c['connections']} | {_offered(c, m)} | {m['rps']:g} | {m['p50_ms']:g} / {m['p90_ms']:g} / {m['p99_ms']:g} "
             f"| {int(m['errors'])} | {m['floor_p50_ms']:g} / {m['floor_p99_ms']:g} | {m['p99_over_floor_p99']:g} "
             f"| {m['server_cpu_ms_per_request']:g} | {memory.get('total_rss_mib', '-')} "
             f"| {memory.get('total_pss_mib', '-')} | {memory.get('total_anonymous_mib', '-')} "
-            f"| {'yes' if c.get('pinned') else 'no'} |"
+            f"| {m.get('load_average_1m', '-')} |"
         )
     return "\n".join(lines)
 

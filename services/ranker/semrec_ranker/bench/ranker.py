@@ -12,8 +12,9 @@
    each point: the in-process floor (`Engine.recommend`, encode + top-k, timed in this process with the
    same settings), the server's CPU per request and its memory (RSS, USS and PSS of each worker: PSS
    splits the shared pages, USS is what one more worker costs). The eager-PyTorch peer serves the same
-   requests for comparison. wrk 4.1 has no fixed-rate mode, so the rates are the closed-loop rates that the
-   connection counts produce.
+   requests for comparison. Besides the closed-loop connection counts, `rates` adds points at fixed
+   offered rates (paced by the wrk script, bench/wrk.py), each flagged with the share of sends that left
+   late (the server fell behind).
 """
 
 from __future__ import annotations
@@ -53,11 +54,16 @@ class RankerBenchConfig(AcceptsOldNames, JobConfig):
     http_workers: list[int] = Field([1, 2], description="uvicorn worker counts (`semrec serve --workers`)")
     http_kinds: list[Literal["history", "user"]] = Field(["history", "user"], description="request kinds: history in the body, user_id (history from Redis)")
     connections: list[int] = Field([1, 4, 16, 64], description="wrk connection counts (closed loop: one request in flight each)")
+    rates: list[float] = Field([], description="fixed offered rates (req/s) per series, paced by the wrk script (bench/wrk.py)")
+    rate_connections: int = Field(32, ge=1, description="wrk connections of the fixed-rate points (enough to keep sends on schedule)")
     duration_s: float = Field(5.0, ge=1, description="seconds of wrk per point")
     warmup_s: float = Field(1.0, ge=0, description="seconds of wrk before each server's first point")
     wrk_threads: int = Field(1, ge=1, description="wrk threads (each drives connections / threads connections)")
+    settle_s: float = Field(2.0, ge=0, description="pause before each point, so that requests still queued from the previous one do not count against it")
     history_len: int = Field(20, ge=1, description="items per history of the HTTP requests")
     batch_window_ms: float = Field(1.0, ge=0, description="SEMREC_BATCH_WINDOW_MS of the served ranker (0: off)")
+    batch_adaptive: bool = Field(True, description="SEMREC_BATCH_ADAPTIVE of the served ranker (the window opens only for company on its way)")
+    batch_on_thread: bool = Field(False, description="SEMREC_BATCH_ON_THREAD of the served ranker (false: batches run on the event loop)")
     peer: bool = Field(True, description="also serve the eager-PyTorch peer (history, smallest size, first index, 1 worker)")
     pin: bool = Field(True, description="pin the server and wrk to disjoint cores when there are more cores than workers")
     hnsw_expansion_add: int = Field(64, ge=8, description="HNSW build breadth of the bench bundles (cached with them)")
@@ -302,6 +308,8 @@ def _serve(config: RankerBenchConfig, redis_url: str, catalog: str, index: str, 
     env = {**os.environ, "SEMREC_REDIS_URL": redis_url, "SEMREC_CATALOG": catalog, "SEMREC_LOG_LEVEL": "warning",
            "SEMREC_ANN_THRESHOLD": "0" if index == "hnsw" else str(10**12), "SEMREC_ORT_THREADS": str(config.threads),
            "SEMREC_ANN_EXPANSION": str(config.ann_expansion), "SEMREC_BATCH_WINDOW_MS": str(config.batch_window_ms),
+           "SEMREC_BATCH_ADAPTIVE": str(config.batch_adaptive).lower(),
+           "SEMREC_BATCH_ON_THREAD": str(config.batch_on_thread).lower(),
            "SEMREC_SHARED_DIR": str(shared_dir), "SEMREC_HISTORY_CAP": str(max(config.history_len, 50))}  # fmt: skip
     if encoder == "onnx":
         cmd = [sys.executable, "-m", "semrec.cli", "serve", "--port", str(port), "--workers", str(workers)]
@@ -331,29 +339,35 @@ def _series(config: RankerBenchConfig, redis_url: str, catalog: str, n_items: in
         if config.warmup_s:
             run_wrk(url, bodies["history"], 4, config.warmup_s, config.wrk_threads, workdir, wrk_cpus)
         kinds = config.http_kinds if encoder == "onnx" else ["history"]
+        points = [(c, None) for c in config.connections] + [(config.rate_connections, r) for r in config.rates]
         for kind in kinds:
-            for connections in config.connections:
+            for connections, rate in points:
+                time.sleep(config.settle_s)  # the previous point's backlog drains before this one starts
                 cpu_before = _cpu_s(processes)
                 point = run_wrk(url, bodies[kind], connections, config.duration_s, config.wrk_threads, workdir,
-                                wrk_cpus)  # fmt: skip
+                                wrk_cpus, rate=rate)  # fmt: skip
                 cpu_ms = (_cpu_s(processes) - cpu_before) * 1000 / max(point.requests, 1)
                 metrics = {**point.__dict__, "server_cpu_ms_per_request": round(cpu_ms, 3), **floor,
                            "p99_over_floor_p99": round(point.p99_ms / floor["floor_p99_ms"], 2),
                            "load_average_1m": round(os.getloadavg()[0], 2)}  # fmt: skip
                 metrics.pop("floor_index", None)
+                offered = "closed loop" if rate is None else f"offered {rate:g} req/s, late {point.late_fraction:.1%}"
                 echo(f"{encoder:11s} {n_items:>8} items {index:5s} {workers} worker(s) {kind:7s} c={connections:<3} "
-                     f"{point.rps:>7} req/s p50 {point.p50_ms} p90 {point.p90_ms} p99 {point.p99_ms} ms, "
-                     f"errors {point.errors}, floor p99 {floor['floor_p99_ms']} ms, CPU {cpu_ms:.2f} ms/req")  # fmt: skip
+                     f"{offered}: {point.rps:>7} req/s p50 {point.p50_ms} p90 {point.p90_ms} p99 {point.p99_ms} ms, "
+                     f"errors {point.errors}, floor p99 {floor['floor_p99_ms']} ms, CPU {cpu_ms:.2f} ms/req, "
+                     f"load {metrics['load_average_1m']}")  # fmt: skip
                 runs.append(RunResult(
                     dataset=f"synthetic-{n_items}x{config.dim}", method="onnxruntime" if encoder == "onnx" else encoder,
                     backbone=config.http_backbone, protocol="http-wrk",
                     metrics={k: float(v) for k, v in metrics.items() if isinstance(v, int | float)},
                     config={"kind": kind, "index": index, "served_index": floor.get("floor_index"), "workers": workers,
-                            "connections": connections, "duration_s": config.duration_s,
+                            "connections": connections, "mode": "closed-loop" if rate is None else "fixed-rate",
+                            "offered_rps": rate, "duration_s": config.duration_s,
                             "wrk_threads": config.wrk_threads, "server_cpus": sorted(server_cpus or []),
                             "wrk_cpus": sorted(wrk_cpus or []), "pinned": server_cpus is not None,
-                            "batch_window_ms": config.batch_window_ms, "history_len": config.history_len,
-                            "memory_at_start": memory, "k": config.k},
+                            "batch_window_ms": config.batch_window_ms, "batch_adaptive": config.batch_adaptive,
+                            "batch_on_thread": config.batch_on_thread,
+                            "history_len": config.history_len, "memory_at_start": memory, "k": config.k},
                 ))  # fmt: skip
         memory_after = _memory(processes, shared)
         for run in runs:
@@ -423,14 +437,14 @@ def plot_http(runs: list, slo_ms: float, path: Path) -> Path | None:
     for run in runs:
         c = run.config
         label = (f"{run.method} {run.dataset.split('-')[1].split('x')[0]} {c['index']} {c['workers']}w "
-                 f"{c['kind']}")  # fmt: skip
+                 f"{c['kind']}{' fixed-rate' if c.get('offered_rps') else ''}")  # fmt: skip
         series.setdefault(label, []).append((run.metrics["rps"], run.metrics["p99_ms"]))
     fig, ax = plt.subplots(figsize=(8, 5))
     for label, points in series.items():
         points.sort()
         ax.plot([p[0] for p in points], [p[1] for p in points], "o-", label=label, markersize=3)
     ax.axhline(slo_ms, color="red", linewidth=0.8, label=f"p99 {slo_ms:g} ms")
-    ax.set(xlabel="achieved req/s (wrk, closed loop, connections 1..N)", ylabel="p99 latency (ms)", yscale="log",
+    ax.set(xlabel="achieved req/s (wrk: closed loop over connection counts, or fixed offered rates)", ylabel="p99 latency (ms)", yscale="log",
            title="POST /recommend under wrk on loopback")  # fmt: skip
     ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()

@@ -37,7 +37,15 @@ class RankerSettings(RedisSettings):
     blas_threads: int = Field(1, ge=1, le=64, description="BLAS threads of the float32 scoring (rescoring, fallback)")
     batch_window_ms: float = Field(
         1.0, ge=0, le=1000, description="micro-batching: requests arriving within this window share one encoder "
-        "call (a lone request waits at most this long); 0: off, each request runs on its own",
+        "call and one top-k pass (at most this long a wait); 0: off, each request runs on the event loop",
+    )  # fmt: skip
+    batch_adaptive: bool = Field(
+        True, description="the batching window opens only when another request is already on its way (a lone "
+        "request is never delayed); false: every quiet period's first request waits the window",
+    )  # fmt: skip
+    batch_on_thread: bool = Field(
+        False, description="compute micro-batches on a compute thread (the event loop keeps reading requests "
+        "meanwhile); false: on the event loop (no thread hand-offs; measured faster, docs/serving.md)",
     )  # fmt: skip
     batch_max: int = Field(32, ge=1, le=1024, description="at most this many requests per micro-batch")
     exact_kernel: Literal["int8", "float32"] = Field(
@@ -47,6 +55,10 @@ class RankerSettings(RedisSettings):
     rescore_candidates: int = Field(
         256, ge=1, le=100_000, description="int8 candidates rescored in float32 (at least 2 x k; more when the "
         "exactness bound is not met)",
+    )  # fmt: skip
+    int8_prepack: bool = Field(
+        True, description="hand the int8 matrix to ONNX Runtime as a constant, packed once for its kernel (about 2x "
+        "faster scoring, measured; the packed copy lives in each worker's heap, not in the shared files)",
     )  # fmt: skip
     topk_threads: int = Field(1, ge=1, le=64, description="ONNX Runtime threads of the int8 scoring")
     shared_dir: Path | None = Field(

@@ -1,22 +1,28 @@
-"""Dynamic micro-batching (as Triton's dynamic batcher): requests that arrive within a short window share
-one encoder call.
+"""Dynamic micro-batching (as Triton's dynamic batcher): concurrent requests share one encoder call and one
+top-k pass.
 
-The first request of a quiet period opens a window of `window_s`; every request that arrives before it
-closes (or until `max_batch` are waiting) joins the batch, which then runs on one compute thread, so the
-event loop keeps reading requests meanwhile. Requests that arrived while a batch was computing have already
-waited: they form the next batch at once, without a new window. A lone request therefore waits at most the
-window (plus the event loop's timer resolution).
+`MicroBatcher` runs batches on one compute thread, so the event loop keeps reading requests meanwhile;
+`InlineBatcher` (the ranker's default) runs them on the event loop, without thread hand-offs. Requests
+that arrived while a batch was computing have already waited and form the next batch at once. When the batcher is idle,
+a request either runs at once or opens a window of `window_s` for company:
 
-Each query is answered exactly as `Engine.run` answers it alone (the top-k is per query; the encoder is
-row-wise), so batching changes latency and throughput, never results.
+- adaptive (the default): the window opens only when another request is on its way, i.e. inside the
+  request handler but not submitted yet (reading its history from Redis, being validated). A lone request
+  is never delayed; under load, batches form from the backlog and from requests known to be coming.
+- fixed: the first request of a quiet period always opens the window (a lone request waits the window).
+
+Either way the window closes early once `max_batch` requests wait (or, adaptive, once every request known
+to be coming has submitted). Each query is answered exactly as `Engine.run` answers it alone (the top-k
+is per query; the encoder is row-wise), so batching changes latency and throughput, never results.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 from semrec_ranker.engine.engine import Engine, Query, Recommendation
 
@@ -42,45 +48,82 @@ def _run_groups(batch: list[Pending]) -> list[Recommendation | BaseException]:
     return out  # type: ignore[return-value]
 
 
+class Ticket:
+    """A request on its way to the batcher (see `MicroBatcher.coming`)."""
+
+    def __init__(self, batcher: MicroBatcher) -> None:
+        self.batcher = batcher
+        self.open = True
+        batcher._coming += 1
+
+    def release(self) -> None:
+        if self.open:
+            self.open = False
+            self.batcher._coming -= 1
+            if self.batcher.adaptive and self.batcher._coming <= 0:
+                self.batcher._nobody_coming()
+
+
 class MicroBatcher:
-    def __init__(self, window_s: float, max_batch: int = 32,
-                 on_batch: Callable[[int], None] = lambda size: None) -> None:  # fmt: skip
+    def __init__(self, window_s: float, max_batch: int = 32, on_batch: Callable[[int], None] = lambda size: None,
+                 adaptive: bool = True) -> None:  # fmt: skip
         if window_s <= 0:
             raise ValueError("window_s must be > 0 (0 means no batching: do not build a batcher)")
         self.window_s = window_s
         self.max_batch = max_batch
         self.on_batch = on_batch
+        self.adaptive = adaptive
         self._pending: list[Pending] = []
+        self._coming = 0  # requests inside a handler that may still submit
         self._arrived: asyncio.Event | None = None
-        self._full: asyncio.Event | None = None
+        self._go: asyncio.Event | None = None  # ends an open window early
         self._task: asyncio.Task | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="semrec-batch")
 
-    async def submit(self, engine: Engine, query: Query) -> Recommendation:
+    @contextmanager
+    def coming(self) -> Iterator[Ticket]:
+        """Announce a request from the start of its handler until it submits (or leaves without submitting),
+        so that an adaptive window opens for it."""
+        ticket = Ticket(self)
+        try:
+            yield ticket
+        finally:
+            ticket.release()
+
+    async def submit(self, engine: Engine, query: Query, ticket: Ticket | None = None) -> Recommendation:
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.done():
-            self._arrived, self._full = asyncio.Event(), asyncio.Event()
+            self._arrived, self._go = asyncio.Event(), asyncio.Event()
             self._task = loop.create_task(self._serve())
         future = loop.create_future()
         self._pending.append((engine, query, future))
+        if ticket is not None:
+            ticket.release()
         self._arrived.set()  # type: ignore[union-attr]
         if len(self._pending) >= self.max_batch:
-            self._full.set()  # type: ignore[union-attr]
+            self._go.set()  # type: ignore[union-attr]
         return await future
+
+    def _nobody_coming(self) -> None:
+        if self._go is not None:
+            self._go.set()  # an open window need not wait longer
+
+    def _wants_company(self) -> bool:
+        return len(self._pending) < self.max_batch and (not self.adaptive or self._coming > 0)
 
     async def _serve(self) -> None:
         loop = asyncio.get_running_loop()
-        arrived, full = self._arrived, self._full
-        assert arrived is not None and full is not None
+        arrived, go = self._arrived, self._go
+        assert arrived is not None and go is not None
         backlog = False
         while True:
             if not self._pending:
                 arrived.clear()
                 await arrived.wait()
-            if not backlog and len(self._pending) < self.max_batch:
-                full.clear()
+            if not backlog and self._wants_company():
+                go.clear()
                 try:  # the window: wait for company, at most window_s
-                    await asyncio.wait_for(full.wait(), self.window_s)
+                    await asyncio.wait_for(go.wait(), self.window_s)
                 except TimeoutError:
                     pass
             batch = [p for p in self._pending[: self.max_batch] if not p[2].done()]  # drop cancelled ones
@@ -112,3 +155,76 @@ class MicroBatcher:
                 future.cancel()
         self._pending.clear()
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class InlineBatcher(MicroBatcher):
+    """The same batches and window rules, computed on the event loop instead of a compute thread.
+
+    A submitted request schedules a flush with `call_soon`, so the handlers of requests that were read in
+    the same event-loop iteration reach `submit` first and join the batch; the batch then runs right there.
+    Requests that arrive while it computes are read afterwards and form the next batch. This saves the two
+    thread hand-offs per batch (and the GIL hand-over between the loop and the compute thread) at the price
+    of not reading requests while a batch computes: with as many workers as cores there is no idle core
+    to overlap with anyway.
+    """
+
+    def __init__(self, window_s: float, max_batch: int = 32, on_batch: Callable[[int], None] = lambda size: None,
+                 adaptive: bool = True) -> None:  # fmt: skip
+        super().__init__(window_s, max_batch, on_batch, adaptive)
+        self._executor.shutdown(wait=False)
+        self._flush_handle: asyncio.Handle | None = None
+        self._window: asyncio.TimerHandle | None = None
+
+    async def submit(self, engine: Engine, query: Query, ticket: Ticket | None = None) -> Recommendation:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._pending.append((engine, query, future))
+        if ticket is not None:
+            ticket.release()
+        if len(self._pending) >= self.max_batch:
+            self._schedule(loop, now=True)
+        elif self._flush_handle is None and self._window is None:
+            self._flush_handle = loop.call_soon(self._flush, False)
+        return await future
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop, now: bool) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+        self._flush_handle = loop.call_soon(self._flush, now)
+
+    def _nobody_coming(self) -> None:
+        if self._window is not None:
+            self._schedule(asyncio.get_running_loop(), now=True)
+
+    def _flush(self, now: bool) -> None:
+        self._flush_handle = None
+        if not self._pending:
+            return
+        if not now and self._window is None and self._wants_company():
+            self._window = asyncio.get_running_loop().call_later(self.window_s, self._flush, True)
+            return
+        if self._window is not None:
+            self._window.cancel()
+            self._window = None
+        while self._pending:
+            batch = [p for p in self._pending[: self.max_batch] if not p[2].done()]
+            del self._pending[: self.max_batch]
+            if not batch:
+                continue
+            self.on_batch(len(batch))
+            for (_, _, future), result in zip(batch, _run_groups(batch), strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+
+    async def close(self) -> None:
+        for handle in (self._flush_handle, self._window):
+            if handle is not None:
+                handle.cancel()
+        for _, _, future in self._pending:
+            if not future.done():
+                future.cancel()
+        self._pending.clear()

@@ -67,6 +67,7 @@ class Engine:
         rescore_candidates: int = 256,
         topk_threads: int = 1,
         shared_dir: Path | None = None,
+        int8_prepack: bool = True,
     ) -> None:
         self.version = version
         self.metadata = bundle.metadata
@@ -102,7 +103,8 @@ class Engine:
                                                                ort_threads, device)  # fmt: skip
         self.exact: ExactIndex | QuantizedIndex = ExactIndex(self.vectors)
         if arrays.quantized is not None:
-            self.exact = QuantizedIndex(self.vectors, arrays.quantized, rescore_candidates, topk_threads, self.exact)
+            self.exact = QuantizedIndex(self.vectors, arrays.quantized, rescore_candidates, topk_threads, self.exact,
+                                        prepack=int8_prepack)  # fmt: skip
         self.index: ExactIndex | QuantizedIndex | HnswIndex = self.exact
         self.ann = use_ann
         if use_ann:
@@ -169,9 +171,10 @@ class Engine:
         return Query(encodable, self._excluded(exclude_rows), k, unknown)
 
     def run(self, queries: Sequence[Query]) -> list[Recommendation]:
-        """Recommendations for prepared queries: the histories go through one encoder call, then each
-        query's top-k (the same computation whatever the batch, so a request gets the same answer alone or
-        batched)."""
+        """Recommendations for prepared queries: the histories go through one encoder call and the top-k of
+        the whole batch through one `search_batch` (one pass over the matrix for the exact indexes). Each
+        query's answer is its exact top-k (or its own HNSW search), so a request gets the same answer alone
+        or batched."""
         results: list[Recommendation | None] = [None] * len(queries)
         encoded = [i for i, q in enumerate(queries) if q.rows]
         for i, query in enumerate(queries):
@@ -186,13 +189,15 @@ class Engine:
             batch = np.stack([self._padded(queries[i].rows) for i in encoded])
             vectors = self.encoder.encode(batch)
             encode_s = time.perf_counter() - start
-            for vector, i in zip(vectors, encoded, strict=True):
+            start = time.perf_counter()
+            found = self.index.search_batch(vectors, [queries[i].k for i in encoded],
+                                            [queries[i].excluded for i in encoded])  # fmt: skip
+            topk_s = (time.perf_counter() - start) / len(encoded)  # the exact scan is shared by the batch
+            for (top, scores), i in zip(found, encoded, strict=True):
                 query = queries[i]
-                start = time.perf_counter()
-                top, scores = self.index.search(vector, query.k, query.excluded)
                 results[i] = Recommendation(top, scores, False, query.unknown_items,
-                                            min(len(query.rows), self.max_len), encode_s,
-                                            time.perf_counter() - start, len(queries))  # fmt: skip
+                                            min(len(query.rows), self.max_len), encode_s, topk_s,
+                                            len(queries))  # fmt: skip
         return results  # type: ignore[return-value]
 
     def recommend(self, history: Sequence[str], k: int, exclude_seen: bool = True,

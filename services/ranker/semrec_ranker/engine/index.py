@@ -15,6 +15,19 @@ from dataclasses import dataclass
 import numpy as np
 from semrec.store.ann import usearch_index
 
+SearchResult = tuple[np.ndarray, np.ndarray]
+
+
+def drop_excluded(rows: np.ndarray, excluded: np.ndarray) -> np.ndarray:
+    """`rows` without the members of `excluded` (sorted unique), order kept: a binary search per row, cheaper
+    than `np.isin` (which sorts both) for the few dozen rows of a request."""
+    if not excluded.size or not rows.size:
+        return rows
+    at = np.searchsorted(excluded, rows)
+    hit = excluded[np.minimum(at, excluded.size - 1)] == rows
+    return rows[~hit]
+
+
 # Rounding of a float32 dot product over d terms is below d * 2**-24 for unit vectors; this covers d <= 4096
 # with a margin (and the float32 rounding of the approximate scores).
 FLOAT_SLACK = 4096 * 2**-24 * 4
@@ -29,23 +42,38 @@ class ExactIndex:
         self.vectors = vectors
         self.block_rows = block_rows
 
-    def search(self, query: np.ndarray, k: int, excluded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, query: np.ndarray, k: int, excluded: np.ndarray) -> SearchResult:
         """Rows and scores of the k best rows not in `excluded` (sorted unique row numbers)."""
+        return self.search_batch(np.asarray(query, dtype=np.float32)[None, :], [k], [excluded])[0]
+
+    def search_batch(self, queries: np.ndarray, ks: list[int], excluded: list[np.ndarray]) -> list[SearchResult]:
+        """`search` for each row of `queries` [b, dim]: one matrix product per block for the whole batch, so
+        the matrix is read once per batch instead of once per query (the scan is memory-bound)."""
+        queries = np.asarray(queries, dtype=np.float32)
         n = self.vectors.shape[0]
-        rows, scores = [], []
+        rows: list[list[np.ndarray]] = [[] for _ in ks]
+        scores: list[list[np.ndarray]] = [[] for _ in ks]
         for start in range(0, n, self.block_rows):
-            block = self.vectors[start : start + self.block_rows] @ query
-            lo, hi = np.searchsorted(excluded, (start, start + block.shape[0]))
-            if hi > lo:
-                block[excluded[lo:hi] - start] = -np.inf
-            kk = min(k, block.shape[0])
-            top = np.argpartition(block, -kk)[-kk:] if kk < block.shape[0] else np.arange(block.shape[0])
-            rows.append(top + start)
-            scores.append(block[top])
-        all_rows, all_scores = np.concatenate(rows), np.concatenate(scores)
-        order = np.argsort(-all_scores, kind="stable")[:k]
-        order = order[np.isfinite(all_scores[order])]
-        return all_rows[order], all_scores[order]
+            part = self.vectors[start : start + self.block_rows]
+            # [b, rows of the block]; one query: a matrix-vector product (BLAS' GEMV path)
+            block_all = (part @ queries[0])[None, :] if len(queries) == 1 else queries @ part.T
+            width = block_all.shape[1]
+            for j, (k, skip) in enumerate(zip(ks, excluded, strict=True)):
+                block = block_all[j]
+                lo, hi = np.searchsorted(skip, (start, start + width))
+                if hi > lo:
+                    block[skip[lo:hi] - start] = -np.inf
+                kk = min(k, width)
+                top = np.argpartition(block, -kk)[-kk:] if kk < width else np.arange(width)
+                rows[j].append(top + start)
+                scores[j].append(block[top])
+        out = []
+        for j, k in enumerate(ks):
+            all_rows, all_scores = np.concatenate(rows[j]), np.concatenate(scores[j])
+            order = np.argsort(-all_scores, kind="stable")[:k]
+            order = order[np.isfinite(all_scores[order])]
+            out.append((all_rows[order], all_scores[order]))
+        return out
 
 
 @dataclass(frozen=True)
@@ -84,8 +112,10 @@ def quantize(vectors: np.ndarray, block_rows: int = 65_536) -> QuantizedMatrix:
     return QuantizedMatrix(items_t, scales, max_error, max_norm)
 
 
-def _candidate_graph(dim: int) -> bytes:
-    """ONNX graph: approx = (q_u8 - 128) @ items_t * scales, then TopK(approx, k)."""
+def _candidate_graph(dim: int, constants: QuantizedMatrix | None = None) -> bytes:
+    """ONNX graph: approx = (q_u8 - 128) @ items_t * scales, then TopK(approx, k). With `constants`, the int8
+    matrix and its scales are initializers of the graph instead of inputs: MLAS then packs the matrix once,
+    at session creation, instead of on every call (faster, but a packed copy in each worker's heap)."""
     from onnx import TensorProto, helper, numpy_helper
 
     nodes = [
@@ -94,15 +124,19 @@ def _candidate_graph(dim: int) -> bytes:
         helper.make_node("Mul", ["dots_f", "scales"], ["approx"]),
         helper.make_node("TopK", ["approx", "k"], ["values", "indices"], axis=-1, largest=1, sorted=1),
     ]
+    inputs = [helper.make_tensor_value_info("query", TensorProto.UINT8, ["b", dim])]
+    initializers = [numpy_helper.from_array(np.array(128, dtype=np.uint8), "zero_point")]
+    if constants is None:
+        inputs += [helper.make_tensor_value_info("items_t", TensorProto.INT8, [dim, "n"]),
+                   helper.make_tensor_value_info("scales", TensorProto.FLOAT, ["n"])]  # fmt: skip
+    else:
+        initializers += [numpy_helper.from_array(np.ascontiguousarray(constants.items_t), "items_t"),
+                         numpy_helper.from_array(np.ascontiguousarray(constants.scales), "scales")]  # fmt: skip
     graph = helper.make_graph(
-        nodes, "semrec_int8_topk",
-        [helper.make_tensor_value_info("query", TensorProto.UINT8, [1, dim]),
-         helper.make_tensor_value_info("items_t", TensorProto.INT8, [dim, "n"]),
-         helper.make_tensor_value_info("scales", TensorProto.FLOAT, ["n"]),
-         helper.make_tensor_value_info("k", TensorProto.INT64, [1])],
-        [helper.make_tensor_value_info("values", TensorProto.FLOAT, [1, "c"]),
-         helper.make_tensor_value_info("indices", TensorProto.INT64, [1, "c"])],
-        initializer=[numpy_helper.from_array(np.array(128, dtype=np.uint8), "zero_point")],
+        nodes, "semrec_int8_topk", [*inputs, helper.make_tensor_value_info("k", TensorProto.INT64, [1])],
+        [helper.make_tensor_value_info("values", TensorProto.FLOAT, ["b", "c"]),
+         helper.make_tensor_value_info("indices", TensorProto.INT64, ["b", "c"])],
+        initializer=initializers,
     )  # fmt: skip
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -116,11 +150,12 @@ class QuantizedIndex:
     most delta = ||q - q^|| * max||x|| + ||q^|| * max_j ||x_j - x^_j||. Every row outside the C candidates
     has an approximate score <= the C-th one (a_C), so its exact score is <= a_C + delta; if the k-th best
     rescored candidate beats that, the candidates' top k is the exact top k. Otherwise the candidate count
-    grows 8x, and past half the catalogue the float32 scan answers. `stats` counts how often each happened.
+    grows 8x, and past half the catalogue the float32 scan answers. `stats` counts how often each happened
+    (`batched`: proved from a batch's shared product).
     """
 
     def __init__(self, vectors: np.ndarray, quantized: QuantizedMatrix, candidates: int = 64, threads: int = 1,
-                 fallback: ExactIndex | None = None) -> None:  # fmt: skip
+                 fallback: ExactIndex | None = None, prepack: bool = False) -> None:  # fmt: skip
         import onnxruntime as ort
 
         self.vectors = vectors
@@ -133,45 +168,89 @@ class QuantizedIndex:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(_candidate_graph(vectors.shape[1]), sess_options=options,
-                                            providers=["CPUExecutionProvider"])  # fmt: skip
-        self.stats = {"proved": 0, "widened": 0, "float32_scan": 0}
+        self.prepacked = prepack
+        graph = _candidate_graph(vectors.shape[1], quantized if prepack else None)
+        self.session = ort.InferenceSession(graph, sess_options=options, providers=["CPUExecutionProvider"])
+        del graph  # with prepack the session holds its own (packed) copy
+        self.stats = {"proved": 0, "batched": 0, "widened": 0, "float32_scan": 0}
 
     def _candidates(self, query_u8: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-        values, indices = self.session.run(None, {"query": query_u8, "items_t": self.quantized.items_t,
-                                                  "scales": self.quantized.scales,
-                                                  "k": np.array([count], dtype=np.int64)})  # fmt: skip
-        return indices[0], values[0]
+        """Top `count` approximate rows of each query row: indices and values, [b, count] each."""
+        feed = {"query": query_u8, "k": np.array([count], dtype=np.int64)}
+        if not self.prepacked:
+            feed.update(items_t=self.quantized.items_t, scales=self.quantized.scales)
+        values, indices = self.session.run(None, feed)
+        return indices, values
 
-    def search(self, query: np.ndarray, k: int, excluded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        query = np.asarray(query, dtype=np.float32)
+    def _quantized_query(self, query: np.ndarray) -> tuple[np.ndarray, float, float] | None:
+        """(u8 query row, its scale, the error bound delta), or None where only the float32 scan is safe."""
         peak = float(np.abs(query).max(initial=0.0))
-        count = max(self.candidates, 2 * k) + excluded.size
-        if peak == 0.0 or not np.isfinite(peak) or 2 * count > self.n:
-            self.stats["float32_scan"] += 1
-            return self.fallback.search(query, k, excluded)
+        if peak == 0.0 or not np.isfinite(peak):
+            return None
         q_scale = peak / 127.0
         q_int = np.clip(np.rint(query / q_scale), -127, 127)
-        query_u8 = (q_int + 128).astype(np.uint8)[None, :]
         q_hat = q_int.astype(np.float32) * q_scale
         delta = (float(np.linalg.norm(query - q_hat)) * self.quantized.max_norm
                  + float(np.linalg.norm(q_hat)) * self.quantized.max_error + FLOAT_SLACK)  # fmt: skip
+        return (q_int + 128).astype(np.uint8), q_scale, delta
+
+    def _proved(self, query: np.ndarray, k: int, excluded: np.ndarray, rows: np.ndarray, approx: np.ndarray,
+                q_scale: float, delta: float) -> SearchResult | None:  # fmt: skip
+        """The exact top k among the candidates if the bound proves no other row can beat it, else None."""
+        floor = float(approx[-1]) * q_scale  # the C-th approximate score: no other row is above it
+        rows = drop_excluded(rows, excluded)
+        if rows.size < k:
+            return None
+        scores = self.vectors[rows] @ query
+        order = np.argsort(-scores, kind="stable")[:k]
+        if scores[order[-1]] > floor + delta:
+            return rows[order], scores[order]
+        return None
+
+    def _count(self, k: int, excluded: np.ndarray) -> int:
+        return max(self.candidates, 2 * k) + excluded.size
+
+    def search(self, query: np.ndarray, k: int, excluded: np.ndarray) -> SearchResult:
+        query = np.asarray(query, dtype=np.float32)
+        count = self._count(k, excluded)
+        quantized = self._quantized_query(query)
+        if quantized is None or 2 * count > self.n:
+            self.stats["float32_scan"] += 1
+            return self.fallback.search(query, k, excluded)
+        query_u8, q_scale, delta = quantized
         widened = False
         while 2 * count <= self.n:
-            rows, approx = self._candidates(query_u8, count)
-            floor = float(approx[-1]) * q_scale  # the C-th approximate score: no other row is above it
-            if excluded.size:
-                rows = rows[~np.isin(rows, excluded)]
-            if rows.size >= k:
-                scores = self.vectors[rows] @ query
-                order = np.argsort(-scores, kind="stable")[:k]
-                if scores[order[-1]] > floor + delta:
-                    self.stats["widened" if widened else "proved"] += 1
-                    return rows[order], scores[order]
+            rows, approx = self._candidates(query_u8[None, :], count)
+            found = self._proved(query, k, excluded, rows[0], approx[0], q_scale, delta)
+            if found is not None:
+                self.stats["widened" if widened else "proved"] += 1
+                return found
             count *= 8
             widened = True
         self.stats["float32_scan"] += 1
         return self.fallback.search(query, k, excluded)
+
+    def search_batch(self, queries: np.ndarray, ks: list[int], excluded: list[np.ndarray]) -> list[SearchResult]:
+        """`search` for each row of `queries`: one int8 product and one TopK for the whole batch (each query
+        gets the largest candidate count of the batch: more candidates only make the proof easier); a query
+        whose bound is not met goes on alone through `search` (8x the candidates, then the float32 scan)."""
+        queries = np.asarray(queries, dtype=np.float32)
+        out: list[SearchResult | None] = [None] * len(ks)
+        counts = [self._count(k, e) for k, e in zip(ks, excluded, strict=True)]
+        quantized = [self._quantized_query(q) for q in queries]
+        batched = [j for j, q in enumerate(quantized) if q is not None and 2 * counts[j] <= self.n]
+        if len(batched) > 1:
+            count = max(counts[j] for j in batched)
+            rows, approx = self._candidates(np.stack([quantized[j][0] for j in batched]), count)  # type: ignore[index]
+            for i, j in enumerate(batched):
+                _, q_scale, delta = quantized[j]  # type: ignore[misc]
+                out[j] = self._proved(queries[j], ks[j], excluded[j], rows[i], approx[i], q_scale, delta)
+                if out[j] is not None:
+                    self.stats["batched"] += 1
+        for j, found in enumerate(out):
+            if found is None:
+                out[j] = self.search(queries[j], ks[j], excluded[j])
+        return out  # type: ignore[return-value]
 
 
 class HnswIndex:
@@ -199,11 +278,13 @@ class HnswIndex:
         if wanted > len(self.index) // 2:
             return self.fallback.search(query, k, excluded)
         found = self.index.search(query, wanted, threads=1)
-        rows = np.asarray(found.keys, dtype=np.int64)
-        if excluded.size:
-            rows = rows[~np.isin(rows, excluded)]
+        rows = drop_excluded(np.asarray(found.keys, dtype=np.int64), excluded)
         if rows.size < k:  # HNSW returned too few after exclusion: be exact rather than short
             return self.fallback.search(query, k, excluded)
         scores = self.fallback.vectors[rows] @ np.asarray(query, dtype=np.float32)
         order = np.argsort(-scores, kind="stable")[:k]
         return rows[order], scores[order]
+
+    def search_batch(self, queries: np.ndarray, ks: list[int], excluded: list[np.ndarray]) -> list[SearchResult]:
+        """One graph search per query (HNSW reads a few thousand rows per query: nothing to share)."""
+        return [self.search(q, k, e) for q, k, e in zip(queries, ks, excluded, strict=True)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 from fastapi import APIRouter, Depends, HTTPException, status
 from redis.exceptions import RedisError
 from semrec.store import read_history
@@ -39,21 +41,24 @@ async def recommend(
     body: RecommendRequest, engine: Engine = Depends(get_engine), state: RankerState = Depends(get_state)
 ) -> OrjsonResponse:
     """With micro-batching on (SEMREC_BATCH_WINDOW_MS > 0) the model work of concurrent requests runs as one
-    batch on the batcher's compute thread; off, it runs on the event loop (a few milliseconds of CPU: handing
+    batch on the batcher's compute thread (the request is announced to the batcher from here on, so that
+    an adaptive window waits for it); off, it runs on the event loop (a few milliseconds of CPU: handing
     each request to a thread would cost two thread wake-ups, which dominate the tail on a busy machine).
     Scale with uvicorn workers / replicas, not threads."""
-    cap = state.settings.history_cap
-    if body.history is not None:
-        if len(body.history) > cap:
-            raise HTTPException(422, f"history has {len(body.history)} items; at most {cap} (SEMREC_HISTORY_CAP)")
-        history = body.history
-    else:
-        history = await _user_history(state, body.user_id, cap)
-    query = engine.prepare(history, body.k, body.exclude_seen, body.exclude)
-    if state.batcher is not None and query.rows:
-        result = await state.batcher.submit(engine, query)
-    else:
-        result = engine.run([query])[0]
+    batcher = state.batcher
+    with batcher.coming() if batcher is not None else nullcontext() as ticket:
+        cap = state.settings.history_cap
+        if body.history is not None:
+            if len(body.history) > cap:
+                raise HTTPException(422, f"history has {len(body.history)} items; at most {cap} (SEMREC_HISTORY_CAP)")
+            history = body.history
+        else:
+            history = await _user_history(state, body.user_id, cap)
+        query = engine.prepare(history, body.k, body.exclude_seen, body.exclude)
+        if batcher is not None and query.rows:
+            result = await batcher.submit(engine, query, ticket)
+        else:
+            result = engine.run([query])[0]
     if result.fallback:
         state.metrics.fallbacks.inc()
     else:
