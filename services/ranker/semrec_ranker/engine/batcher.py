@@ -31,6 +31,17 @@ log = logging.getLogger("semrec.ranker")
 Pending = tuple[Engine, Query, asyncio.Future]
 
 
+def _settle(batch: list, results: list) -> None:
+    """Each waiting request gets its result or its exception (one that gave up waiting is skipped)."""
+    for (_, _, future), result in zip(batch, results, strict=True):
+        if future.done():
+            continue
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
+
+
 def _run_groups(batch: list[Pending]) -> list[Recommendation | BaseException]:
     """Run the batch, one `Engine.run` per engine (a hot reload may swap engines between two requests)."""
     out: list[Recommendation | BaseException | None] = [None] * len(batch)
@@ -134,13 +145,7 @@ class MicroBatcher:
                     results = await loop.run_in_executor(self._executor, _run_groups, batch)
                 except Exception as exc:  # noqa: BLE001 - the executor itself failed
                     results = [exc] * len(batch)
-                for (_, _, future), result in zip(batch, results, strict=True):
-                    if future.done():
-                        continue
-                    if isinstance(result, BaseException):
-                        future.set_exception(result)
-                    else:
-                        future.set_result(result)
+                _settle(batch, results)
             backlog = bool(self._pending)
 
     async def close(self) -> None:
@@ -212,13 +217,7 @@ class InlineBatcher(MicroBatcher):
             if not batch:
                 continue
             self.on_batch(len(batch))
-            for (_, _, future), result in zip(batch, _run_groups(batch), strict=True):
-                if future.done():
-                    continue
-                if isinstance(result, BaseException):
-                    future.set_exception(result)
-                else:
-                    future.set_result(result)
+            _settle(batch, _run_groups(batch))
 
     async def close(self) -> None:
         for handle in (self._flush_handle, self._window):

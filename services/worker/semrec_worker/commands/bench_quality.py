@@ -13,25 +13,14 @@ from semrec.results import write_results
 from semrec_worker.core.checks import require_existing
 from semrec_worker.data.dataset import load_dataset
 from semrec_worker.experiments.config import FIGURES, QualityConfig
+from semrec_worker.experiments.config import command_line as flags_command_line
 from semrec_worker.experiments.recorded import load_recorded
 from semrec_worker.methods import registry
 
 
 def command_line(config: QualityConfig) -> str:
     """The `semrec bench quality` flags that differ from the defaults (what reproduces this report)."""
-    parts = ["semrec bench quality"]
-    for name, field in QualityConfig.model_fields.items():
-        value, default = getattr(config, name), field.get_default(call_default_factory=True)
-        if value == default and name != "data":
-            continue
-        flag = "--" + name.replace("_", "-")
-        if isinstance(value, bool):
-            parts.append(flag if value else "--no-" + name.replace("_", "-"))
-        elif isinstance(value, list):
-            parts += [flag, ",".join(str(v) for v in value)]
-        elif value is not None:
-            parts += [flag, str(value)]
-    return " ".join(parts)
+    return flags_command_line("semrec bench quality", config)
 
 
 def tsne_tables(config: QualityConfig, cells, runs_dir: Path) -> dict[str, object]:

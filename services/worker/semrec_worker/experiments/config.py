@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from semrec.vocabulary import OldName
 
 from semrec_worker.core.names import BackboneName, LossName
@@ -170,3 +170,20 @@ class RecipeConfig(DataConfig):
     def axis_values(self) -> dict[str, list]:
         return {"loss": self.losses, "augment": self.augments, "dropout": self.dropouts, "lr": self.lrs,
                 "dim": self.dims, "max_len": self.max_lens}
+
+
+def command_line(command: str, config: BaseModel) -> str:
+    """`command` with the flags of `config` that differ from its defaults (what reproduces a report)."""
+    parts = [command]
+    for name, spec in type(config).model_fields.items():
+        value, default = getattr(config, name), spec.get_default(call_default_factory=True)
+        if value == default and name != "data":
+            continue
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            parts.append(flag if value else "--no-" + name.replace("_", "-"))
+        elif isinstance(value, list):
+            parts += [flag, ",".join(str(v) for v in value)]
+        elif value is not None:
+            parts += [flag, str(value)]
+    return " ".join(parts)

@@ -20,6 +20,7 @@ from semrec.results import RunResult, read_results, write_results
 from semrec_worker.data.dataset import SequenceDataset
 from semrec_worker.evaluation.jobs import TEST_RANKS, EvalJobConfig, evaluate_runs
 from semrec_worker.experiments.config import RECIPE_AXES, RecipeConfig
+from semrec_worker.experiments.config import command_line as flags_command_line
 from semrec_worker.export.onnx import load_run_encoder
 from semrec_worker.training import SeqRecConfig, train_seqrec
 from semrec_worker.training.recommender import SeqRecRecommender
@@ -57,20 +58,8 @@ class Cell:
 
 
 def command_line(config: RecipeConfig) -> str:
-    """The `semrec bench recipe` flags that differ from the defaults (what reproduces the sweep)."""
-    parts = ["semrec bench recipe"]
-    for name, spec in RecipeConfig.model_fields.items():
-        value, default = getattr(config, name), spec.get_default(call_default_factory=True)
-        if value == default and name != "data":
-            continue
-        flag = "--" + name.replace("_", "-")
-        if isinstance(value, bool):
-            parts.append(flag if value else "--no-" + name.replace("_", "-"))
-        elif isinstance(value, list):
-            parts += [flag, ",".join(str(v) for v in value)]
-        elif value is not None:
-            parts += [flag, str(value)]
-    return " ".join(parts)
+    """The `semrec bench recipe` flags that differ from the defaults (what reproduces this report)."""
+    return flags_command_line("semrec bench recipe", config)
 
 
 def init_label(init: str) -> str:
