@@ -71,8 +71,10 @@ def test_batched_answers_equal_unbatched_ones_under_concurrent_load(redis_server
     answers = {}
     for name, overrides in {
         "off, float32 scan": {"batch_window_ms": 0, "exact_kernel": "float32"},
-        "on, int8 + rescoring, shared arrays": {"batch_window_ms": 5, "batch_max": 16, "shared_dir": tmp_path,
-                                                "batch_adaptive": False},  # a window for every batch: they share
+        # a fixed window long enough that requests sharing a call does not depend on how busy the machine is
+        # (48 requests from one client can take tens of ms to leave it); batch_max closes each window early
+        "on, int8 + rescoring, shared arrays": {"batch_window_ms": 250, "batch_max": 16, "shared_dir": tmp_path,
+                                                "batch_adaptive": False},
         "on, adaptive, compute thread": {"batch_window_ms": 5, "batch_on_thread": True},
     }.items():
         with hardened_ranker(_settings(redis_server, **overrides)) as base:
@@ -84,7 +86,7 @@ def test_batched_answers_equal_unbatched_ones_under_concurrent_load(redis_server
                 count, total = _batch_counts(base)
                 assert total == 3 * len(bodies), (count, total)
                 if overrides.get("batch_adaptive") is False:
-                    assert total / count > 1.5, (count, total)  # requests did share calls
+                    assert total / count > 2, (count, total)  # requests did share calls
                     assert any(p.is_dir() for p in tmp_path.iterdir())  # the arrays were written for the workers
             else:
                 assert index == "exact"
