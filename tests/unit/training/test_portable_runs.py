@@ -26,7 +26,7 @@ def test_flat_config_files_of_earlier_versions_load_for_every_stage2_kind():
         seqrec = load_seqrec_config(OLD / "seqrec.json")
     loaded = seqrec.flat()
     assert {renamed.get(k, k): v for k, v in old.items() if k != "out"}.items() <= loaded.items()  # every setting kept
-    added = {"fingerprint", "out", "augment", "evaluate_test"}  # settings added since, defaults as before
+    added = {"fingerprint", "out", "augment", "evaluate_test", "history_bias", "history_bias_lr"}  # added since, defaults as before
     assert set(loaded) - {renamed.get(k, k) for k in old} <= set(ItemLayerSettings.model_fields) | added
     assert loaded["augment"] == "none" and loaded["evaluate_test"] is True
     assert seqrec.model.dim == 16 and seqrec.objective.loss == "full_ce" and seqrec.out == OLD

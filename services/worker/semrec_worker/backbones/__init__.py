@@ -20,10 +20,17 @@ assert tuple(BACKBONES) == BACKBONE_NAMES, "core.names.BackboneName lists every 
 
 
 def build_backbone(name: str, item_embedding: nn.Module, **settings: object) -> SequenceEncoder:
-    """`settings`: max_len, num_layers, num_heads, dropout, mask_prob (each backbone takes what it uses)."""
+    """`settings`: max_len, num_layers, num_heads, dropout, mask_prob (each backbone takes what it uses), and
+    history_bias ("none" or "learned": the model gets its trained history bias, see backbones/base.py)."""
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r} (choose from {', '.join(BACKBONES)})")
-    return BACKBONES[name](item_embedding, **settings)
+    history_bias = settings.pop("history_bias", "none")
+    if history_bias not in ("none", "learned"):
+        raise ValueError(f"unknown history_bias {history_bias!r} (choose from none, learned)")
+    model = BACKBONES[name](item_embedding, **settings)
+    if history_bias == "learned":
+        model.enable_history_bias()
+    return model
 
 
 __all__ = [

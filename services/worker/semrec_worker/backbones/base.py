@@ -18,6 +18,16 @@ Item embedding layer (`encoder.item_embedding`): any `nn.Module` with
 `nn.Embedding` qualifies; so do `TableProjection` (a frozen ItemTable through a trainable linear map) and any
 adapter another method brings (e.g. LLMEmb's two-layer adapter over frozen LM embeddings). Backbones zero
 the padding positions themselves, so row 0's value never matters.
+
+History bias (`--history-bias learned`, `enable_history_bias`): one trained scalar `history_bias` b that the
+scoring adds to every item already in the sequence, once per item however often it occurs:
+
+    score(i | s_{<=t}) = sim(h_t, e_i) + b * [i in {x_1..x_t}]
+
+The backbone only says which items count as a prediction's history: `training_history` (causal: the items
+at positions <= t of the window; BERT4Rec: the visible, unmasked items of the sequence) and `visible_items`
+(at inference: the items the encoder reads for h_s). The losses and the recommender add b
+(`semrec_worker.losses.base.HistoryShift`).
 """
 
 from __future__ import annotations
@@ -41,6 +51,12 @@ class SequenceEncoder(nn.Module):
         self.n_items = int(weight.shape[0]) - 1
         self.dim = int(weight.shape[1])
         self.max_len = max_len
+        self.register_parameter("history_bias", None)
+
+    def enable_history_bias(self) -> None:
+        """Give the model its learned history bias b (a scalar, initialised to 0)."""
+        weight = self.item_embedding.weight
+        self.history_bias = nn.Parameter(torch.zeros((), dtype=weight.dtype, device=weight.device))
 
     def embed(self, item_ids: torch.Tensor) -> torch.Tensor:
         """Item vectors for `item_ids` with padding positions set to zero."""
@@ -62,6 +78,19 @@ class SequenceEncoder(nn.Module):
         hidden = self.sequence_output(inputs)
         keep = inputs != 0
         return hidden[keep], targets[keep]
+
+    def training_history(self, windows: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """[N, W] item indices (0 = none) of each `training_pairs` position's history, in the same order:
+        causal, position t sees the window's items at positions <= t."""
+        inputs = windows[:, :-1]
+        width = inputs.shape[1]
+        causal = torch.ones(width, width, dtype=torch.bool, device=inputs.device).tril()
+        prefixes = inputs.unsqueeze(1) * causal.unsqueeze(0)  # [B, t, k]: item k when k <= t
+        return prefixes[inputs != 0]
+
+    def visible_items(self, item_ids: torch.Tensor) -> torch.Tensor:
+        """The items of a left-padded batch [B, W] that `forward` reads for h_s (the inference history)."""
+        return item_ids
 
     def positions(self, width: int, device: torch.device) -> torch.Tensor:
         """Absolute position of each column of a width-W left-padded batch: the last column is max_len - 1,

@@ -54,9 +54,8 @@ class BERT4Rec(SASRec):
     def sequence_output(self, item_ids: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError("BERT4Rec is bidirectional: use forward() (h_s) or training_pairs()")
 
-    def training_pairs(
-        self, windows: torch.Tensor, noise: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def cloze(self, windows: torch.Tensor, noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(sequence [B, W], masked [B, W]): the training sequence and its masked positions."""
         sequence = windows[:, -self.max_len :]
         if noise is None:
             noise = torch.rand(windows.shape, device=windows.device)
@@ -64,5 +63,21 @@ class BERT4Rec(SASRec):
         masked = real & (noise[:, -sequence.shape[1] :] < self.mask_prob)
         nothing = ~masked.any(dim=1)
         masked[nothing, -1] = real[nothing, -1]
+        return sequence, masked
+
+    def training_pairs(
+        self, windows: torch.Tensor, noise: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        sequence, masked = self.cloze(windows, noise)
         hidden = self.masked_encode(sequence, masked)
         return hidden[masked], sequence[masked]
+
+    def training_history(self, windows: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Bidirectional: a masked position's history is the sequence the model sees, its unmasked items (the
+        same `noise` gives the same masks as `training_pairs`)."""
+        sequence, masked = self.cloze(windows, noise)
+        visible = torch.where(masked, torch.zeros_like(sequence), sequence)
+        return visible.unsqueeze(1).expand(-1, sequence.shape[1], -1)[masked]
+
+    def visible_items(self, item_ids: torch.Tensor) -> torch.Tensor:
+        return item_ids[:, 1:]  # `forward` drops the first column for the appended [mask]

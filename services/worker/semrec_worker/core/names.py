@@ -15,6 +15,9 @@ LOSS_NAMES: tuple[str, ...] = get_args(LossName)
 
 DeviceName = Literal["auto", "cpu", "cuda"]
 
+# "learned": one trained scalar added to the score of every item already in the sequence (docs/seqrec.md)
+HistoryBiasName = Literal["none", "learned"]
+
 # Ranking metrics every evaluation reports (full and sampled protocols), in report order. HR@k, the name some
 # papers use, is Recall@k under leave-one-out (one target per case): `metric_name` accepts it as an alias.
 METRIC_NAMES: tuple[str, ...] = ("ndcg@10", "recall@10", "mrr", "ndcg@20", "recall@20")

@@ -9,8 +9,8 @@ Cell layout (also what a cell run by hand must follow to be collected)::
     RUNS_DIR/popularity/, RUNS_DIR/llmseqsim/   one cell each (no backbone, no seed): config.json, results.json
     RUNS_DIR/<method>/table/                 a table built by the grid when `--tables` gave none
 
-A cell whose results.json exists and whose config.json matches the grid (backbone, seed, loss, and the
-method its results are reported under) is reused, never re-run; a cell that left a checkpoint but no
+A cell whose results.json exists and whose config.json matches the grid (backbone, seed, loss, history
+bias, and the method its results are reported under) is reused, never re-run; a cell that left a checkpoint but no
 results is resumed; a cell that matches nothing is reported as missing with the reason, never overwritten.
 """
 
@@ -124,7 +124,9 @@ def check_existing(cell: Cell, config: QualityConfig) -> tuple[list[RunResult] |
             saved = saved_config(cell.path)
         except (OSError, ValueError) as exc:
             return None, f"unreadable config.json ({exc})"
-        wanted = {"backbone": cell.backbone, "seed": cell.seed, "loss": config.loss}
+        wanted = {"backbone": cell.backbone, "seed": cell.seed, "loss": config.loss,
+                  "history_bias": config.history_bias or "none"}
+        saved.setdefault("history_bias", "none")  # runs of earlier versions have none
         wrong = [f"{k}={saved.get(k)!r} (grid: {v!r})" for k, v in wanted.items() if saved.get(k) != v]
         if wrong:
             return None, "config mismatch: " + ", ".join(wrong)

@@ -15,6 +15,10 @@ Serving contract: input `item_ids` int64 [batch, max_len] left-padded with 0, ou
   so |e'_i| = |h'| = 1 and e'_i . h' = (e_i . h_s) / (M |h_s|): the same order as the dot product. The bundle's
   dim is then model dim + 1 (`metadata.model_dim` keeps the model's width). The item side is
   `semrec.serving_space.ServingSpace`, the transform the refresh encoders apply to new items too.
+- a run with a learned history bias (`--history-bias learned`) adds b to the scores of the history's items;
+  the bundle serves h_s and the item vectors only and records b in `metadata.history_bias`. A negative b
+  (what training learns where repeats are rare) ranks history items lower; the ranker's `exclude_seen`
+  (on by default) drops them altogether, the limit b -> -inf.
 
 Export uses the TorchScript-based exporter (`dynamo=False`): one self-contained .onnx file (the dynamo
 exporter writes weights to a separate .onnx.data file) with a dynamic batch axis. After writing, the
@@ -189,6 +193,8 @@ def export_run(
             "similarity": similarity,
             "scoring": "cosine" if similarity == "cosine" else "dot product via MIPS->cosine augmentation",
             "loss": config.objective.loss,
+            # not in the encoder: b << 0 is served as the ranker's exclude_seen (on by default), see docs/serving.md
+            "history_bias": float(encoder.history_bias.detach()) if encoder.history_bias is not None else None,
             "init_method": table.metadata.get("init_method"),
             "item_layer": item_layer_of(config),
             "dataset": metrics["dataset"]["name"],

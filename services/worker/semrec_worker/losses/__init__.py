@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 
 from semrec_worker.core.names import LOSS_NAMES, LossName
-from semrec_worker.losses.base import SeqRecLoss, scores
+from semrec_worker.losses.base import HistoryShift, SeqRecLoss, scores
 from semrec_worker.losses.bce import BinaryCrossEntropyLoss
 from semrec_worker.losses.full_ce import FullCrossEntropyLoss
 from semrec_worker.losses.said_cosine import SaidCosineLoss
@@ -50,6 +50,7 @@ __all__ = [
     "LOSSES",
     "BinaryCrossEntropyLoss",
     "FullCrossEntropyLoss",
+    "HistoryShift",
     "LossName",
     "SaidCosineLoss",
     "SampledSoftmaxLoss",

@@ -7,10 +7,15 @@ padding and never a candidate. It returns the mean loss over the N positions (or
 
 `similarity` says how the trained model must score items at inference so that ranking matches training:
 "dot" (h . e_i) or "cosine" (cos(h, e_i)).
+
+`history` (optional, a `HistoryShift`): the model's learned history bias b and, per position, which items
+are in its history; every loss then scores item i as sim(h, e_i) + b * [i in history] (in the similarity's
+units, before a temperature), the score the recommender ranks by.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -18,6 +23,32 @@ from torch import nn
 
 Reduction = Literal["mean", "sum"]
 Similarity = Literal["dot", "cosine"]
+
+
+@dataclass(frozen=True)
+class HistoryShift:
+    """The history bias of N scored positions: `seen` [N, n_items + 1] bool (item i is in row n's history;
+    column 0, padding, never) and the scalar `bias` b added to those scores."""
+
+    seen: torch.Tensor
+    bias: torch.Tensor
+
+    @classmethod
+    def of(cls, history: torch.Tensor, n_columns: int, bias: torch.Tensor) -> HistoryShift:
+        """From item indices [N, W] (0 = no item); an item occurring several times is marked once."""
+        seen = torch.zeros(history.shape[0], n_columns, dtype=torch.bool, device=history.device)
+        seen.scatter_(1, history, True)
+        seen[:, 0] = False
+        return cls(seen, bias)
+
+    def add_to(self, scores: torch.Tensor) -> torch.Tensor:
+        """[N, n_items + 1] scores + b where seen."""
+        return scores + self.bias.to(scores.dtype) * self.seen
+
+    def at(self, columns: torch.Tensor) -> torch.Tensor:
+        """The shift of the given items: `columns` [N, K] per row, or [K] shared by every row -> [N, K]."""
+        seen = self.seen[:, columns] if columns.ndim == 1 else self.seen.gather(1, columns)
+        return self.bias * seen
 
 
 class SeqRecLoss(nn.Module):
@@ -31,6 +62,7 @@ class SeqRecLoss(nn.Module):
         items: torch.Tensor,
         generator: torch.Generator | None = None,
         reduction: Reduction = "mean",
+        history: HistoryShift | None = None,
     ) -> torch.Tensor:
         raise NotImplementedError
 

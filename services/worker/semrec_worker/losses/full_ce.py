@@ -4,6 +4,8 @@ Klenitskiy & Vasilev, RecSys'23, "Turning dross into gold loss: is BERT4Rec real
     p(i | s) = exp(h_s . e_i) / sum_{j=1..|I|} exp(h_s . e_j)
     L        = - mean_{(s, t)} log p(t | s)
 
+With the model's learned history bias (`history`, losses/base.py) the logit is h_s . e_i + b [i in H_s].
+
 Every catalogue item is a negative (padding excluded). Cost O(N * |I| * d) per batch: fine up to ~10^5
 items on CPU; above that use `sampled_softmax`. Served by a dot-product top-k (the ONNX export turns it
 into an equivalent cosine top-k, see `semrec_worker.export`).
@@ -16,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from semrec_worker.losses.base import Reduction, SeqRecLoss, reduce
+from semrec_worker.losses.base import HistoryShift, Reduction, SeqRecLoss, reduce
 
 
 class FullCrossEntropyLoss(SeqRecLoss):
@@ -30,7 +32,10 @@ class FullCrossEntropyLoss(SeqRecLoss):
         items: torch.Tensor,
         generator: torch.Generator | None = None,
         reduction: Reduction = "mean",
+        history: HistoryShift | None = None,
     ) -> torch.Tensor:
         logits = hidden @ items.T
+        if history is not None:
+            logits = history.add_to(logits)
         logits[:, 0] = float("-inf")
         return reduce(nn.functional.cross_entropy(logits, targets, reduction="none"), reduction)

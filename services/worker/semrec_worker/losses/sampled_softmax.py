@@ -7,6 +7,7 @@ estimate stays consistent with the full softmax:
     o_i = h_s . e_i - log q(i)
     L   = - mean_{(s, t)} [ o_t - log( exp(o_t) + sum_{k: j_k != t} exp(o_{j_k}) ) ]
 
+With the learned history bias (`history`, losses/base.py) o_i gains b [i in H_s].
 Negatives equal to the position's own target ("accidental hits") are masked out. With the uniform
 proposal log q is a constant and cancels. Cost O(N_pos * N * d) instead of O(N_pos * |I| * d).
 
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from semrec_worker.losses.base import Reduction, SeqRecLoss, reduce, uniform_items
+from semrec_worker.losses.base import HistoryShift, Reduction, SeqRecLoss, reduce, uniform_items
 
 
 class SampledSoftmaxLoss(SeqRecLoss):
@@ -60,10 +61,14 @@ class SampledSoftmaxLoss(SeqRecLoss):
         items: torch.Tensor,
         generator: torch.Generator | None = None,
         reduction: Reduction = "mean",
+        history: HistoryShift | None = None,
     ) -> torch.Tensor:
         negatives = self.draw(items.shape[0] - 1, hidden.device, generator)
         positive = (hidden * items[targets]).sum(-1, keepdim=True)
         negative = hidden @ items[negatives].T
+        if history is not None:
+            positive = positive + history.at(targets.unsqueeze(1))
+            negative = negative + history.at(negatives)
         if self.sampler == "popularity":
             log_q = self.probs.to(hidden.device).log()
             positive = positive - log_q[targets].unsqueeze(1)

@@ -25,7 +25,7 @@ from semrec.config import (
     with_leaves,
 )
 
-from semrec_worker.core.names import BackboneName, DeviceName, LossName, metric_name
+from semrec_worker.core.names import BackboneName, DeviceName, HistoryBiasName, LossName, metric_name
 from semrec_worker.data.dataset import DataConfig
 from semrec_worker.evaluation.jobs import Protocol
 from semrec_worker.training.item_layer import ItemLayerSettings
@@ -66,6 +66,10 @@ class ModelSettings(JobConfig):
     max_len: int = Field(50, ge=2, description="history length the encoder sees (left-padded)")
     dropout: float = Field(0.5, ge=0, lt=1, description="dropout on embeddings and inside blocks")
     mask_prob: float = Field(0.2, gt=0, lt=1, description="BERT4Rec cloze masking probability")
+    history_bias: HistoryBiasName = Field(
+        "none", description="'learned': one trained scalar b added to the score of every item already in the "
+        "sequence (training loss, evaluation and recommend; b << 0 is the ranker's exclude_seen), see docs/seqrec.md",
+    )
     items: ItemLayerSettings = Field(default_factory=ItemLayerSettings)
 
     @model_validator(mode="after")
@@ -84,7 +88,7 @@ class ModelSettings(JobConfig):
     def backbone_settings(self) -> dict[str, object]:
         """The keyword settings of `build_backbone` (each backbone takes what it uses)."""
         return {"max_len": self.max_len, "num_layers": self.num_layers, "num_heads": self.num_heads,
-                "dropout": self.dropout, "mask_prob": self.mask_prob}
+                "dropout": self.dropout, "mask_prob": self.mask_prob, "history_bias": self.history_bias}
 
 
 class OptimisationSettings(JobConfig):
@@ -93,6 +97,10 @@ class OptimisationSettings(JobConfig):
     batch_size: int = Field(256, ge=1, description="training windows (sequences) per optimiser step")
     lr: float = Field(2e-3, gt=0, description="AdamW learning rate (SAID paper: 5e-4; see docs/seqrec.md)")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    history_bias_lr: float | None = Field(
+        None, gt=0, description="AdamW learning rate of the learned history bias, one scalar that Adam moves by "
+        "about this much per step (None: --lr); no weight decay",
+    )
     grad_clip: float | None = Field(5.0, description="clip the gradient norm to this (None: no clipping)")
     augment: Literal["none", "reverse"] = Field(
         "none", description="training-sequence augmentation: 'reverse' also trains on every training sequence "
@@ -162,6 +170,8 @@ class TrainingOverrides(JobConfig):
     batch_size: int | None = Field(None, description="batch size")
     temperature: float | None = Field(None, description="said_cosine temperature")
     augment: Literal["none", "reverse"] | None = Field(None, description="training-sequence augmentation")
+    history_bias: HistoryBiasName | None = Field(None, description="learned history bias ('none' or 'learned')")
+    history_bias_lr: float | None = Field(None, description="learning rate of the history bias")
     threads: int | None = Field(1, description="torch threads per training process")
 
     def flags(self) -> list[str]:

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from semrec_worker.backbones.base import SequenceEncoder, input_width, left_pad
-from semrec_worker.losses.base import Similarity, scores
+from semrec_worker.losses.base import HistoryShift, Similarity, scores
 
 
 class SeqRecRecommender:
@@ -32,12 +32,26 @@ class SeqRecRecommender:
         assert out is not None, "no histories to encode"
         return out
 
+    def history_shift(self, histories: list[np.ndarray]) -> HistoryShift | None:
+        """The learned history bias on the items each history's h_s was encoded from (None: the model has
+        none): the last max_len items (BERT4Rec: max_len - 1, beside its [mask])."""
+        bias = self.encoder.history_bias
+        if bias is None:
+            return None
+        visible = self.encoder.visible_items(left_pad(histories, self.encoder.max_len).to(self.device))
+        return HistoryShift.of(visible, self.encoder.n_items + 1, bias)
+
     @torch.inference_mode()
     def score(self, histories: list[np.ndarray]) -> torch.Tensor:
+        """[B, n_items + 1] scores: the loss's similarity, plus the history bias b on history items."""
         was_training = self.encoder.training
         self.encoder.eval()
         try:
             hidden = self.encode(histories)
-            return scores(hidden, self.encoder.item_embedding.weight, self.similarity).float().cpu()
+            out = scores(hidden, self.encoder.item_embedding.weight, self.similarity)
+            shift = self.history_shift(histories)
+            if shift is not None:
+                out = shift.add_to(out)
+            return out.float().cpu()
         finally:
             self.encoder.train(was_training)

@@ -59,7 +59,7 @@ from semrec_worker.backbones.item_embedding import BUILT_IN_ITEM_LAYERS, InitRep
 from semrec_worker.data.dataset import SYNTHETIC, SequenceDataset, load_dataset
 from semrec_worker.evaluation import EvalSettings, evaluate
 from semrec_worker.evaluation.jobs import TEST_RANKS, evaluate_runs
-from semrec_worker.losses import build_loss
+from semrec_worker.losses import HistoryShift, build_loss
 from semrec_worker.training import distributed
 from semrec_worker.training.config import SeqRecConfig
 from semrec_worker.training.data import WindowBatches, augmented
@@ -217,7 +217,8 @@ def _train(
     ).to(ctx.device)
     batches = WindowBatches(augmented(dataset.train_sequences(), config.optimisation.augment), config.model.max_len, config.optimisation.batch_size, config.seed)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=config.optimisation.lr, weight_decay=config.optimisation.weight_decay)
+    optimizer = torch.optim.AdamW(parameter_groups(model, config), lr=config.optimisation.lr,
+                                  weight_decay=config.optimisation.weight_decay)
     train_model: nn.Module = TrainingPairs(model)
     if ctx.distributed:
         ids = [ctx.device.index] if ctx.device.type == "cuda" else None
@@ -277,7 +278,8 @@ def _train(
             hidden, targets = train_model(windows, noise)
             n_global = distributed.all_sum(torch.tensor(float(len(targets)), device=ctx.device), ctx)
             items = model.item_embedding.weight
-            loss = loss_fn(hidden, targets, items, loss_generator, reduction="sum") / n_global * ctx.world_size
+            shift = history_shift(model, windows, noise)
+            loss = loss_fn(hidden, targets, items, loss_generator, reduction="sum", history=shift) / n_global * ctx.world_size
             if extra_loss is not None:
                 loss = loss + extra_loss(model=model, items=items, hidden=hidden, targets=targets)
             _stop_unless_finite(loss, f"epoch {epoch}, step {count_steps + 1}", ctx)
@@ -314,6 +316,8 @@ def _train(
         if ctx.is_main:
             record = {"epoch": epoch, "loss": round(epoch_loss, 5), "train_s": round(train_s, 2),
                       "train_cpu_s": round(train_cpu_s, 2), "valid_s": round(eval_s, 2), "valid": valid, "peak_rss_mib": peak_rss_mib()}
+            if model.history_bias is not None:
+                record["history_bias"] = round(float(model.history_bias.detach()), 5)
             if partial:
                 record["partial"] = True  # the budget ran out inside this epoch
             history.append(record)
@@ -363,6 +367,24 @@ def _train(
             after_training(FinishedRun(run_dir, config, dataset, model, item_table, method, item_embedding is not None))
     distributed.barrier(ctx)
     return TrainResult(model, runs, history, best_epoch, best_valid, item_table, run_dir, asdict(init_report))
+
+
+def parameter_groups(model: SequenceEncoder, config: SeqRecConfig) -> list[dict[str, Any]]:
+    """AdamW groups: every trainable weight at --lr, and the history bias (a scalar Adam moves by about its
+    learning rate per step) in its own group at --history-bias-lr, without weight decay."""
+    bias = model.history_bias
+    weights = [p for p in model.parameters() if p.requires_grad and p is not bias]
+    if bias is None:
+        return [{"params": weights}]
+    return [{"params": weights},
+            {"params": [bias], "lr": config.optimisation.history_bias_lr or config.optimisation.lr, "weight_decay": 0.0}]
+
+
+def history_shift(model: SequenceEncoder, windows: torch.Tensor, noise: torch.Tensor) -> HistoryShift | None:
+    """The learned history bias of a batch's training positions (None: the model has none)."""
+    if model.history_bias is None:
+        return None
+    return HistoryShift.of(model.training_history(windows, noise), model.n_items + 1, model.history_bias)
 
 
 def portable(config: SeqRecConfig, dataset: SequenceDataset) -> SeqRecConfig:
@@ -472,6 +494,7 @@ def _write_run(
         "epochs": history,
         "best_epoch": best_epoch,
         "best_valid": {config.optimisation.valid_metric: best_valid},
+        "history_bias": float(model.history_bias.detach()) if model.history_bias is not None else None,
         "epochs_run": len(history),
         "cut_short": cut_short,
         "max_train_minutes": config.optimisation.max_train_minutes,
