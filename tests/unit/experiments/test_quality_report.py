@@ -131,6 +131,11 @@ def test_grid_tables_equal_the_cells_then_reuse_budget_and_missing_cells(tmp_pat
     assert "(n=1)" in md.split("| LLM2X |")[1].splitlines()[0]
     assert not any(r.method == "llm2x" and r.seed == 1 for r in read_results(out).runs)
 
+    # a grid with the learned history bias reuses none of the cells trained without it
+    bench_quality(_config(tmp_path, seeds=[0], report_only=True, history_bias="learned"))
+    missing = out.with_suffix(".md").read_text().split("## Missing cells")[1]
+    assert "`random/sasrec/seed0`: mismatch: config mismatch: history_bias='none' (grid: 'learned')" in missing
+
 
 def test_isolated_cell_runs_as_its_own_process_and_is_collected(tmp_path: Path):
     from semrec_worker.commands.bench_quality import bench_quality

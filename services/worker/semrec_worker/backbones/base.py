@@ -19,15 +19,17 @@ Item embedding layer (`encoder.item_embedding`): any `nn.Module` with
 adapter another method brings (e.g. LLMEmb's two-layer adapter over frozen LM embeddings). Backbones zero
 the padding positions themselves, so row 0's value never matters.
 
-History bias (`--history-bias learned`, `enable_history_bias`): one trained scalar `history_bias` b that the
-scoring adds to every item already in the sequence, once per item however often it occurs:
+History bias (`--history-bias learned|learned_last`, `enable_history_bias`): a trained scalar `history_bias`
+b that the scoring adds to every item already in the sequence, once per item however often it occurs, and
+with `learned_last` a second one, `last_item_bias` b_last, added to the most recent item:
 
-    score(i | s_{<=t}) = sim(h_t, e_i) + b * [i in {x_1..x_t}]
+    score(i | s_{<=t}) = sim(h_t, e_i) + b * [i in {x_1..x_t}] + b_last * [i = x_t]
 
 The backbone only says which items count as a prediction's history: `training_history` (causal: the items
-at positions <= t of the window; BERT4Rec: the visible, unmasked items of the sequence) and `visible_items`
-(at inference: the items the encoder reads for h_s). The losses and the recommender add b
-(`semrec_worker.losses.base.HistoryShift`).
+at positions <= t of the window; BERT4Rec: the visible, unmasked items of the sequence), `training_last_item`
+(causal: x_t; BERT4Rec: the nearest visible item before the masked position) and `visible_items` (at
+inference: the items the encoder reads for h_s, the last column being the most recent). The losses and the
+recommender add the biases (`semrec_worker.losses.base.HistoryShift`).
 """
 
 from __future__ import annotations
@@ -52,11 +54,15 @@ class SequenceEncoder(nn.Module):
         self.dim = int(weight.shape[1])
         self.max_len = max_len
         self.register_parameter("history_bias", None)
+        self.register_parameter("last_item_bias", None)
 
-    def enable_history_bias(self) -> None:
-        """Give the model its learned history bias b (a scalar, initialised to 0)."""
+    def enable_history_bias(self, last_item: bool = False) -> None:
+        """Give the model its learned history bias b (a scalar, initialised to 0), and with `last_item` the
+        most recent item's extra bias b_last (likewise)."""
         weight = self.item_embedding.weight
         self.history_bias = nn.Parameter(torch.zeros((), dtype=weight.dtype, device=weight.device))
+        if last_item:
+            self.last_item_bias = nn.Parameter(torch.zeros((), dtype=weight.dtype, device=weight.device))
 
     def embed(self, item_ids: torch.Tensor) -> torch.Tensor:
         """Item vectors for `item_ids` with padding positions set to zero."""
@@ -87,6 +93,11 @@ class SequenceEncoder(nn.Module):
         causal = torch.ones(width, width, dtype=torch.bool, device=inputs.device).tril()
         prefixes = inputs.unsqueeze(1) * causal.unsqueeze(0)  # [B, t, k]: item k when k <= t
         return prefixes[inputs != 0]
+
+    def training_last_item(self, windows: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """[N] the most recent history item of each `training_pairs` position (causal: the item at t)."""
+        inputs = windows[:, :-1]
+        return inputs[inputs != 0]
 
     def visible_items(self, item_ids: torch.Tensor) -> torch.Tensor:
         """The items of a left-padded batch [B, W] that `forward` reads for h_s (the inference history)."""

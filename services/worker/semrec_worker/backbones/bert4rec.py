@@ -79,5 +79,16 @@ class BERT4Rec(SASRec):
         visible = torch.where(masked, torch.zeros_like(sequence), sequence)
         return visible.unsqueeze(1).expand(-1, sequence.shape[1], -1)[masked]
 
+    def training_last_item(self, windows: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """The nearest visible item before each masked position (0: none), the place of the history's most
+        recent item at inference, just before the appended [mask]."""
+        sequence, masked = self.cloze(windows, noise)
+        visible = torch.where(masked, torch.zeros_like(sequence), sequence)
+        columns = torch.arange(sequence.shape[1], device=sequence.device).expand_as(sequence)
+        latest = torch.where(visible != 0, columns, torch.full_like(columns, -1)).cummax(dim=1).values
+        before = torch.cat([torch.full_like(latest[:, :1], -1), latest[:, :-1]], dim=1)
+        last = visible.gather(1, before.clamp(min=0)) * (before >= 0)
+        return last[masked]
+
     def visible_items(self, item_ids: torch.Tensor) -> torch.Tensor:
         return item_ids[:, 1:]  # `forward` drops the first column for the appended [mask]

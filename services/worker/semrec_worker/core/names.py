@@ -15,8 +15,10 @@ LOSS_NAMES: tuple[str, ...] = get_args(LossName)
 
 DeviceName = Literal["auto", "cpu", "cuda"]
 
-# "learned": one trained scalar added to the score of every item already in the sequence (docs/seqrec.md)
-HistoryBiasName = Literal["none", "learned"]
+# "learned": one trained scalar added to the score of every item already in the sequence; "learned_last": and a
+# second one added to the most recent item's (docs/seqrec.md)
+HistoryBiasName = Literal["none", "learned", "learned_last"]
+HISTORY_BIAS_NAMES: tuple[str, ...] = get_args(HistoryBiasName)
 
 # Ranking metrics every evaluation reports (full and sampled protocols), in report order. HR@k, the name some
 # papers use, is Recall@k under leave-one-out (one target per case): `metric_name` accepts it as an alias.

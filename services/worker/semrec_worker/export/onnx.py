@@ -195,6 +195,7 @@ def export_run(
             "loss": config.objective.loss,
             # not in the encoder: b << 0 is served as the ranker's exclude_seen (on by default), see docs/serving.md
             "history_bias": float(encoder.history_bias.detach()) if encoder.history_bias is not None else None,
+            "last_item_bias": float(encoder.last_item_bias.detach()) if encoder.last_item_bias is not None else None,
             "init_method": table.metadata.get("init_method"),
             "item_layer": item_layer_of(config),
             "dataset": metrics["dataset"]["name"],

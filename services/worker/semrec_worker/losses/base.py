@@ -28,27 +28,40 @@ Similarity = Literal["dot", "cosine"]
 @dataclass(frozen=True)
 class HistoryShift:
     """The history bias of N scored positions: `seen` [N, n_items + 1] bool (item i is in row n's history;
-    column 0, padding, never) and the scalar `bias` b added to those scores."""
+    column 0, padding, never) and the scalar `bias` b added to those scores; optionally `last` [N], each
+    row's most recent item (0: none), whose score also gets `last_bias` b_last."""
 
     seen: torch.Tensor
     bias: torch.Tensor
+    last: torch.Tensor | None = None
+    last_bias: torch.Tensor | None = None
 
     @classmethod
-    def of(cls, history: torch.Tensor, n_columns: int, bias: torch.Tensor) -> HistoryShift:
+    def of(cls, history: torch.Tensor, n_columns: int, bias: torch.Tensor, last: torch.Tensor | None = None,
+           last_bias: torch.Tensor | None = None) -> HistoryShift:
         """From item indices [N, W] (0 = no item); an item occurring several times is marked once."""
         seen = torch.zeros(history.shape[0], n_columns, dtype=torch.bool, device=history.device)
         seen.scatter_(1, history, True)
         seen[:, 0] = False
-        return cls(seen, bias)
+        return cls(seen, bias, last if last_bias is not None else None, last_bias)
 
     def add_to(self, scores: torch.Tensor) -> torch.Tensor:
-        """[N, n_items + 1] scores + b where seen."""
-        return scores + self.bias.to(scores.dtype) * self.seen
+        """[N, n_items + 1] scores + b where seen (+ b_last at the most recent item; padding's column 0 is
+        left for the caller to mask)."""
+        out = scores + self.bias.to(scores.dtype) * self.seen
+        if self.last is not None and self.last_bias is not None:
+            extra = self.last_bias.to(scores.dtype).expand(len(self.last), 1)
+            out = out.scatter_add(1, self.last.unsqueeze(1), extra)
+        return out
 
     def at(self, columns: torch.Tensor) -> torch.Tensor:
         """The shift of the given items: `columns` [N, K] per row, or [K] shared by every row -> [N, K]."""
         seen = self.seen[:, columns] if columns.ndim == 1 else self.seen.gather(1, columns)
-        return self.bias * seen
+        out = self.bias * seen
+        if self.last is not None and self.last_bias is not None:
+            wide = columns.unsqueeze(0) if columns.ndim == 1 else columns
+            out = out + self.last_bias * (wide == self.last.unsqueeze(1)) * (self.last != 0).unsqueeze(1)
+        return out
 
 
 class SeqRecLoss(nn.Module):

@@ -68,7 +68,8 @@ class ModelSettings(JobConfig):
     mask_prob: float = Field(0.2, gt=0, lt=1, description="BERT4Rec cloze masking probability")
     history_bias: HistoryBiasName = Field(
         "none", description="'learned': one trained scalar b added to the score of every item already in the "
-        "sequence (training loss, evaluation and recommend; b << 0 is the ranker's exclude_seen), see docs/seqrec.md",
+        "sequence (training loss, evaluation and recommend; b << 0 is the ranker's exclude_seen); 'learned_last': "
+        "and a second one added to the most recent item's score; see docs/seqrec.md",
     )
     items: ItemLayerSettings = Field(default_factory=ItemLayerSettings)
 
@@ -98,7 +99,7 @@ class OptimisationSettings(JobConfig):
     lr: float = Field(2e-3, gt=0, description="AdamW learning rate (SAID paper: 5e-4; see docs/seqrec.md)")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
     history_bias_lr: float | None = Field(
-        None, gt=0, description="AdamW learning rate of the learned history bias, one scalar that Adam moves by "
+        None, gt=0, description="AdamW learning rate of the learned history biases, scalars that Adam moves by "
         "about this much per step (None: --lr); no weight decay",
     )
     grad_clip: float | None = Field(5.0, description="clip the gradient norm to this (None: no clipping)")
@@ -170,8 +171,8 @@ class TrainingOverrides(JobConfig):
     batch_size: int | None = Field(None, description="batch size")
     temperature: float | None = Field(None, description="said_cosine temperature")
     augment: Literal["none", "reverse"] | None = Field(None, description="training-sequence augmentation")
-    history_bias: HistoryBiasName | None = Field(None, description="learned history bias ('none' or 'learned')")
-    history_bias_lr: float | None = Field(None, description="learning rate of the history bias")
+    history_bias: HistoryBiasName | None = Field(None, description="learned history bias (none, learned, learned_last)")
+    history_bias_lr: float | None = Field(None, description="learning rate of the history biases")
     threads: int | None = Field(1, description="torch threads per training process")
 
     def flags(self) -> list[str]:

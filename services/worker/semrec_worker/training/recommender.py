@@ -34,12 +34,12 @@ class SeqRecRecommender:
 
     def history_shift(self, histories: list[np.ndarray]) -> HistoryShift | None:
         """The learned history bias on the items each history's h_s was encoded from (None: the model has
-        none): the last max_len items (BERT4Rec: max_len - 1, beside its [mask])."""
-        bias = self.encoder.history_bias
+        none): the last max_len items (BERT4Rec: max_len - 1, beside its [mask]); the most recent is the last."""
+        bias, last_bias = self.encoder.history_bias, self.encoder.last_item_bias
         if bias is None:
             return None
         visible = self.encoder.visible_items(left_pad(histories, self.encoder.max_len).to(self.device))
-        return HistoryShift.of(visible, self.encoder.n_items + 1, bias)
+        return HistoryShift.of(visible, self.encoder.n_items + 1, bias, visible[:, -1], last_bias)
 
     @torch.inference_mode()
     def score(self, histories: list[np.ndarray]) -> torch.Tensor:

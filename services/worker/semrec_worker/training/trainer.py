@@ -316,8 +316,7 @@ def _train(
         if ctx.is_main:
             record = {"epoch": epoch, "loss": round(epoch_loss, 5), "train_s": round(train_s, 2),
                       "train_cpu_s": round(train_cpu_s, 2), "valid_s": round(eval_s, 2), "valid": valid, "peak_rss_mib": peak_rss_mib()}
-            if model.history_bias is not None:
-                record["history_bias"] = round(float(model.history_bias.detach()), 5)
+            record.update(history_biases(model, digits=5))
             if partial:
                 record["partial"] = True  # the budget ran out inside this epoch
             history.append(record)
@@ -372,19 +371,31 @@ def _train(
 def parameter_groups(model: SequenceEncoder, config: SeqRecConfig) -> list[dict[str, Any]]:
     """AdamW groups: every trainable weight at --lr, and the history bias (a scalar Adam moves by about its
     learning rate per step) in its own group at --history-bias-lr, without weight decay."""
-    bias = model.history_bias
-    weights = [p for p in model.parameters() if p.requires_grad and p is not bias]
-    if bias is None:
+    biases = [p for p in (model.history_bias, model.last_item_bias) if p is not None]
+    weights = [p for p in model.parameters() if p.requires_grad and all(p is not b for b in biases)]
+    if not biases:
         return [{"params": weights}]
     return [{"params": weights},
-            {"params": [bias], "lr": config.optimisation.history_bias_lr or config.optimisation.lr, "weight_decay": 0.0}]
+            {"params": biases, "lr": config.optimisation.history_bias_lr or config.optimisation.lr, "weight_decay": 0.0}]
+
+
+def history_biases(model: SequenceEncoder, digits: int | None = None) -> dict[str, float]:
+    """The learned history biases' current values ({} without the option), for metrics.json."""
+    out = {}
+    for name in ("history_bias", "last_item_bias"):
+        value = getattr(model, name)
+        if value is not None:
+            out[name] = round(float(value.detach()), digits) if digits is not None else float(value.detach())
+    return out
 
 
 def history_shift(model: SequenceEncoder, windows: torch.Tensor, noise: torch.Tensor) -> HistoryShift | None:
     """The learned history bias of a batch's training positions (None: the model has none)."""
     if model.history_bias is None:
         return None
-    return HistoryShift.of(model.training_history(windows, noise), model.n_items + 1, model.history_bias)
+    last = model.training_last_item(windows, noise) if model.last_item_bias is not None else None
+    return HistoryShift.of(model.training_history(windows, noise), model.n_items + 1, model.history_bias, last,
+                           model.last_item_bias)
 
 
 def portable(config: SeqRecConfig, dataset: SequenceDataset) -> SeqRecConfig:
@@ -494,7 +505,7 @@ def _write_run(
         "epochs": history,
         "best_epoch": best_epoch,
         "best_valid": {config.optimisation.valid_metric: best_valid},
-        "history_bias": float(model.history_bias.detach()) if model.history_bias is not None else None,
+        **history_biases(model),
         "epochs_run": len(history),
         "cut_short": cut_short,
         "max_train_minutes": config.optimisation.max_train_minutes,
