@@ -213,6 +213,12 @@ def test_semrec_eval_run_reproduces_the_trainers_test_metrics(trained, tmp_path)
     assert len(evaluated) == 1 and evaluated[0]["protocol"] == "full" and evaluated[0]["backbone"] == "gru4rec"
     for name, value in trained_metrics.items():
         assert evaluated[0]["metrics"][name] == pytest.approx(value, abs=1e-6)
+    again = CliRunner().invoke(build_app(), ["eval", "run", "--run", str(run), "--protocols", "full", "--exclude-history",
+                                             "--results", str(out), "--append"])  # fmt: skip
+    assert again.exit_code == 0, again.output
+    both = json.loads(out.read_text())["runs"]
+    assert [r["config"]["exclude_history"] for r in both] == [False, True]
+    assert both[0]["metrics"] == evaluated[0]["metrics"] and both[1]["config"]["history_bias"] == "none"
 
 
 def test_eval_run_on_the_validation_split_reproduces_the_trainers_best_validation_metrics(trained, tmp_path):

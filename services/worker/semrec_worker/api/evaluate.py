@@ -54,7 +54,8 @@ def evaluate_run(
     method = _run_method(run_dir)
     runs = evaluate_runs(
         scorer, dataset.sequences, config, method, backbone=run_config.backbone, loss=run_config.loss,
-        seed=run_config.seed, extra_config={"run": str(run_dir), "unknown_items": scorer.unknown_items}, split=split,
+        seed=run_config.seed, extra_config={"run": str(run_dir), "unknown_items": scorer.unknown_items,
+                      "history_bias": run_config.history_bias}, split=split,
     )  # fmt: skip
     return runs, scorer.unknown_items
 

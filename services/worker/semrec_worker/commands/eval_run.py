@@ -35,6 +35,7 @@ class EvalRunConfig(AcceptsOldNames, JobConfig):
     exclude_history: bool = Field(False, description="mask items from the user's history (full protocol)")
     eval_seed: int = Field(0, description="seed of the sampled negatives")
     results: Path | None = Field(None, description="results JSON (default RUN_DIR/eval-<dataset>.json)")
+    append: bool = Field(False, description="add the runs to an existing --results file instead of replacing it")
     threads: int | None = Field(None, ge=1, description="CPU threads of the scoring (default: torch's choice)")
 
 
@@ -62,8 +63,8 @@ def eval_run(config: EvalRunConfig) -> list[RunResult]:
              "(test cases with such a target are ranked last)")  # fmt: skip
     suffix = "" if config.split == "test" else f"-{config.split}"
     out = config.results or config.run / f"eval-{dataset.name}{suffix}.json"
-    write_results(out, runs)
-    echo(f"results written to {out}")
+    write_results(out, runs, append=config.append)
+    echo(f"results {'appended to' if config.append else 'written to'} {out}")
     return runs
 
 
