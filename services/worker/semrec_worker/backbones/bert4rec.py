@@ -31,7 +31,7 @@ class BERT4Rec(SASRec):
         num_layers: int = 1,
         num_heads: int = 1,
         dropout: float = 0.2,
-        mask_prob: float = 0.2,
+        mask_prob: float = 0.6,
         **_: object,
     ) -> None:
         super().__init__(item_embedding, max_len, num_layers, num_heads, dropout)
