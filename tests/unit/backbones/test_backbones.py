@@ -60,6 +60,43 @@ def test_bert4rec_masks_items_and_predicts_them():
     assert sorted(targets.tolist()) == [1, 2, 3, 4, 5, 6, 7, 8]
 
 
+def test_bert4rec_inference_mask_is_the_training_last_item_mask():
+    """Serving appends [mask] after the history; training masks the last item of the window: the two must be
+    the same computation (same position, same context), or the model is served a task it never trained on."""
+    model = make("bert4rec", max_len=6)
+    windows = left_pad([[1, 2, 3, 4], [5, 6, 7, 8, 9, 10, 11]], 7)  # the second is longer than max_len
+    hidden, targets = model.training_pairs(windows, torch.ones(windows.shape))  # only the last items masked
+    assert targets.tolist() == [4, 11]
+    with torch.no_grad():
+        served = model(left_pad([[1, 2, 3], [5, 6, 7, 8, 9, 10]], 6))
+    assert torch.allclose(hidden, served, atol=1e-5)
+
+
+def test_bert4rec_learns_a_deterministic_successor():
+    """Each item is followed by the next id (cyclically): the cloze objective must teach the appended [mask] to
+    predict it, as it does SASRec's last position."""
+    n_items, rng = 12, np.random.default_rng(0)
+    starts, lengths = rng.integers(0, n_items, 120), rng.integers(4, 9, 120)
+    sequences = [(np.arange(s, s + n) % n_items) + 1 for s, n in zip(starts, lengths, strict=True)]
+    torch.manual_seed(0)
+    items, _ = build_item_embedding([f"i{k}" for k in range(n_items)], 16)
+    model = build_backbone("bert4rec", items, max_len=8, dropout=0.0, mask_prob=0.4)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    windows = left_pad([s[:-1] for s in sequences], 9)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(150):
+        hidden, targets = model.training_pairs(windows, torch.rand(windows.shape, generator=generator))
+        loss = torch.nn.functional.cross_entropy(hidden @ model.item_embedding.weight[1:].T, targets - 1)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        predicted = (model(left_pad([s[:-1] for s in sequences], 8)) @ model.item_embedding.weight[1:].T).argmax(1) + 1
+    accuracy = (predicted == torch.as_tensor(np.array([s[-1] for s in sequences]))).float().mean()
+    assert accuracy > 0.9  # chance: 1 / 12
+
+
 def test_random_init_scale_and_frozen_items():
     layer, report = build_item_embedding(IDS, 16)
     norms = layer.weight[1:].norm(dim=1)

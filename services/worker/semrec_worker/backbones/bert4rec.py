@@ -10,6 +10,11 @@ paper's output projection + bias are folded into the loss's dot product / cosine
 
 The [mask] token has its own learned vector (`mask_embedding`), so the item layer stays a plain
 [n_items + 1, dim] matrix that any ItemTable can initialise.
+
+Training takes many more epochs than SASRec's (Petrov & Macdonald, RecSys'22): the masked position sees the
+items only through attention, and the model sits at popularity level for tens of epochs before it uses the
+context. rho defaults to 0.6, the paper's value for sparse Amazon data (0.2 for MovieLens); docs/seqrec.md
+("Calibration") has the validation runs behind it and the epochs/patience BERT4Rec needs.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ class BERT4Rec(SASRec):
         num_layers: int = 1,
         num_heads: int = 1,
         dropout: float = 0.2,
-        mask_prob: float = 0.2,
+        mask_prob: float = 0.6,
         **_: object,
     ) -> None:
         super().__init__(item_embedding, max_len, num_layers, num_heads, dropout)

@@ -65,7 +65,8 @@ class ModelSettings(JobConfig):
     num_heads: int = Field(1, ge=1, description="attention heads (SASRec, BERT4Rec)")
     max_len: int = Field(50, ge=2, description="history length the encoder sees (left-padded)")
     dropout: float = Field(0.5, ge=0, lt=1, description="dropout on embeddings and inside blocks")
-    mask_prob: float = Field(0.2, gt=0, lt=1, description="BERT4Rec cloze masking probability")
+    mask_prob: float = Field(0.6, gt=0, lt=1, description="BERT4Rec cloze masking probability (0.6: the BERT4Rec "
+                             "paper's value for Amazon Beauty, chosen on validation, see docs/seqrec.md)")
     history_bias: HistoryBiasName = Field(
         "none", description="'learned': one trained scalar b added to the score of every item already in the "
         "sequence (training loss, evaluation and recommend; b << 0 is the ranker's exclude_seen); 'learned_last': "
