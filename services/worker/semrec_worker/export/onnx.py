@@ -145,6 +145,25 @@ def sample_histories(n_items: int, max_len: int, n: int = 16, seed: int = 0) -> 
     return left_pad([rng.integers(1, n_items + 1, size=k) for k in lengths], max_len)
 
 
+def serving_onnx(serving: ServingEncoder, n_items: int, max_len: int, opset: int = 17) -> bytes:
+    """The ONNX bytes of a `ServingEncoder` (traced on sample histories, dynamic batch axis)."""
+    example = sample_histories(n_items, max_len, n=2)
+    buffer = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        # shapes are fixed at max_len by design, so the tracer's constant-folding warnings are expected
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+        warnings.filterwarnings("ignore", message=".*feature will be removed.*")
+        # the GRU warning is about h0 shapes; batch 1 and batch N through one file are tested
+        warnings.filterwarnings("ignore", message=".*variable length with GRU.*")
+        torch.onnx.export(
+            serving, (example,), buffer, input_names=[ENCODER_INPUT], output_names=[ENCODER_OUTPUT],
+            dynamic_axes={ENCODER_INPUT: {0: "batch"}, ENCODER_OUTPUT: {0: "batch"}},
+            opset_version=opset, dynamo=False,
+        )
+    return buffer.getvalue()
+
+
 def export_run(
     run_dir: str | Path,
     out: str | Path | None = None,
@@ -161,21 +180,7 @@ def export_run(
     encoder, config, table, metrics = load_run_encoder(run_dir)
     similarity = metrics["model"]["similarity"]
     serving = ServingEncoder(encoder, similarity).eval()
-    example = sample_histories(len(table), config.model.max_len, n=2)
-    buffer = io.BytesIO()
-    with torch.no_grad(), warnings.catch_warnings():
-        # shapes are fixed at max_len by design, so the tracer's constant-folding warnings are expected
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
-        warnings.filterwarnings("ignore", message=".*feature will be removed.*")
-        # the GRU warning is about h0 shapes; batch 1 and batch N through one file are tested
-        warnings.filterwarnings("ignore", message=".*variable length with GRU.*")
-        torch.onnx.export(
-            serving, (example,), buffer, input_names=[ENCODER_INPUT], output_names=[ENCODER_OUTPUT],
-            dynamic_axes={ENCODER_INPUT: {0: "batch"}, ENCODER_OUTPUT: {0: "batch"}},
-            opset_version=opset, dynamo=False,
-        )
-    onnx_bytes = buffer.getvalue()
+    onnx_bytes = serving_onnx(serving, len(table), config.model.max_len, opset)
 
     check = sample_histories(len(table), config.model.max_len, n=16, seed=1)
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
