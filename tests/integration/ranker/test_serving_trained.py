@@ -172,9 +172,11 @@ def test_a_bundle_exported_with_every_position_still_serves_and_answers_as_the_f
     with running_ranker(ranker_settings(redis_server)) as (base, _):
         http = httpx.Client(base_url=base, timeout=30)
         assert wait_until(lambda: ready_version(base) == "1"), "the ranker did not load the older bundle"
+        assert http.get("/readyz").json()["bundle"]["encoder_graph"] == "all-positions"
         before = [http.post("/recommend", json=body).json() for body in bodies]
         publish_bundle(client, "shop", new)
         assert wait_until(lambda: ready_version(base) == "2"), "the ranker did not load the final-position bundle"
+        assert http.get("/readyz").json()["bundle"]["encoder_graph"] == "final-position"
         after = [http.post("/recommend", json=body).json() for body in bodies]
     for a, b in zip(before, after, strict=True):
         assert (a["version"], b["version"]) == ("1", "2")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from semrec.bundle import Bundle
 from semrec_ranker.bench.encoder_graph import EncoderGraphBenchConfig, bench_encoder_graph
+from semrec_ranker.bench.markdown import render
 from semrec_ranker.bench.ranker import RankerBenchConfig, bench_bundle
 from semrec_ranker.bench.synthetic import synthetic_bundle, synthetic_encoder
 from semrec_ranker.engine.encoder import OnnxEncoder
@@ -74,3 +75,6 @@ def test_the_encoder_bench_records_both_forms_and_same_answers(tmp_path, monkeyp
             assert run["metrics"]["max_abs_diff"] < 1e-5
         else:
             assert run["metrics"]["identical_top_k"] >= 0.9  # equal up to float rounding: a near-tie may flip
+    table = render(path)
+    assert sum(line.startswith("| encoder | ") for line in table.splitlines()) == 2  # batches 1 and 4
+    assert "| floor-hnsw | 1 |" in table and "| floor-batch-exact" in table
