@@ -76,5 +76,5 @@ def test_the_encoder_bench_records_both_forms_and_same_answers(tmp_path, monkeyp
         else:
             assert run["metrics"]["identical_top_k"] >= 0.9  # equal up to float rounding: a near-tie may flip
     table = render(path)
-    assert sum(line.startswith("| encoder | ") for line in table.splitlines()) == 2  # batches 1 and 4
-    assert "| floor-hnsw | 1 |" in table and "| floor-batch-exact" in table
+    assert sum(line.startswith("| sasrec | encoder | ") for line in table.splitlines()) == 2  # batches 1 and 4
+    assert "| sasrec | floor-hnsw | 1 |" in table and "| sasrec | floor-batch-exact" in table

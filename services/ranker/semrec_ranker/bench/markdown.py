@@ -1,7 +1,7 @@
 """Markdown tables of `semrec bench ranker` results files, for docs/serving.md.
 
     python -m semrec_ranker.bench.markdown results/ranker-inprocess.json results/ranker-http-wrk.json
-    python -m semrec_ranker.bench.markdown results/ranker-encoder-graph.json    # `semrec bench encoder`
+    python -m semrec_ranker.bench.markdown results/ranker-encoder-graph.json    # `semrec bench encoder` / `export`
 
 Prints one section per file (in-process table or HTTP table), each headed by the commit, time and
 load average the file records, so a reader can tell a quiet run from a contended one.
@@ -103,23 +103,24 @@ def wrk_table(runs: list[dict[str, Any]]) -> str:
 
 
 def encoder_graph_table(runs: list[dict[str, Any]]) -> str:
-    """`semrec bench encoder`: one row per measurement (encoder alone, floors) and batch size, both graph forms
-    side by side."""
+    """`semrec bench encoder` / `semrec bench export`: one row per encoder, measurement (encoder alone, floors)
+    and batch size, both graph forms side by side."""
     lines = [
-        "| measured | batch | all positions p50 / p99 ms | final position p50 / p99 ms | p50 ratio | identical top-k "
-        "| load 1m |",
-        "|---|---|---|---|---|---|---|",
+        "| encoder | measured | batch | all positions p50 / p99 ms | final position p50 / p99 ms | p50 ratio "
+        "| identical top-k | load 1m |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    cells: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
+    cells: dict[tuple[str, str, int], dict[str, dict[str, Any]]] = {}
     for run in runs:
-        cells.setdefault((run["protocol"], int(run["config"]["batch"])), {})[run["config"]["encoder_graph"]] = run
-    for (protocol, batch), forms in cells.items():
+        key = (str(run["backbone"]), run["protocol"], int(run["config"]["batch"]))
+        cells.setdefault(key, {})[run["config"]["encoder_graph"]] = run
+    for (backbone, protocol, batch), forms in cells.items():
         if set(forms) != {"all-positions", "final-position"}:
             continue
         full, final = forms["all-positions"]["metrics"], forms["final-position"]["metrics"]
         same = final.get("identical_top_k")
         lines.append(
-            f"| {protocol} | {batch} | {full['p50_ms']:g} / {full['p99_ms']:g} | {final['p50_ms']:g} / "
+            f"| {backbone} | {protocol} | {batch} | {full['p50_ms']:g} / {full['p99_ms']:g} | {final['p50_ms']:g} / "
             f"{final['p99_ms']:g} | {full['p50_ms'] / final['p50_ms']:.2f}x | {'-' if same is None else f'{same:g}'} "
             f"| {final['load_average_1m_before']:g}-{final['load_average_1m_after']:g} |"
         )
