@@ -95,6 +95,7 @@ class ExportResult:
     max_abs_diff: float
     export_s: float
     bundle_test: dict[str, float] | None = None
+    final_position_diff: float = 0.0  # final-position graph vs the full computation, in torch
 
 
 class BundleRecommender:
@@ -235,4 +236,4 @@ def export_run(
         bundle_test = evaluate_bundle(bundle_dir, config.dataset.data)
         bundle.metadata["bundle_test_metrics"] = bundle_test
         bundle.save(bundle_dir)
-    return ExportResult(bundle_dir, max_abs_diff, time.perf_counter() - start, bundle_test)
+    return ExportResult(bundle_dir, max_abs_diff, time.perf_counter() - start, bundle_test, final_position_diff)
