@@ -144,3 +144,47 @@ def test_int8_top_k_equals_the_float32_top_k_on_an_exported_bundle(trained_runs,
     assert stats["batched"] + stats["proved"] + stats["widened"] + stats["float32_scan"] == len(histories)
     assert stats["float32_scan"] < len(histories)  # the int8 path answered, not only the scan
     assert stats["batched"] > 0  # from the batch's one int8 product
+
+
+@pytest.mark.slow
+def test_a_bundle_exported_with_every_position_still_serves_and_answers_as_the_final_position_one(
+    trained_runs, redis_server, tiny_synthetic
+):
+    """Bundles exported before the final-position graph (every position computed, no `encoder_graph` in their
+    metadata) load as they did and answer what the final-position export of the same run answers."""
+    import dataclasses
+
+    from semrec_worker.export.onnx import ServingEncoder, serving_onnx
+
+    run = trained_runs["sasrec"]
+    new = Bundle.load(run)
+    assert new.metadata["encoder_graph"] == "final-position" and new.metadata["final_position_max_abs_diff"] < 1e-5
+    encoder, config, table, metrics = load_run_encoder(run)
+    full = ServingEncoder(encoder, metrics["model"]["similarity"], final_position=False).eval()
+    old_metadata = {k: v for k, v in new.metadata.items() if k not in ("encoder_graph", "final_position_max_abs_diff")}
+    old = dataclasses.replace(new, encoder_onnx=serving_onnx(full, len(table), config.model.max_len),
+                              metadata=old_metadata)  # fmt: skip
+    assert old.encoder_onnx != new.encoder_onnx
+    client = redis_settings(redis_server.url).client()
+    publish_bundle(client, "shop", old)
+    histories, _ = tiny_synthetic.split("test")
+    bodies = [{"history": [tiny_synthetic.item_ids[i - 1] for i in h[-12:]], "k": 10} for h in histories[:12]]
+    with running_ranker(ranker_settings(redis_server)) as (base, _):
+        http = httpx.Client(base_url=base, timeout=30)
+        assert wait_until(lambda: ready_version(base) == "1"), "the ranker did not load the older bundle"
+        assert http.get("/readyz").json()["bundle"]["encoder_graph"] == "all-positions"
+        before = [http.post("/recommend", json=body).json() for body in bodies]
+        publish_bundle(client, "shop", new)
+        assert wait_until(lambda: ready_version(base) == "2"), "the ranker did not load the final-position bundle"
+        assert http.get("/readyz").json()["bundle"]["encoder_graph"] == "final-position"
+        after = [http.post("/recommend", json=body).json() for body in bodies]
+    for a, b in zip(before, after, strict=True):
+        assert (a["version"], b["version"]) == ("1", "2")
+        a_scores = {i["item_id"]: i["score"] for i in a["items"]}
+        b_scores = {i["item_id"]: i["score"] for i in b["items"]}
+        assert len(a_scores) == 10
+        # the same top-10 up to float rounding: an item only one of them lists is a near-tie at the 10th score
+        for item in set(a_scores) ^ set(b_scores):
+            assert abs(a_scores.get(item, b_scores.get(item)) - min(min(a_scores.values()), min(b_scores.values()))) < 1e-5
+        for item in set(a_scores) & set(b_scores):
+            assert a_scores[item] == pytest.approx(b_scores[item], abs=1e-5)

@@ -41,6 +41,8 @@ def test_onnx_matches_torch_and_bundle_ranks_like_the_model(runs, backbone, tiny
     bundle = Bundle.load(run)
     meta = bundle.metadata
     assert meta["backbone"] == backbone and meta["max_len"] == 12
+    assert meta["encoder_graph"] == "final-position"  # checked against the full computation while exporting
+    assert result.final_position_diff == meta["final_position_max_abs_diff"] < 1e-5
     assert meta["dataset_fingerprint"] == tiny_synthetic.fingerprint and meta["source_run"]
     assert bundle.item_ids == tiny_synthetic.item_ids
     assert np.allclose(np.linalg.norm(bundle.item_vectors, axis=1), 1.0, atol=1e-5)

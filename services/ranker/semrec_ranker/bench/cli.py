@@ -1,4 +1,4 @@
-"""`semrec bench ranker` registration (the benchmark lives in bench/ranker.py, imported when it runs)."""
+"""`semrec bench ranker` / `encoder` / `faults` registration (the benchmark lives in bench/ranker.py, imported when it runs)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,16 @@ def register(groups: CommandGroups) -> None:
 
     config_command(groups.bench, "ranker", RankerBenchConfig, run,
                    "Ranker latency: in-process encode+top-k (10k..1M items, SASRec/GRU4Rec), ANN recall, HTTP load.")  # fmt: skip
+
+    from semrec_ranker.bench.encoder_graph import EncoderGraphBenchConfig
+
+    def run_encoder(config: EncoderGraphBenchConfig):
+        from semrec_ranker.bench.encoder_graph import bench_encoder_graph
+
+        return bench_encoder_graph(config)
+
+    config_command(groups.bench, "encoder", EncoderGraphBenchConfig, run_encoder,
+                   "Encoder graph form in process: final position vs all positions (encoder ms, encode+top-k floor).")  # fmt: skip
 
     from semrec_ranker.bench.faults import FaultBenchConfig
 

@@ -1,6 +1,7 @@
 """Markdown tables of `semrec bench ranker` results files, for docs/serving.md.
 
     python -m semrec_ranker.bench.markdown results/ranker-inprocess.json results/ranker-http-wrk.json
+    python -m semrec_ranker.bench.markdown results/ranker-encoder-graph.json    # `semrec bench encoder` / `export`
 
 Prints one section per file (in-process table or HTTP table), each headed by the commit, time and
 load average the file records, so a reader can tell a quiet run from a contended one.
@@ -101,10 +102,37 @@ def wrk_table(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def encoder_graph_table(runs: list[dict[str, Any]]) -> str:
+    """`semrec bench encoder` / `semrec bench export`: one row per encoder, measurement (encoder alone, floors)
+    and batch size, both graph forms side by side."""
+    lines = [
+        "| encoder | measured | batch | all positions p50 / p99 ms | final position p50 / p99 ms | p50 ratio "
+        "| identical top-k | load 1m |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    cells: dict[tuple[str, str, int], dict[str, dict[str, Any]]] = {}
+    for run in runs:
+        key = (str(run["backbone"]), run["protocol"], int(run["config"]["batch"]))
+        cells.setdefault(key, {})[run["config"]["encoder_graph"]] = run
+    for (backbone, protocol, batch), forms in cells.items():
+        if set(forms) != {"all-positions", "final-position"}:
+            continue
+        full, final = forms["all-positions"]["metrics"], forms["final-position"]["metrics"]
+        same = final.get("identical_top_k")
+        lines.append(
+            f"| {backbone} | {protocol} | {batch} | {full['p50_ms']:g} / {full['p99_ms']:g} | {final['p50_ms']:g} / "
+            f"{final['p99_ms']:g} | {full['p50_ms'] / final['p50_ms']:.2f}x | {'-' if same is None else f'{same:g}'} "
+            f"| {final['load_average_1m_before']:g}-{final['load_average_1m_after']:g} |"
+        )
+    return "\n".join(lines)
+
+
 def render(path: Path) -> str:
     data = json.loads(path.read_text())
     runs = data["runs"]
-    if any(run["protocol"] == "http-wrk" for run in runs):
+    if any(run["protocol"] == "encoder" for run in runs):
+        table = encoder_graph_table(runs)
+    elif any(run["protocol"] == "http-wrk" for run in runs):
         table = wrk_table(runs)
     elif any(run["protocol"] == "http-open-loop" for run in runs):
         table = http_table(runs)

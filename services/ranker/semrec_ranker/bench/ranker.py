@@ -50,6 +50,9 @@ class RankerBenchConfig(AcceptsOldNames, JobConfig):
     http: bool = Field(True, description="run the HTTP load test (wrk)")
     http_items: list[int] = Field([100_000, 1_000_000], description="catalogue sizes of the HTTP test")
     http_backbone: Literal["sasrec", "gru4rec"] = Field("sasrec", description="encoder of the HTTP test")
+    encoder_graph: Literal["final-position", "all-positions"] = Field(
+        "final-position", description="graph form of the synthetic encoders: final-position (what `semrec export onnx` "
+        "writes) or all-positions (exports before it; bench/synthetic.py)")
     http_indexes: list[Literal["exact", "hnsw"]] = Field(["hnsw", "exact"], description="served top-k: exact (int8 + rescoring), hnsw")
     http_workers: list[int] = Field([1, 2], description="uvicorn worker counts (`semrec serve --workers`)")
     http_kinds: list[Literal["history", "user"]] = Field(["history", "user"], description="request kinds: history in the body, user_id (history from Redis)")
@@ -141,7 +144,8 @@ def bench_in_process(config: RankerBenchConfig, bundles: dict) -> list:
         histories = _histories(n, config.max_len, config.queries, config.seed)
         for backbone in config.backbones:
             start = time.perf_counter()
-            bundle = synthetic_bundle(n, config.dim, config.max_len, backbone, config.seed)
+            bundle = synthetic_bundle(n, config.dim, config.max_len, backbone, config.seed,
+                                      encoder_graph=config.encoder_graph)
             build_s = time.perf_counter() - start
             engine = Engine("bench", bundle, ort_threads=config.threads, ann_threshold=10**12)
             metrics, exact_rows = _time_engine(engine, histories, config.k)
@@ -270,19 +274,28 @@ def _cpus(workers: int, pin: bool) -> tuple[set[int] | None, set[int] | None]:
     return set(cores[:workers]), set(cores[workers:])
 
 
-def _bench_bundle(config: RankerBenchConfig, n_items: int, with_ann: bool):
+def bench_bundle(config: RankerBenchConfig, n_items: int, with_ann: bool):
+    """The HTTP test's synthetic bundle, cached under $SEMREC_CACHE/bench (deterministic from the seed: built
+    once, reused with its HNSW index). A cached bundle of the other graph form (or of a version that did not
+    record one: all positions) gets its encoder re-exported from the same seed; vectors and index are kept."""
     from semrec.bundle import Bundle
     from semrec.store.ann import build_hnsw
 
-    from semrec_ranker.bench.synthetic import synthetic_bundle
+    from semrec_ranker.bench.synthetic import synthetic_bundle, synthetic_encoder
 
     cache = Path(os.environ.get("SEMREC_CACHE", Path.home() / ".cache" / "semrec")) / "bench" / (
         f"http-{config.http_backbone}-{n_items}x{config.dim}-len{config.max_len}-seed{config.seed}"
     )
     bundle = Bundle.load(cache) if (cache / "metadata.json").exists() else None
-    if bundle is None:  # deterministic from the seed: built once, reused (with its HNSW index)
+    if bundle is None:
         echo(f"building a synthetic {config.http_backbone} bundle of {n_items} items")
-        bundle = synthetic_bundle(n_items, config.dim, config.max_len, config.http_backbone, config.seed)
+        bundle = synthetic_bundle(n_items, config.dim, config.max_len, config.http_backbone, config.seed,
+                                  encoder_graph=config.encoder_graph)  # fmt: skip
+    elif bundle.metadata.get("encoder_graph", "all-positions") != config.encoder_graph:
+        echo(f"re-exporting the cached bundle's encoder as {config.encoder_graph}")
+        bundle.encoder_onnx = synthetic_encoder(config.http_backbone, n_items, config.dim, config.max_len,
+                                                config.seed, config.encoder_graph)  # fmt: skip
+        bundle.metadata["encoder_graph"] = config.encoder_graph
     if with_ann and bundle.ann_index is None:
         echo(f"building HNSW over {n_items} items (cached afterwards)")
         bundle.ann_index = build_hnsw(bundle.item_vectors, expansion_add=config.hnsw_expansion_add, progress=True)
@@ -316,7 +329,8 @@ def _serve(config: RankerBenchConfig, redis_url: str, catalog: str, index: str, 
     else:
         cmd = [sys.executable, "-m", "semrec_ranker.bench.server", "--encoder", encoder, "--backbone",
                config.http_backbone, "--n-items", catalog.split("-")[-1], "--dim", str(config.dim), "--max-len",
-               str(config.max_len), "--seed", str(config.seed), "--port", str(port)]  # fmt: skip
+               str(config.max_len), "--seed", str(config.seed), "--encoder-graph", config.encoder_graph,
+               "--port", str(port)]  # fmt: skip
     preexec = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
     process = subprocess.Popen(cmd, env=env, preexec_fn=preexec)
     return process, f"http://127.0.0.1:{port}"
@@ -366,7 +380,7 @@ def _series(config: RankerBenchConfig, redis_url: str, catalog: str, n_items: in
                             "wrk_threads": config.wrk_threads, "server_cpus": sorted(server_cpus or []),
                             "wrk_cpus": sorted(wrk_cpus or []), "pinned": server_cpus is not None,
                             "batch_window_ms": config.batch_window_ms, "batch_adaptive": config.batch_adaptive,
-                            "batch_on_thread": config.batch_on_thread,
+                            "batch_on_thread": config.batch_on_thread, "encoder_graph": config.encoder_graph,
                             "history_len": config.history_len, "memory_at_start": memory, "k": config.k},
                 ))  # fmt: skip
         memory_after = _memory(processes, shared)
@@ -397,7 +411,7 @@ def bench_http(config: RankerBenchConfig) -> list:
     with tempfile.TemporaryDirectory(prefix="semrec-bench-http-") as tmp:
         workdir = Path(tmp)
         for n_items in config.http_items:
-            bundle = _bench_bundle(config, n_items, "hnsw" in config.http_indexes)
+            bundle = bench_bundle(config, n_items, "hnsw" in config.http_indexes)
             rng = np.random.default_rng(config.seed + 3)
             histories = [[f"i{j}" for j in rng.integers(1, n_items + 1, config.history_len)] for _ in range(2000)]
             bodies = {"history": workdir / f"history-{n_items}.jsonl", "user": workdir / f"user-{n_items}.jsonl"}

@@ -18,6 +18,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=256)
     parser.add_argument("--max-len", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--encoder-graph", choices=["final-position", "all-positions"], default="final-position")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
 
@@ -32,7 +33,8 @@ def main() -> None:
         from semrec_ranker.bench.synthetic import build_encoder_module
         from semrec_ranker.engine.encoder import TorchEagerEncoder
 
-        module = build_encoder_module(args.backbone, args.n_items, args.dim, args.max_len, args.seed)
+        module = build_encoder_module(args.backbone, args.n_items, args.dim, args.max_len, args.seed,
+                                      args.encoder_graph)
 
         def factory(bundle):
             return TorchEagerEncoder(module)

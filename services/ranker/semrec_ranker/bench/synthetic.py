@@ -4,6 +4,12 @@ The encoders are stand-ins with the issue-3 architectures at the serving shapes 
 cost does not depend on what was learned): `sasrec` = item + positional embedding, one causal
 self-attention block, last position; `gru4rec` = item embedding + one GRU layer, last state; `mean` = mean
 of the non-padding item embeddings (the tiny test encoder). All end in an L2 normalisation.
+
+Graph form (`encoder_graph`, recorded in the bundle's metadata): `final-position` (default), what `semrec export
+onnx` writes: the SASRec-like block computes the last position's query row only (keys and values of every
+position), then its output projection and feed-forward row; `all-positions`, what exports before it wrote:
+every position through the block, the last one kept. Same weights, same outputs to float rounding; the
+benchmarks compare the two (`semrec bench encoder`). The GRU and mean encoders are one form already.
 """
 
 from __future__ import annotations
@@ -15,9 +21,12 @@ import numpy as np
 from semrec.bundle import ENCODER_INPUT, ENCODER_OUTPUT, Bundle
 
 Backbone = Literal["sasrec", "gru4rec", "mean"]
+EncoderGraph = Literal["final-position", "all-positions"]
+ENCODER_GRAPHS: tuple[str, ...] = ("final-position", "all-positions")
 
 
-def build_encoder_module(backbone: Backbone, n_items: int, dim: int, max_len: int, seed: int = 0):
+def build_encoder_module(backbone: Backbone, n_items: int, dim: int, max_len: int, seed: int = 0,
+                         encoder_graph: EncoderGraph = "final-position"):  # fmt: skip
     import torch
     from torch import nn
 
@@ -60,13 +69,22 @@ def build_encoder_module(backbone: Backbone, n_items: int, dim: int, max_len: in
         def forward(self, item_ids: torch.Tensor) -> torch.Tensor:
             batch, length = item_ids.shape
             x = self.items(item_ids) + self.positions.weight[:length].unsqueeze(0)
-            q, k, v = self.qkv(self.norm1(x)).chunk(3, dim=-1)
-            shape = (batch, length, self.heads, dim // self.heads)
-            q, k, v = (t.reshape(shape).transpose(1, 2) for t in (q, k, v))
-            scores = q @ k.transpose(-1, -2) / (dim // self.heads) ** 0.5
-            blocked = self.causal[:length, :length] | (item_ids == 0).unsqueeze(1).unsqueeze(1)
-            scores = scores.masked_fill(blocked, -1e9)
-            attended = (scores.softmax(-1) @ v).transpose(1, 2).reshape(batch, length, dim)
+            normed = self.norm1(x)
+            if encoder_graph == "final-position":  # the last query row; no key lies in its future
+                queries = 1
+                q = nn.functional.linear(normed[:, -1:], self.qkv.weight[:dim], self.qkv.bias[:dim])
+                k, v = nn.functional.linear(normed, self.qkv.weight[dim:], self.qkv.bias[dim:]).chunk(2, dim=-1)
+                blocked = (item_ids == 0).unsqueeze(1).unsqueeze(1)
+                x = x[:, -1:]
+            else:
+                queries = length
+                q, k, v = self.qkv(normed).chunk(3, dim=-1)
+                blocked = self.causal[:length, :length] | (item_ids == 0).unsqueeze(1).unsqueeze(1)
+            head_dim = dim // self.heads
+            q = q.reshape(batch, queries, self.heads, head_dim).transpose(1, 2)
+            k, v = (t.reshape(batch, length, self.heads, head_dim).transpose(1, 2) for t in (k, v))
+            scores = (q @ k.transpose(-1, -2) / head_dim**0.5).masked_fill(blocked, -1e9)
+            attended = (scores.softmax(-1) @ v).transpose(1, 2).reshape(batch, queries, dim)
             x = x + self.out(attended)
             x = x + self.ffn(self.norm2(x))
             return nn.functional.normalize(x[:, -1], dim=-1)
@@ -114,14 +132,22 @@ def synthetic_bundle(
     seed: int = 0,
     item_ids: list[str] | None = None,
     encoder_items: int | None = None,
+    encoder_graph: EncoderGraph = "final-position",
 ) -> Bundle:
     """A bundle with a real ONNX encoder; `encoder_items` caps the encoder's vocabulary (default n_items)."""
-    module = build_encoder_module(backbone, encoder_items or n_items, dim, max_len, seed)
     rng = np.random.default_rng(seed)
     return Bundle(
-        encoder_onnx=export_onnx(module, max_len),
+        encoder_onnx=synthetic_encoder(backbone, encoder_items or n_items, dim, max_len, seed, encoder_graph),
         item_ids=item_ids or [f"i{i}" for i in range(1, n_items + 1)],
         item_vectors=random_unit_vectors(n_items, dim, seed),
         popularity=rng.integers(0, 1000, n_items).astype(np.float32),
-        metadata={"backbone": backbone, "max_len": max_len, "dim": dim, "source": "synthetic", "seed": seed},
+        metadata={"backbone": backbone, "max_len": max_len, "dim": dim, "source": "synthetic", "seed": seed,
+                  "encoder_graph": encoder_graph},
     )
+
+
+def synthetic_encoder(backbone: Backbone, n_items: int, dim: int, max_len: int, seed: int = 0,
+                      encoder_graph: EncoderGraph = "final-position") -> bytes:  # fmt: skip
+    """The ONNX bytes of a synthetic bundle's encoder (deterministic from the seed: both graph forms of one
+    seed share their weights)."""
+    return export_onnx(build_encoder_module(backbone, n_items, dim, max_len, seed, encoder_graph), max_len)

@@ -131,6 +131,8 @@ class Engine:
             "index": self.index_kind,
             "shared_arrays": self.shared_dir is not None,
             "backbone": self.metadata.get("backbone"),
+            # bundles exported before the final-position graph record none: their encoder computes every position
+            "encoder_graph": self.metadata.get("encoder_graph", "all-positions"),
         }
 
     def map_items(self, item_ids: Sequence[str]) -> tuple[list[int], list[str]]:

@@ -3,7 +3,12 @@
 A sequence encoder maps item-index sequences, left-padded with 0 to a common width W <= max_len
 (index k >= 1 is `dataset.item_ids[k - 1]`), to one vector h_s per sequence:
 
-    encoder(item_ids [B, W]) -> h_s [B, dim]          (what the ranker serves, through ONNX)
+    encoder(item_ids [B, W]) -> h_s [B, dim]
+    encoder.final_position(item_ids [B, W]) -> h_s [B, dim]   (the same h_s, what the ranker serves via ONNX)
+
+`forward` is the reference computation (every position, then the last one's output); `final_position`
+computes only what h_s depends on (the Transformers' last block for one query row: `semrec export onnx`
+exports it). The two agree to float rounding (tested per backbone and item layer).
 
 For training it exposes `training_pairs(windows, noise) -> (hidden [N, dim], targets [N])`: for a batch of
 training windows (left-padded chronological item indices, width <= max_len + 1) it returns the
@@ -75,6 +80,11 @@ class SequenceEncoder(nn.Module):
     def forward(self, item_ids: torch.Tensor) -> torch.Tensor:
         """h_s [B, dim] for left-padded histories [B, W] (the last column is the most recent item)."""
         return self.sequence_output(item_ids)[:, -1]
+
+    def final_position(self, item_ids: torch.Tensor) -> torch.Tensor:
+        """h_s [B, dim] as `forward`, computing only what the last position's output depends on (a backbone
+        without a cheaper way inherits `forward`)."""
+        return self.forward(item_ids)
 
     def training_pairs(
         self, windows: torch.Tensor, noise: torch.Tensor | None = None

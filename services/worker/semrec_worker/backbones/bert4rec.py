@@ -8,6 +8,9 @@ Inference (sec. 3.6): append [mask] after the history and read the output at tha
 input [B, W] keeps its last W - 1 items plus the mask. Output scoring uses the shared item embeddings (the
 paper's output projection + bias are folded into the loss's dot product / cosine).
 
+`final_position` (what serving exports) computes the last block for the [mask] position only (SASRec.encode_last):
+the earlier blocks are bidirectional and need every position, the last one only the row that is read.
+
 The [mask] token has its own learned vector (`mask_embedding`), so the item layer stays a plain
 [n_items + 1, dim] matrix that any ItemTable can initialise.
 
@@ -45,16 +48,27 @@ class BERT4Rec(SASRec):
         self.mask_prob = mask_prob
         self.mask_embedding = nn.Parameter(torch.randn(self.dim) * self.dim**-0.5)
 
-    def masked_encode(self, item_ids: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+    def masked_inputs(self, item_ids: torch.Tensor, masked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(embeddings with [mask] where `masked`, the positions that are real or masked)."""
         visible = torch.where(masked, torch.zeros_like(item_ids), item_ids)
         embeddings = torch.where(masked.unsqueeze(-1), self.mask_embedding / self.scale, self.embed(visible))
-        return self.encode(embeddings, (item_ids != 0) | masked, causal=False)
+        return embeddings, (item_ids != 0) | masked
 
-    def forward(self, item_ids: torch.Tensor) -> torch.Tensor:
+    def masked_encode(self, item_ids: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+        return self.encode(*self.masked_inputs(item_ids, masked), causal=False)
+
+    def with_appended_mask(self, item_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The inference input (sec. 3.6): the last W - 1 items, then [mask] in the last column."""
         shifted = torch.cat([item_ids[:, 1:], torch.zeros_like(item_ids[:, :1])], dim=1)
         columns = torch.arange(shifted.shape[1], device=shifted.device)
         masked = (columns == shifted.shape[1] - 1).unsqueeze(0).expand_as(shifted)
-        return self.masked_encode(shifted, masked)[:, -1]
+        return shifted, masked
+
+    def forward(self, item_ids: torch.Tensor) -> torch.Tensor:
+        return self.masked_encode(*self.with_appended_mask(item_ids))[:, -1]
+
+    def final_position(self, item_ids: torch.Tensor) -> torch.Tensor:
+        return self.encode_last(*self.masked_inputs(*self.with_appended_mask(item_ids)), causal=False)
 
     def sequence_output(self, item_ids: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError("BERT4Rec is bidirectional: use forward() (h_s) or training_pairs()")

@@ -10,6 +10,9 @@ Left padding: a GRU would update its state over the leading padding steps and gi
 how much padding there is. The forward pass therefore rotates each row so its items come first (padding at
 the end, never reached before the last item), runs the GRU, and rotates the outputs back: the result is
 independent of the padded width and exports to ONNX as gathers around one GRU node.
+
+Serving (`final_position`) is already last-state: the recurrence has to run over the history anyway, and only
+the last item's output row is gathered back (not all W rows, of which `forward` keeps the last).
 """
 
 from __future__ import annotations
@@ -38,12 +41,23 @@ class GRU4Rec(SequenceEncoder):
                           dropout=dropout if num_layers > 1 else 0.0)
         self.output_dropout = nn.Dropout(dropout)
 
-    def sequence_output(self, item_ids: torch.Tensor) -> torch.Tensor:
+    def front_outputs(self, item_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(GRU outputs [B, W, dim] of the rows rotated items-first, the number of items per row [B, 1])."""
         width = item_ids.shape[1]
         lengths = (item_ids != 0).sum(dim=1, keepdim=True)
         columns = torch.arange(width, device=item_ids.device).unsqueeze(0)
         to_front = (columns + width - lengths) % width  # items first, padding last
-        front_ids = item_ids.gather(1, to_front)
-        outputs, _ = self.gru(self.input_dropout(self.embed(front_ids)))
+        outputs, _ = self.gru(self.input_dropout(self.embed(item_ids.gather(1, to_front))))
+        return outputs, lengths
+
+    def sequence_output(self, item_ids: torch.Tensor) -> torch.Tensor:
+        outputs, lengths = self.front_outputs(item_ids)
+        width = item_ids.shape[1]
+        columns = torch.arange(width, device=item_ids.device).unsqueeze(0)
         back = ((columns - (width - lengths)) % width).unsqueeze(-1).expand(-1, -1, self.dim)
         return self.output_dropout(outputs.gather(1, back))
+
+    def final_position(self, item_ids: torch.Tensor) -> torch.Tensor:
+        outputs, lengths = self.front_outputs(item_ids)
+        last = ((lengths - 1) % item_ids.shape[1]).unsqueeze(-1).expand(-1, 1, self.dim)  # an empty row: W - 1
+        return self.output_dropout(outputs.gather(1, last)[:, 0])

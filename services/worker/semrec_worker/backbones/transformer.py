@@ -1,5 +1,10 @@
 """A small pre-LayerNorm Transformer block shared by SASRec and BERT4Rec, written with plain tensor ops so the
-ONNX export is a straightforward graph (no fused kernels, no data-dependent Python)."""
+ONNX export is a straightforward graph (no fused kernels, no data-dependent Python).
+
+`last_only=True` computes a block's output for the last position alone: its query row attends to the keys and
+values of every position, then the output projection and the feed-forward net run on that one row. A model
+whose output is the last position's (h_s) needs nothing else from its last block, so serving runs it that way
+(`SequenceEncoder.final_position`); every other position's output of the last block would be thrown away."""
 
 from __future__ import annotations
 
@@ -21,13 +26,21 @@ class SelfAttention(nn.Module):
         self.out = nn.Linear(dim, dim)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """x [B, W, dim] -> [B, W, dim]; with `last_only`, [B, 1, dim] for the last query position (then `bias`
+        needs only that query's row, [B, 1, 1, W])."""
         batch, width, dim = x.shape
         head_dim = dim // self.heads
-        q, k, v = self.qkv(x).view(batch, width, 3, self.heads, head_dim).permute(2, 0, 3, 1, 4)
+        if last_only:  # the query projection for one row, key/value projections for all (rows dim.. of qkv)
+            q = nn.functional.linear(x[:, -1:], self.qkv.weight[:dim], self.qkv.bias[:dim])
+            q = q.view(batch, 1, self.heads, head_dim).transpose(1, 2)
+            kv = nn.functional.linear(x, self.qkv.weight[dim:], self.qkv.bias[dim:])
+            k, v = kv.view(batch, width, 2, self.heads, head_dim).permute(2, 0, 3, 1, 4)
+        else:
+            q, k, v = self.qkv(x).view(batch, width, 3, self.heads, head_dim).permute(2, 0, 3, 1, 4)
         weights = (q @ k.transpose(-1, -2)) / math.sqrt(head_dim) + bias
         weights = self.dropout(weights.softmax(dim=-1))
-        return self.out((weights @ v).transpose(1, 2).reshape(batch, width, dim))
+        return self.out((weights @ v).transpose(1, 2).reshape(batch, q.shape[2], dim))
 
 
 class TransformerBlock(nn.Module):
@@ -40,13 +53,16 @@ class TransformerBlock(nn.Module):
         self.ffn = nn.Sequential(nn.Linear(dim, ffn_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn_dim, dim))
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        x = x + self.dropout(self.attention(self.attention_norm(x), bias))
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """[B, W, dim] -> [B, W, dim], or [B, 1, dim] (the last position's output alone) with `last_only`."""
+        attended = self.attention(self.attention_norm(x), bias, last_only)
+        x = (x[:, -1:] if last_only else x) + self.dropout(attended)
         return x + self.dropout(self.ffn(self.ffn_norm(x)))
 
 
 def attention_bias(real: torch.Tensor, causal: bool) -> torch.Tensor:
-    """Additive bias [B, 1, W, W]: keys that are padding (and, if causal, in the future) get MASKED."""
+    """Additive bias [B, 1, W, W]: keys that are padding (and, if causal, in the future) get MASKED. The last
+    query's row alone is `attention_bias(real, causal=False)` [B, 1, 1, W]: no key lies in its future."""
     allowed = real.unsqueeze(1).unsqueeze(2)  # [B, 1, 1, W]
     if causal:
         width = real.shape[1]

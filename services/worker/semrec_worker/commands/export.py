@@ -36,8 +36,8 @@ def export_onnx(config: ExportOnnxConfig) -> Path:
         echo(f"item-layer refresh encoder in {encoder}")
     config.save(result.bundle_dir / "export_config.json")
     echo(
-        f"bundle written to {result.bundle_dir} (ONNX vs torch max abs diff {result.max_abs_diff:.2e}, "
-        f"{result.export_s:.1f} s)"
+        f"bundle written to {result.bundle_dir} (final-position encoder graph: vs the full computation max abs "
+        f"diff {result.final_position_diff:.2e}; ONNX vs torch {result.max_abs_diff:.2e}; {result.export_s:.1f} s)"
     )
     if result.bundle_test is not None:
         echo("bundle test metrics (ONNX Runtime + cosine top-k): "

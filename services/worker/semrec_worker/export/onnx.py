@@ -20,6 +20,14 @@ Serving contract: input `item_ids` int64 [batch, max_len] left-padded with 0, ou
   (what training learns where repeats are rare) ranks history items lower; the ranker's `exclude_seen`
   (on by default) drops them altogether, the limit b -> -inf.
 
+The exported graph computes h_s the way `SequenceEncoder.final_position` does: only what the last position's
+output depends on (for SASRec and BERT4Rec the last Transformer block for the last query row alone; GRU4Rec
+gathers the last item's state), not every position's output of which the last would be kept. Before writing,
+the export checks that this equals the full computation (`forward`) on sample histories (left-padded as the
+ranker pads them, 1 to max_len items) and records the difference (`metadata.final_position_max_abs_diff`,
+`metadata.encoder_graph = "final-position"`). The ranker's contract is unchanged, so bundles exported
+before this (every position computed, no `encoder_graph` key) load and serve the same results, only slower.
+
 Export uses the TorchScript-based exporter (`dynamo=False`): one self-contained .onnx file (the dynamo
 exporter writes weights to a separate .onnx.data file) with a dynamic batch axis. After writing, the
 export runs ONNX Runtime on sample histories and compares with torch; the max abs difference is recorded
@@ -49,17 +57,22 @@ from semrec_worker.evaluation import EvalSettings, evaluate
 from semrec_worker.methods.rebuild import model_from_config
 from semrec_worker.training.config import SeqRecConfig, load_seqrec_config
 
+ENCODER_GRAPH = "final-position"  # metadata.encoder_graph of what `export_run` writes
+
 
 class ServingEncoder(nn.Module):
-    """item_ids [B, max_len] -> unit-norm embedding [B, dim (+1 for dot-product models)]."""
+    """item_ids [B, max_len] -> unit-norm embedding [B, dim (+1 for dot-product models)], through the encoder's
+    `final_position` (or its full `forward` with `final_position=False`: the reference the export checks)."""
 
-    def __init__(self, encoder: SequenceEncoder, similarity: str) -> None:
+    def __init__(self, encoder: SequenceEncoder, similarity: str, final_position: bool = True) -> None:
         super().__init__()
         self.encoder = encoder
         self.augment = similarity == "dot"
+        self.final_position = final_position
 
     def forward(self, item_ids: torch.Tensor) -> torch.Tensor:
-        hidden = nn.functional.normalize(self.encoder(item_ids), dim=-1)
+        hidden = self.encoder.final_position(item_ids) if self.final_position else self.encoder(item_ids)
+        hidden = nn.functional.normalize(hidden, dim=-1)
         if self.augment:
             hidden = torch.cat([hidden, torch.zeros_like(hidden[:, :1])], dim=1)
         return hidden
@@ -86,6 +99,7 @@ class ExportResult:
     max_abs_diff: float
     export_s: float
     bundle_test: dict[str, float] | None = None
+    final_position_diff: float = 0.0  # final-position graph vs the full computation, in torch
 
 
 class BundleRecommender:
@@ -132,7 +146,27 @@ def sample_histories(n_items: int, max_len: int, n: int = 16, seed: int = 0) -> 
     rng = np.random.default_rng(seed)
     lengths = rng.integers(1, max_len + 1, size=n)
     lengths[0] = max_len
+    lengths[1 % n] = 1
     return left_pad([rng.integers(1, n_items + 1, size=k) for k in lengths], max_len)
+
+
+def serving_onnx(serving: ServingEncoder, n_items: int, max_len: int, opset: int = 17) -> bytes:
+    """The ONNX bytes of a `ServingEncoder` (traced on sample histories, dynamic batch axis)."""
+    example = sample_histories(n_items, max_len, n=2)
+    buffer = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        # shapes are fixed at max_len by design, so the tracer's constant-folding warnings are expected
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+        warnings.filterwarnings("ignore", message=".*feature will be removed.*")
+        # the GRU warning is about h0 shapes; batch 1 and batch N through one file are tested
+        warnings.filterwarnings("ignore", message=".*variable length with GRU.*")
+        torch.onnx.export(
+            serving, (example,), buffer, input_names=[ENCODER_INPUT], output_names=[ENCODER_OUTPUT],
+            dynamic_axes={ENCODER_INPUT: {0: "batch"}, ENCODER_OUTPUT: {0: "batch"}},
+            opset_version=opset, dynamo=False,
+        )
+    return buffer.getvalue()
 
 
 def export_run(
@@ -151,27 +185,18 @@ def export_run(
     encoder, config, table, metrics = load_run_encoder(run_dir)
     similarity = metrics["model"]["similarity"]
     serving = ServingEncoder(encoder, similarity).eval()
-    example = sample_histories(len(table), config.model.max_len, n=2)
-    buffer = io.BytesIO()
-    with torch.no_grad(), warnings.catch_warnings():
-        # shapes are fixed at max_len by design, so the tracer's constant-folding warnings are expected
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
-        warnings.filterwarnings("ignore", message=".*feature will be removed.*")
-        # the GRU warning is about h0 shapes; batch 1 and batch N through one file are tested
-        warnings.filterwarnings("ignore", message=".*variable length with GRU.*")
-        torch.onnx.export(
-            serving, (example,), buffer, input_names=[ENCODER_INPUT], output_names=[ENCODER_OUTPUT],
-            dynamic_axes={ENCODER_INPUT: {0: "batch"}, ENCODER_OUTPUT: {0: "batch"}},
-            opset_version=opset, dynamo=False,
-        )
-    onnx_bytes = buffer.getvalue()
+    onnx_bytes = serving_onnx(serving, len(table), config.model.max_len, opset)
 
     check = sample_histories(len(table), config.model.max_len, n=16, seed=1)
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     onnx_out = session.run([ENCODER_OUTPUT], {ENCODER_INPUT: check.numpy()})[0]
     with torch.no_grad():
         torch_out = serving(check).numpy()
+        full_out = ServingEncoder(encoder, similarity, final_position=False).eval()(check).numpy()
+    final_position_diff = float(np.abs(torch_out - full_out).max())
+    if final_position_diff > tolerance:
+        raise UserError(f"final-position check failed: max abs diff {final_position_diff:.2e} > {tolerance:.0e} "
+                        "against the full computation")  # fmt: skip
     max_abs_diff = float(np.abs(onnx_out - torch_out).max())
     if max_abs_diff > tolerance:
         raise UserError(f"ONNX parity check failed: max abs diff {max_abs_diff:.2e} > {tolerance:.0e}")
@@ -205,6 +230,8 @@ def export_run(
             "created_at": utc_now(),
             "onnx_opset": opset,
             "parity_max_abs_diff": max_abs_diff,
+            "encoder_graph": ENCODER_GRAPH,
+            "final_position_max_abs_diff": final_position_diff,
             "test_metrics": test,
             "config": config.to_dict(),
         },
@@ -216,4 +243,4 @@ def export_run(
         bundle_test = evaluate_bundle(bundle_dir, config.dataset.data)
         bundle.metadata["bundle_test_metrics"] = bundle_test
         bundle.save(bundle_dir)
-    return ExportResult(bundle_dir, max_abs_diff, time.perf_counter() - start, bundle_test)
+    return ExportResult(bundle_dir, max_abs_diff, time.perf_counter() - start, bundle_test, final_position_diff)
