@@ -1,0 +1,141 @@
+"""Late score fusion (models/fusion.py) and `semrec eval hybrid`: weights chosen on validation only."""
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+from semrec.cli import build_app
+from semrec_worker.models.fusion import HistoryFloor, ScoreFusion, standardised
+from semrec_worker.training import SeqRecConfig, train_seqrec
+from typer.testing import CliRunner
+
+DATA = "synthetic:users=300,items=200,avg_len=10,seed=1"
+
+
+class Fixed:
+    """A scorer that returns the same rows whatever the histories."""
+
+    def __init__(self, rows):
+        self.rows = torch.as_tensor(rows, dtype=torch.float64)
+
+    def score(self, histories):
+        return self.rows[: len(histories)].clone()
+
+
+def test_rows_are_z_scored_over_what_the_part_can_score():
+    rows = torch.tensor([[0.0, 1.0, 2.0, 3.0, -torch.inf], [5.0, 2.0, 2.0, 2.0, 6.0]])
+    z = standardised(rows)
+    assert torch.isinf(z[:, 0]).all() and z[0, 4] == -torch.inf
+    finite = z[0, 1:4]
+    assert finite.mean().item() == pytest.approx(0.0) and finite.std(unbiased=False).item() == pytest.approx(
+        1.0
+    )
+    # column 0 (padding) never enters the statistics: row 1 is z-scored over [2, 2, 2, 6]
+    assert z[1, 4].item() == pytest.approx((6 - 3) / np.sqrt(3.0))
+
+
+def test_fusion_is_the_weighted_sum_of_z_scores_and_keeps_what_a_part_cannot_score():
+    a = Fixed([[0.0, 1.0, 2.0, 3.0, -torch.inf]])
+    b = Fixed([[0.0, 30.0, 10.0, 20.0, 40.0]])  # another scale entirely
+    fused = ScoreFusion([(a, 1.0), (b, 0.5)]).score([np.array([1])])
+    expected = standardised(a.score([0])) + 0.5 * standardised(b.score([0]))
+    torch.testing.assert_close(fused[0, 1:4], expected[0, 1:4])
+    assert fused[0, 0] == -torch.inf and fused[0, 4] == -torch.inf
+    # weight 0: the first part's order alone
+    alone = ScoreFusion([(a, 1.0), (b, 0.0)]).score([np.array([1])])
+    assert torch.argsort(alone[0, 1:4]).tolist() == [0, 1, 2]
+
+
+def test_history_floor_gives_the_history_no_vote_but_keeps_it_rankable():
+    text = Fixed([[0.0, 1.0, 0.2, 0.9, 0.5], [0.0, 0.3, 0.4, 0.1, 0.8]])
+    scores = HistoryFloor(text).score([np.array([1, 3]), np.array([], dtype=np.int64)])
+    assert scores[0, 1].item() == pytest.approx(0.2) and scores[0, 3].item() == pytest.approx(0.2)
+    assert scores[0, 4].item() == pytest.approx(0.5) and torch.isfinite(scores[0, 1:]).all()
+    torch.testing.assert_close(scores[1], text.score([0, 1])[1])  # an empty history changes nothing
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, tiny_synthetic_shared):
+    out = tmp_path_factory.mktemp("hybrid") / "run"
+    config = SeqRecConfig(data=DATA, out=out, backbone="sasrec", loss="said_cosine", dim=16, max_len=12, epochs=1,
+                          threads=1, batch_size=64, lr=5e-3)  # fmt: skip
+    train_seqrec(config, dataset=copy.deepcopy(tiny_synthetic_shared))
+    return out
+
+
+def test_eval_hybrid_chooses_on_validation_and_scores_test_once(run_dir, tmp_path):
+    out = tmp_path / "hybrid.json"
+    result = CliRunner().invoke(
+        build_app(),
+        [
+            "eval",
+            "hybrid",
+            "--run",
+            str(run_dir),
+            "--partners",
+            "cooc",
+            "--weights",
+            "0,1,4",
+            "--protocols",
+            "full",
+            "--results",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(out.read_text())["runs"]
+    hybrid = row["config"]["hybrid"]
+    assert [t["weights"]["cooc"] for t in hybrid["valid"]] == [0.0, 1.0, 4.0]
+    best = max(hybrid["valid"], key=lambda t: t["ndcg@10"])
+    assert hybrid["weights"] == best["weights"]
+    assert row["method"].endswith("+cooc") and row["protocol"] == "full"
+    assert set(row["config"]["popularity_groups"]) and 0 <= row["metrics"]["ndcg@10"] <= 1
+    # the run alone (weight 0) scores on validation what `semrec eval run --split valid` gives
+    alone = tmp_path / "alone.json"
+    CliRunner().invoke(build_app(), ["eval", "run", "--run", str(run_dir), "--protocols", "full", "--split", "valid",
+                                     "--results", str(alone)])  # fmt: skip
+    (valid_row,) = json.loads(alone.read_text())["runs"]
+    assert hybrid["valid"][0]["ndcg@10"] == pytest.approx(valid_row["metrics"]["ndcg@10"], abs=1e-6)
+
+
+def test_eval_hybrid_tuning_only_writes_nothing_and_bad_flags_exit_2(run_dir, tmp_path):
+    out = tmp_path / "none.json"
+    result = CliRunner().invoke(
+        build_app(),
+        [
+            "eval",
+            "hybrid",
+            "--run",
+            str(run_dir),
+            "--weights",
+            "0,1",
+            "--no-evaluate-test",
+            "--results",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0 and "chosen on validation" in result.output and not out.exists()
+    no_table = CliRunner().invoke(
+        build_app(), ["eval", "hybrid", "--run", str(run_dir), "--partners", "llmseqsim"]
+    )
+    assert no_table.exit_code == 2 and "--text-table" in no_table.output
+    missing = CliRunner().invoke(build_app(), ["eval", "hybrid", "--run", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "not a seqrec run" in missing.output
+
+
+def test_eval_hybrid_with_a_text_partner_tries_every_weight_pair(run_dir, tmp_path, tiny_synthetic):
+    from semrec.item_table import ItemTable
+
+    vectors = np.random.default_rng(0).normal(size=(tiny_synthetic.n_items, 8)).astype(np.float32)
+    table = ItemTable(list(tiny_synthetic.item_ids), vectors, {"method": "text"}).save(tmp_path / "text.npz")
+    out = tmp_path / "hybrid.json"
+    result = CliRunner().invoke(build_app(), ["eval", "hybrid", "--run", str(run_dir), "--partners", "cooc,llmseqsim",
+                                              "--text-table", str(table), "--weights", "0,1", "--protocols",
+                                              "full,sampled100", "--results", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = json.loads(out.read_text())["runs"]
+    assert [r["protocol"] for r in rows] == ["full", "sampled100"]
+    tried = [(t["weights"]["cooc"], t["weights"]["llmseqsim"]) for t in rows[0]["config"]["hybrid"]["valid"]]
+    assert tried == [(0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0)]
