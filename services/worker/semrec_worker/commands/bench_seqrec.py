@@ -23,6 +23,7 @@ from semrec.results import RunResult, write_results
 
 from semrec_worker.core.names import BackboneName, LossName
 from semrec_worker.training.config import TrainingOverrides
+from semrec_worker.training.item_layer import Fusion, ItemLayerMode
 
 
 class BenchSeqRecConfig(TrainingOverrides):
@@ -123,26 +124,37 @@ class BenchSeqRecSpeedConfig(TrainingOverrides):
     data: str = Field(..., description="dataset folder")
     backbones: list[str] = Field(["gru4rec", "sasrec", "bert4rec"], description="backbones")
     loss: LossName = Field("full_ce", description="loss")
+    init: str = Field("random", description="'random' or an ItemTable (.npz or run dir; the frozen and dual item "
+                      "layers need one)")
+    item_layers: list[ItemLayerMode] = Field(["init"], description="item-layer modes to time (init, frozen, dual)")
+    fusion: Fusion = Field("sum", description="dual: how the two views combine (sum, concat, gate)")
     runs_dir: Path = Field(Path("runs/bench-seqrec-speed"), description="where the run directories go")
     results: Path = Field(Path("results/seqrec-speed.json"), description="results JSON (appended)")
 
 
 def bench_seqrec_speed(config: BenchSeqRecSpeedConfig) -> Path:
     _check(config.backbones, BackboneName, "backbone")
+    if config.init == "random" and set(config.item_layers) - {"init"}:
+        raise UserError("--item-layers frozen/dual need --init TABLE (an ItemTable .npz or run directory)")
+    if config.init != "random" and not Path(config.init).exists():
+        raise UserError(f"--init {config.init}: no such file or directory")
 
     if config.epochs is None:
         config.epochs = 2
     config.patience = config.epochs + 1
     dataset = Path(config.data).name
-    for backbone in config.backbones:
-        run_dir = config.runs_dir / f"{dataset}-{backbone}-{config.loss}-{int(time.time())}"
+    for backbone, mode in ((b, m) for b in config.backbones for m in config.item_layers):
+        label = backbone if config.item_layers == ["init"] else f"{backbone}/{mode}"
+        run_dir = config.runs_dir / f"{dataset}-{backbone}-{mode}-{config.loss}-{int(time.time())}"
+        layer = ["--item-layer", mode] + (["--fusion", config.fusion] if mode == "dual" else [])
+        init = [] if config.init == "random" else ["--init", config.init]
         command = _semrec() + ["train", "seqrec", "--data", config.data, "--backbone", backbone, "--loss",
-                               config.loss, "--out", str(run_dir), *config.flags()]
-        echo(f"{backbone}: {' '.join(command[3:])}")
+                               config.loss, *init, *layer, "--out", str(run_dir), *config.flags()]
+        echo(f"{label}: {' '.join(command[3:])}")
         started = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
         if done.returncode != 0:
-            raise UserError(f"{backbone} speed run failed: {done.stdout[-500:]}{done.stderr[-1000:]}")
+            raise UserError(f"{label} speed run failed: {done.stdout[-500:]}{done.stderr[-1000:]}")
         metrics = json.loads((run_dir / "metrics.json").read_text())
         epochs = metrics["epochs"]
         train_s = [e["train_s"] for e in epochs]
@@ -156,10 +168,11 @@ def bench_seqrec_speed(config: BenchSeqRecSpeedConfig) -> Path:
             "parameters": metrics["model"]["parameters"],
             "epochs": len(epochs),
         }
-        echo(f"{backbone}: {numbers}")
-        run = RunResult(dataset=metrics["dataset"]["name"], method="random", backbone=backbone, loss=config.loss,
+        echo(f"{label}: {numbers}")
+        method = "random" if config.init == "random" else str(metrics.get("init", {}).get("method", "table"))
+        run = RunResult(dataset=metrics["dataset"]["name"], method=method, backbone=backbone, loss=config.loss,
                         protocol="train-speed", metrics=numbers, wall_s=round(time.perf_counter() - started, 1),
-                        config={**config.to_dict(), "device": metrics["device"]})
+                        config={**config.to_dict(), "item_layer": mode, "device": metrics["device"]})
         write_results(config.results, [run], append=True)
     echo(f"results appended to {config.results}")
     return config.results
@@ -179,5 +192,6 @@ def register(groups: CommandGroups) -> None:
         "seqrec-speed",
         BenchSeqRecSpeedConfig,
         bench_seqrec_speed,
-        "Seconds per training epoch and peak memory (RSS) of each backbone, one fresh process per backbone.",
+        "Seconds per training epoch and peak memory (RSS) of each backbone and item-layer mode, one fresh "
+        "process per run.",
     )
