@@ -51,7 +51,7 @@ def evaluate_run(
         exclude_history=exclude_history,
         eval_seed=eval_seed,
     )
-    method = _run_method(run_dir)
+    method = run_method(run_dir)
     runs = evaluate_runs(
         scorer, dataset.sequences, config, method, backbone=run_config.backbone, loss=run_config.loss,
         seed=run_config.seed, extra_config={"run": str(run_dir), "unknown_items": scorer.unknown_items,
@@ -60,7 +60,7 @@ def evaluate_run(
     return runs, scorer.unknown_items
 
 
-def _run_method(run_dir) -> str:
+def run_method(run_dir) -> str:
     import json
     from pathlib import Path
 

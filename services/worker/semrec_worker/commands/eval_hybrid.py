@@ -76,7 +76,7 @@ def _partner(name: str, config: EvalHybridConfig, sequences, split: str):
 
 def eval_hybrid(config: EvalHybridConfig) -> list[RunResult]:
     from semrec_worker.api import Dataset, Recommender
-    from semrec_worker.api.evaluate import MappedScorer, _run_method
+    from semrec_worker.api.evaluate import MappedScorer, run_method
     from semrec_worker.core.runtime import apply_threads
     from semrec_worker.evaluation.jobs import EvalJobConfig, evaluate_runs
     from semrec_worker.evaluation.protocol import EvalSettings, evaluate
@@ -133,7 +133,7 @@ def eval_hybrid(config: EvalHybridConfig) -> list[RunResult]:
         exclude_history=config.exclude_history,
         eval_seed=config.eval_seed,
     )
-    method = f"{_run_method(config.run)}+{'+'.join(config.partners)}"
+    method = f"{run_method(config.run)}+{'+'.join(config.partners)}"
     with tempfile.TemporaryDirectory() as tmp:
         ranks_path = Path(tmp) / "ranks.npz"
         runs = evaluate_runs(
