@@ -1,7 +1,8 @@
 """`SeqRecConfig`: every setting of `semrec train seqrec` (and of the Python API `train_seqrec`).
 
 Defaults follow the SAID paper (dim 256, one layer, one head, max length 50, batch 256, AdamW, early
-stopping on validation NDCG@10 with patience 5) except the learning rate (2e-3), dropout (0.5) and the number
+stopping on validation NDCG@10 with patience 5; BERT4Rec patience 20, the per-backbone epoch cap and patience
+are in training/recipes.py) except the learning rate (2e-3), dropout (0.5) and the number
 of training samples (every position): see docs/seqrec.md ("Calibration") for what changed and why.
 
 The config is nested, one settings object per concern (`dataset`, `evaluation`, `model`, `optimisation`,
@@ -29,6 +30,8 @@ from semrec_worker.core.names import BackboneName, DeviceName, HistoryBiasName, 
 from semrec_worker.data.dataset import DataConfig
 from semrec_worker.evaluation.jobs import Protocol
 from semrec_worker.training.item_layer import ItemLayerSettings
+from semrec_worker.training.recipes import describe as describe_recipe
+from semrec_worker.training.recipes import recipe_of
 
 
 class DataSettings(DataConfig):
@@ -108,8 +111,12 @@ class OptimisationSettings(JobConfig):
         "none", description="training-sequence augmentation: 'reverse' also trains on every training sequence "
         "reversed (for data whose within-user order says little, e.g. reviews); validation and test are untouched",
     )
-    epochs: int = Field(100, ge=1, description="maximum epochs")
-    patience: int = Field(5, ge=1, description="stop after this many epochs without a better valid metric")
+    # None: the backbone's recipe default (training/recipes.py), resolved when the run's config is built
+    epochs: int | None = Field(None, ge=1, description=f"maximum epochs (default per backbone: {describe_recipe('epochs')})")
+    patience: int | None = Field(
+        None, ge=1, description="stop after this many epochs without a better valid metric (default per backbone: "
+        f"{describe_recipe('patience')})",
+    )
     valid_metric: str = Field(
         "ndcg@10", description="validation metric for early stopping (full ranking): ndcg@10, recall@10 (= hr@10), "
         "mrr, ndcg@20, recall@20"
@@ -157,6 +164,19 @@ class SeqRecConfig(JobConfig):
     optimisation: OptimisationSettings = Field(default_factory=OptimisationSettings)
     objective: LossSettings = Field(default_factory=LossSettings)
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
+
+    @model_validator(mode="after")
+    def _backbone_recipe_defaults(self) -> SeqRecConfig:
+        """--epochs / --patience not given: the backbone's recipe defaults (training/recipes.py), written into
+        the config so the saved run records what it ran with."""
+        schedule = self.optimisation
+        if schedule.epochs is None or schedule.patience is None:
+            recipe = recipe_of(self.model.backbone)
+            self.optimisation = schedule.model_copy(update={
+                "epochs": recipe.epochs if schedule.epochs is None else schedule.epochs,
+                "patience": recipe.patience if schedule.patience is None else schedule.patience,
+            })
+        return self
 
 
 class TrainingOverrides(JobConfig):
