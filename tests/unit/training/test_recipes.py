@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
+from semrec_worker.experiments import grid
+from semrec_worker.experiments.config import QualityConfig
 from semrec_worker.training.config import SeqRecConfig, load_seqrec_config
 from semrec_worker.training.recipes import BACKBONE_RECIPES
 
@@ -37,3 +39,18 @@ def test_the_saved_config_records_the_resolved_values(tmp_path: Path):
     assert load_seqrec_config(tmp_path).patience == 4
     old = load_seqrec_config(OLD / "seqrec.json")  # a flat config.json of an earlier version (sasrec)
     assert (old.epochs, old.patience) == (2, 5)
+
+
+def test_the_grid_passes_epochs_and_patience_only_when_given(tmp_path: Path):
+    def schedules(**given) -> dict[str, tuple[int, int]]:
+        config = QualityConfig(data=DATA, methods=["random"], backbones=["sasrec", "gru4rec", "bert4rec"], seeds=[0],
+                               runs_dir=tmp_path, **given)  # fmt: skip
+        out = {}
+        for cell in grid.plan(config, tmp_path):
+            command, job = grid.backbone_job(cell, config, tmp_path)
+            assert command == "seqrec"
+            out[cell.backbone] = (job.epochs, job.patience)
+        return out
+
+    assert schedules() == {"sasrec": (100, 5), "gru4rec": (100, 5), "bert4rec": (100, 20)}
+    assert schedules(epochs=20, patience=3) == {b: (20, 3) for b in ("sasrec", "gru4rec", "bert4rec")}

@@ -110,7 +110,8 @@ def register(groups: CommandGroups) -> None:
         "quality",
         QualityConfig,
         bench_quality,
-        "Reproduction grid: popularity, LLMSeqSim and Random/LH/LLM2X/SAID/LLMEmb/TSLRec x GRU4Rec/SASRec x seeds "
-        "(cells under RUNS_DIR/<method>/<backbone>/seed<S>, reused when done); writes results/quality-<dataset>"
+        "Reproduction grid: popularity, LLMSeqSim and Random/LH/LLM2X/SAID/LLMEmb/TSLRec x GRU4Rec/SASRec x seeds, "
+        "the table methods in each of --item-layers (cells under RUNS_DIR/<method>[+<mode>]/<backbone>/seed<S>, "
+        "reused when done); writes results/quality-<dataset>"
         ".json and .md (SAID Table 2 and LLMEmb Table 1 layouts), --plots draws the docs/results.md figures.",
     )

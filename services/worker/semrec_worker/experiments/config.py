@@ -11,6 +11,7 @@ from semrec.vocabulary import OldName
 from semrec_worker.core.names import BackboneName, LossName
 from semrec_worker.data.dataset import DataConfig
 from semrec_worker.evaluation.jobs import EvalJobConfig, Protocol
+from semrec_worker.experiments.modes import GridItemLayer
 from semrec_worker.lm.backends import MINILM
 from semrec_worker.methods import registry
 from semrec_worker.training.config import TrainingOverrides
@@ -43,6 +44,14 @@ class QualityConfig(EvalJobConfig, TrainingOverrides):
     )
     backbones: list[BackboneName] = Field(["gru4rec", "sasrec"], description="backbones")
     seeds: list[int] = Field([0, 1, 2], description="training seeds of every backbone cell")
+    item_layers: list[GridItemLayer] = Field(
+        ["init"], description="item layers of the backbone cells of every method with a table (LH, LLM2X, SAID, "
+        "LLM2BERT4Rec, LLMEmb): init (the ID embedding starts from the table), frozen (table behind an adapter), "
+        "dual-sum, dual-concat, dual-gate (frozen table + ID embedding, fused); each mode is its own row, its "
+        "cells under RUNS_DIR/<method>+<mode>/ (init: RUNS_DIR/<method>/). LLMEmb's init row is its RAT cell, "
+        "its other modes plain seqrec cells on its SCFT table; Random, TSLRec and the reference methods keep "
+        "their one row",
+    )
     loss: LossName = Field(
         "said_cosine", description="training loss of every backbone cell"
     )
@@ -100,6 +109,15 @@ class QualityConfig(EvalJobConfig, TrainingOverrides):
             key, sep, path = entry.partition("=")
             if not sep or not path or key not in table_keys():
                 raise ValueError(f"'{entry}': expected method=PATH with method one of {', '.join(table_keys())}")
+        return value
+
+    @field_validator("item_layers")
+    @classmethod
+    def _modes_once_each(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("give at least one item layer")
+        if len(set(value)) != len(value):
+            raise ValueError(f"an item layer is listed twice: {','.join(value)}")
         return value
 
     @field_validator("recorded", mode="before")

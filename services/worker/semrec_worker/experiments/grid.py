@@ -2,15 +2,18 @@
 
 Cell layout (also what a cell run by hand must follow to be collected)::
 
-    RUNS_DIR/<method>/<backbone>/seed<S>/   a run directory of `semrec train seqrec` (random, lh, llm2x, said:
-                                            `--init TABLE`), `semrec train llmemb-rat` (llmemb) or
+    RUNS_DIR/<method>/<backbone>/seed<S>/   a run directory of `semrec train seqrec` (random, lh, llm2x, said,
+                                            llm2bert4rec: `--init TABLE`), `semrec train llmemb-rat` (llmemb) or
                                             `semrec train tslrec` (tslrec): config.json, metrics.json,
                                             results.json, test_ranks.npz
+    RUNS_DIR/<method>+<mode>/<backbone>/seed<S>/   the same method's table in another item layer (`--item-layers`,
+                                            experiments/modes.py): `semrec train seqrec --init TABLE
+                                            --item-layer frozen|dual [--fusion F]` (llmemb too: its SCFT table)
     RUNS_DIR/popularity/, RUNS_DIR/llmseqsim/   one cell each (no backbone, no seed): config.json, results.json
     RUNS_DIR/<method>/table/                 a table built by the grid when `--tables` gave none
 
 A cell whose results.json exists and whose config.json matches the grid (backbone, seed, loss, history
-bias, and the method its results are reported under) is reused, never re-run; a cell that left a checkpoint but no
+bias, item layer and fusion, and the method its results are reported under) is reused, never re-run; a cell that left a checkpoint but no
 results is resumed; a cell that matches nothing is reported as missing with the reason, never overwritten.
 """
 
@@ -32,6 +35,7 @@ from semrec.results import RunResult, read_results, write_results
 
 from semrec_worker.evaluation.jobs import PROTOCOLS, TEST_RANKS, EvalJobConfig, evaluate_runs
 from semrec_worker.experiments.config import QualityConfig
+from semrec_worker.experiments.modes import INIT, cell_name, layer_settings, mode_of, modes_of
 from semrec_worker.experiments.recorded import Recorded
 from semrec_worker.export.onnx import load_run_encoder  # torch only when a cell is re-evaluated
 from semrec_worker.methods import registry
@@ -55,13 +59,20 @@ class Cell:
     seed: int | None
     path: Path
     requested: bool = True  # False: only a prerequisite (the SASRec that LLMEmb / TSLRec build on)
+    mode: str = INIT  # its item layer (experiments/modes.py)
     status: str = "pending"  # reused | trained | recorded | failed | mismatch | missing | skipped
     reason: str = ""
     runs: list[RunResult] = field(default_factory=list)
 
     @property
+    def name(self) -> str:
+        """What its results rows and aggregates are reported under: the method, `<method>+<mode>` in another
+        item layer than init."""
+        return cell_name(self.method, self.mode)
+
+    @property
     def label(self) -> str:
-        return self.method if self.backbone is None else f"{self.method}/{self.backbone}/seed{self.seed}"
+        return self.name if self.backbone is None else f"{self.name}/{self.backbone}/seed{self.seed}"
 
     @property
     def ok(self) -> bool:
@@ -71,10 +82,11 @@ class Cell:
         return any(r.config.get("cut_short") for r in self.runs)
 
 
-def cell_path(runs_dir: Path, method: str, backbone: str | None = None, seed: int | None = None) -> Path:
+def cell_path(runs_dir: Path, method: str, backbone: str | None = None, seed: int | None = None,
+              mode: str = INIT) -> Path:
     if method in registry.without_backbone():
         return runs_dir / method
-    return runs_dir / method / str(backbone) / f"seed{seed}"
+    return runs_dir / cell_name(method, mode) / str(backbone) / f"seed{seed}"
 
 
 def default_runs_dir(dataset_name: str) -> Path:
@@ -82,10 +94,12 @@ def default_runs_dir(dataset_name: str) -> Path:
 
 
 def plan(config: QualityConfig, runs_dir: Path) -> list[Cell]:
-    """Every cell, prerequisites first (random SASRec cells before the LLMEmb / TSLRec cells that use them)."""
+    """Every cell, prerequisites first (random SASRec cells before the LLMEmb / TSLRec cells that use them);
+    a method with a table has its cells in each of `--item-layers` (method, then mode, backbone, seed)."""
     cells: list[Cell] = []
     order = registry.names()
-    needs_sasrec = any(registry.get(m).needs_sasrec for m in config.methods) and "sasrec" not in config.table_paths()
+    native = [m for m in config.methods if INIT in modes_of(m, config.item_layers)]  # its own stage 2 runs
+    needs_sasrec = any(registry.get(m).needs_sasrec for m in native) and "sasrec" not in config.table_paths()
     for method in config.methods:
         if not registry.get(method).has_backbone:
             cells.append(Cell(method, None, None, cell_path(runs_dir, method)))
@@ -94,10 +108,13 @@ def plan(config: QualityConfig, runs_dir: Path) -> list[Cell]:
         backbones = list(config.backbones) if method in config.methods else []
         if method == "random" and needs_sasrec and "sasrec" not in backbones:
             backbones.append("sasrec")
-        for backbone in backbones:
-            for seed in config.seeds:
-                requested = method in config.methods and backbone in config.backbones
-                cells.append(Cell(method, backbone, seed, cell_path(runs_dir, method, backbone, seed), requested))
+        modes = modes_of(method, config.item_layers) if method in config.methods else [INIT]
+        for mode in modes:
+            for backbone in backbones:
+                for seed in config.seeds:
+                    requested = method in config.methods and backbone in config.backbones
+                    path = cell_path(runs_dir, method, backbone, seed, mode)
+                    cells.append(Cell(method, backbone, seed, path, requested, mode=mode))
     return cells
 
 
@@ -125,8 +142,9 @@ def check_existing(cell: Cell, config: QualityConfig) -> tuple[list[RunResult] |
         except (OSError, ValueError) as exc:
             return None, f"unreadable config.json ({exc})"
         wanted = {"backbone": cell.backbone, "seed": cell.seed, "loss": config.loss,
-                  "history_bias": config.history_bias or "none"}
+                  "history_bias": config.history_bias or "none", "item_layer": cell.mode}
         saved.setdefault("history_bias", "none")  # runs of earlier versions have none
+        saved["item_layer"] = mode_of(saved.get("item_layer"), saved.get("fusion"))  # none recorded: init
         wrong = [f"{k}={saved.get(k)!r} (grid: {v!r})" for k, v in wanted.items() if saved.get(k) != v]
         if wrong:
             return None, "config mismatch: " + ", ".join(wrong)
@@ -202,9 +220,10 @@ def pretrained_sasrec(seed: int, config: QualityConfig, runs_dir: Path) -> Path:
     return path
 
 
-def backbone_job(cell: Cell, config: QualityConfig, runs_dir: Path) -> JobConfig:
-    """The job of a backbone cell: the grid's data, evaluation and training settings plus what the method's
-    registry entry adds (its table, the pretrained SASRec, ...)."""
+def backbone_job(cell: Cell, config: QualityConfig, runs_dir: Path) -> tuple[str, JobConfig]:
+    """(`semrec train` command, its job) of a backbone cell: the grid's data, evaluation and training settings
+    plus what the method's registry entry adds (its table, the pretrained SASRec, ...). A cell in another item
+    layer than init is a seqrec run on the method's table in that mode (experiments/modes.py)."""
     spec = registry.get(cell.method)
     assert spec.stage2 is not None
     settings = {**_data_fields(config), **_eval_fields(config), **_training_fields(config), "backbone": cell.backbone,
@@ -217,9 +236,13 @@ def backbone_job(cell: Cell, config: QualityConfig, runs_dir: Path) -> JobConfig
         grid=config,
         table=lambda: table_for(cell.method, config, runs_dir),
         sasrec=lambda seed: pretrained_sasrec(seed, config, runs_dir),
-        same_method_cells=[c.path for c in plan(config, runs_dir) if c.method == cell.method],
+        same_method_cells=[c.path for c in plan(config, runs_dir) if c.name == cell.name],
     )
-    return spec.stage2.config(**settings, **spec.cell(inputs))
+    if cell.mode == INIT:
+        return spec.stage2.command, spec.stage2.config(**settings, **spec.cell(inputs))
+    # the method's own seqrec settings (LLM2BERT4Rec's backbone check), or its table for another stage 2 (LLMEmb)
+    own = spec.cell(inputs) if spec.stage2 is registry.SEQREC else {"init": str(inputs.table())}
+    return registry.SEQREC.command, registry.SEQREC.config(**settings, **own, **layer_settings(cell.mode))
 
 
 def run_reference_cell(cell: Cell, config: QualityConfig, dataset) -> None:
@@ -293,7 +316,7 @@ def run_grid(config: QualityConfig, dataset, runs_dir: Path, recorded: Recorded 
             echo(f"[{i}/{len(cells)}] {cell.label}: reused")
             continue
         if why == "no results.json" and recorded is not None:
-            kept = recorded.cell_runs(cell.method, cell.backbone, cell.seed, config.loss)
+            kept = recorded.cell_runs(cell.name, cell.backbone, cell.seed, config.loss)
             if kept:
                 source = kept[0].config["recorded_from"]
                 cell.status, cell.reason, cell.runs = "recorded", f"from {source}", kept
@@ -313,7 +336,7 @@ def run_grid(config: QualityConfig, dataset, runs_dir: Path, recorded: Recorded 
             if stage2 is None:
                 run_reference_cell(cell, config, dataset)
             else:
-                _run_job(stage2.command, backbone_job(cell, config, runs_dir), cell.path, config)
+                _run_job(*backbone_job(cell, config, runs_dir), cell.path, config)
             runs, why = check_existing(cell, config)
             if runs is None:
                 raise UserError(f"finished but {why}")

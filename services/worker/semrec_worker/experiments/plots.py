@@ -2,7 +2,8 @@
 
 - t-SNE of item tables coloured by top-level category (SAID paper, Figure 7);
 - SAID stage-1 generation accuracy over training (SAID paper, Figure 3), from a SAID run's metrics.json;
-- NDCG@10 by item-popularity group, least to most popular (LLMEmb paper, Figure 5).
+- NDCG@10 by item-popularity group, least to most popular (LLMEmb paper, Figure 5), one bar per report row
+  (a method in each of its item layers, experiments/modes.py).
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from semrec_worker.experiments import modes
 from semrec_worker.experiments.tables import Aggregate
-from semrec_worker.methods import registry
 
 MAX_CATEGORIES = 10
 
@@ -144,15 +145,15 @@ def plot_popularity_groups(aggregates: list[Aggregate], backbones: list[str], pa
     for r, protocol in enumerate(protocols):
         for c, backbone in enumerate(backbones):
             ax = axes[r][c]
-            shown = [a for m in registry.names() for a in with_groups
-                     if a.method == m and a.protocol == protocol and a.backbone in (backbone, None)]
+            shown = sorted((a for a in with_groups if a.protocol == protocol and a.backbone in (backbone, None)),
+                           key=lambda a: modes.sort_key(a.method))
             if not shown:
                 ax.axis("off")
                 continue
             width = 0.8 / len(shown)
             for k, agg in enumerate(shown):
                 xs = np.arange(n_groups) + (k - (len(shown) - 1) / 2) * width
-                ax.bar(xs, agg.popularity_groups[metric], width, label=registry.label(agg.method))
+                ax.bar(xs, agg.popularity_groups[metric], width, label=modes.label(agg.method))
             cases = shown[0].popularity_groups["cases"]
             ax.set_xticks(np.arange(n_groups), [f"G{g + 1}\n({int(n)} cases)" for g, n in enumerate(cases)],
                           fontsize=7)

@@ -9,6 +9,10 @@ The results of `semrec eval sknn|vsknn|cooc|popularity|llmseqsim` can be recorde
 method's cell (runs of `--split valid`, the settings sweep, are never used), and the per-group breakdown those
 commands keep in each run's config feeds the figure. Several files can be given; the first that holds a cell
 reports it.
+
+A cell in another item layer than init (`--item-layers`) is held under its cell name, `<method>+<mode>`
+(experiments/modes.py), in its runs and its aggregate rows alike, so it is matched by that name and a file
+rebuilds every mode's rows; an init cell and the files of earlier versions use the plain method name.
 """
 
 from __future__ import annotations
@@ -34,8 +38,8 @@ class Recorded:
     aggregates: list[RunResult]
 
     def cell_runs(self, method: str, backbone: str | None, seed: int | None, loss: str | None) -> list[RunResult]:
-        """The recorded test-split runs of one cell (backbone cells must also match the grid's loss), all from
-        the first file that holds the cell."""
+        """The recorded test-split runs of one cell (`method`: its cell name; backbone cells must also match the
+        grid's loss), all from the first file that holds the cell."""
         found = [r for r in self.runs if reports(str(r.method), method) and r.backbone == backbone and r.seed == seed
                  and (backbone is None or r.loss == loss) and r.config.get("split", "test") == "test"]
         return [r for r in found if r.config[SOURCE] == found[0].config[SOURCE]] if found else []

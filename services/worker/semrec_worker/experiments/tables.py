@@ -4,6 +4,10 @@ Table A follows the SAID paper's Table 2 (full ranking; NDCG@10, Recall@10, MRR 
 "Improv." = the best LLM-initialised method over the best baseline). Table B follows the LLMEmb paper's
 Table 1 (sampled-100 protocol; overall and tail-item NDCG@10 and HR@10). A cell that failed or is absent
 is shown as "-" and listed below the tables; nothing is filled in.
+
+Rows are cell names (experiments/modes.py): a method, or `<method>+<mode>` for its table in another item layer
+than init (`--item-layers`), labelled "LLM2X (frozen)", "LLM2X (dual, sum)"; the results JSON rows carry the
+same name as their `method`, so `--recorded` reads the modes back.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from semrec.results import RunResult
 
 from semrec_worker.evaluation.jobs import TEST_RANKS
 from semrec_worker.evaluation.popularity import metrics_by_group, popularity_groups
+from semrec_worker.experiments import modes
 from semrec_worker.experiments.config import QualityConfig
 from semrec_worker.experiments.grid import GRID_RANKS, Cell
 from semrec_worker.experiments.recorded import Recorded
@@ -47,16 +52,17 @@ class Aggregate:
 
 
 def grid_runs(cells: list[Cell]) -> list[RunResult]:
-    """The requested cells' RunResults, reported under the grid's method name (the cell's own in config)."""
+    """The requested cells' RunResults, reported under the grid's cell name (the method, `<method>+<mode>` in
+    another item layer; the run's own method name in config)."""
     runs = []
     for cell in cells:
         if not (cell.ok and cell.requested):
             continue
         for run in cell.runs:
             config = {**run.config, "cell": str(cell.path)}
-            if run.method != cell.method:
+            if run.method != cell.name:
                 config["reported_method"] = run.method
-            runs.append(run.model_copy(update={"method": cell.method, "config": config}))
+            runs.append(run.model_copy(update={"method": cell.name, "config": config}))
     return runs
 
 
@@ -107,7 +113,7 @@ def add_popularity_groups(aggregates: list[Aggregate], cells: list[Cell], datase
             saved = np.load(path)
             for protocol in [p for p in saved.files if p != "targets" and p not in seen]:
                 seen.add(protocol)
-                per_key[(cell.method, cell.backbone, protocol)].append(
+                per_key[(cell.name, cell.backbone, protocol)].append(
                     metrics_by_group(saved[protocol], saved["targets"], item_groups, n_groups)
                 )
     if recorded is not None:
@@ -133,7 +139,7 @@ def _add_recorded_groups(per_key: dict, cells: list[Cell], recorded: Recorded, n
     for cell in cells:
         if cell.status == "recorded" and cell.requested:
             for run in cell.runs:
-                recorded_seeds[(cell.method, cell.backbone, run.protocol)].add(cell.seed)
+                recorded_seeds[(cell.name, cell.backbone, run.protocol)].add(cell.seed)
     for (method, backbone, protocol), seeds in recorded_seeds.items():
         found = recorded.popularity_groups(method, backbone, protocol)
         if found is None or set(found[0]) != seeds or len(found[1]["cases"]) != n_groups:
@@ -186,39 +192,46 @@ def _cell_text(agg: Aggregate | None, part: str, metric: str, n_seeds: int) -> s
     return text
 
 
-def _improvement(aggregates: list[Aggregate], methods: list[str], backbone: str, protocol: str, part: str,
+def _improvement(aggregates: list[Aggregate], rows: list[str], backbone: str, protocol: str, part: str,
                  metric: str) -> str:
-    def best(candidates: tuple[str, ...]) -> tuple[str, float] | None:
+    """The best LLM-initialised row (any item layer) over the best baseline row, in one column."""
+    def best(candidates: list[str]) -> tuple[str, float] | None:
         scored = []
-        for method in candidates:
-            agg = find(aggregates, method, backbone, protocol) if method in methods else None
+        for name in [r for r in rows if modes.split(r)[0] in candidates]:
+            agg = find(aggregates, name, backbone, protocol)
             if agg is not None and metric in agg.mean.get(part, {}):
-                scored.append((agg.mean[part][metric], method))
+                scored.append((agg.mean[part][metric], name))
         return (max(scored)[1], max(scored)[0]) if scored else None
 
     llm, base = best(registry.llm_initialised()), best(registry.baselines())
     if llm is None or base is None or base[1] <= 0:
         return "-"
     change = 100 * (llm[1] - base[1]) / base[1]
-    return f"{change:+.1f}% ({registry.label(llm[0])} vs {registry.label(base[0])})"
+    return f"{change:+.1f}% ({modes.label(llm[0])} vs {modes.label(base[0])})"
+
+
+def report_rows(config: QualityConfig) -> list[str]:
+    """The cell names of the report's rows: methods in registry order, each in its item layers."""
+    return modes.row_names(config.methods, config.item_layers)
 
 
 def _table(aggregates: list[Aggregate], config: QualityConfig, protocol: str,
            columns: list[tuple[str, str, str]]) -> list[str]:
-    """Rows = methods, then Improv.; per backbone one column per (part, metric, header)."""
-    methods = [m for m in registry.names() if m in config.methods]
+    """Rows = methods (each in its item layers), then Improv.; per backbone one column per (part, metric,
+    header)."""
+    rows = report_rows(config)
     header = ["method"] + [f"{b} {h}" for b in config.backbones for _, _, h in columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for method in methods:
-        row = [registry.label(method)]
+    for name in rows:
+        row = [modes.label(name)]
         for backbone in config.backbones:
-            agg_cells = [_cell_text(find(aggregates, method, backbone, protocol), part, metric, len(config.seeds))
+            agg_cells = [_cell_text(find(aggregates, name, backbone, protocol), part, metric, len(config.seeds))
                          for part, metric, _ in columns]
             row += agg_cells
         lines.append("| " + " | ".join(row) + " |")
     improv = ["Improv."]
     for backbone in config.backbones:
-        improv += [_improvement(aggregates, methods, backbone, protocol, part, metric) for part, metric, _ in columns]
+        improv += [_improvement(aggregates, rows, backbone, protocol, part, metric) for part, metric, _ in columns]
     lines.append("| " + " | ".join(improv) + " |")
     return lines
 
@@ -238,8 +251,8 @@ def popularity_group_table(aggregates: list[Aggregate], config: QualityConfig, p
                            metric: str = "ndcg@10") -> list[str]:
     """Rows = (method, backbone) with a per-group breakdown, columns = popularity groups (least popular first);
     the numbers of the popularity-group figure. Empty when no aggregate has groups."""
-    shown = [a for m in registry.names() if m in config.methods for a in aggregates
-             if a.method == m and a.protocol == protocol and a.popularity_groups
+    shown = [a for name in report_rows(config) for a in aggregates
+             if a.method == name and a.protocol == protocol and a.popularity_groups
              and (a.backbone is None or a.backbone in config.backbones)]
     if not shown:
         return []
@@ -248,7 +261,7 @@ def popularity_group_table(aggregates: list[Aggregate], config: QualityConfig, p
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for agg in shown:
         values = [f"{v:.4f}" for v in agg.popularity_groups[metric]]
-        lines.append("| " + " | ".join([registry.label(agg.method), agg.backbone or "(none)", *values]) + " |")
+        lines.append("| " + " | ".join([modes.label(agg.method), agg.backbone or "(none)", *values]) + " |")
     return lines
 
 
@@ -257,11 +270,11 @@ def epoch_caps(cells: list[Cell]) -> str:
     per_method: dict[str, set] = defaultdict(set)
     for cell in cells:
         if cell.ok and cell.requested and cell.backbone is not None:
-            per_method[cell.method] |= {r.config.get("epochs") for r in cell.runs if r.config.get("epochs")}
+            per_method[cell.name] |= {r.config.get("epochs") for r in cell.runs if r.config.get("epochs")}
     values = set().union(*per_method.values()) if per_method else set()
     if len(values) <= 1:
         return f"epochs={values.pop()}" if values else ""
-    return "epoch cap " + ", ".join(f"{registry.label(m)} {'/'.join(str(v) for v in sorted(caps))}"
+    return "epoch cap " + ", ".join(f"{modes.label(m)} {'/'.join(str(v) for v in sorted(caps))}"
                                     for m, caps in per_method.items())
 
 
@@ -270,7 +283,7 @@ def recorded_list(cells: list[Cell]) -> list[str]:
     groups: dict[tuple, list[str]] = defaultdict(list)
     for cell in cells:
         if cell.status == "recorded" and cell.requested:
-            label = cell.method if cell.backbone is None else f"{cell.method}/{cell.backbone}"
+            label = cell.name if cell.backbone is None else f"{cell.name}/{cell.backbone}"
             groups[(label, cell.reason)] += [] if cell.seed is None else [f"seed{cell.seed}"]
     return [f"- `{label}`{' ' + ', '.join(seeds) if seeds else ''}: {reason}"
             for (label, reason), seeds in groups.items()]
@@ -298,6 +311,27 @@ def cell_lists(cells: list[Cell], config: QualityConfig) -> tuple[list[str], lis
                 missing.append(f"- `{cell.label}`: protocol(s) {', '.join(absent)} not in its results.json"
                                f"{' (' + cell.reason + ')' if cell.reason else ''}")
     return cut, missing
+
+
+def item_layer_note(config: QualityConfig) -> list[str]:
+    """The tables' footnote on the item-layer rows (nothing when every cell is init)."""
+    if config.item_layers == [modes.INIT]:
+        return []
+    with_table = [registry.label(m) for m in registry.names() if m in config.methods and modes.takes_modes(m)]
+    text = (f"Item layers (`--item-layers {','.join(config.item_layers)}`, docs/seqrec.md): a row \"M (frozen)\" "
+            "or \"M (dual, F)\" is method M's table in that item layer (`semrec train seqrec --init TABLE "
+            "--item-layer frozen|dual --fusion F`), a plain row is its init cell (the ID embedding starts from the "
+            f"table){'; a row per item layer: ' + ', '.join(with_table) if with_table else ''}.")
+    if "llmemb" in config.methods and any(m != modes.INIT for m in config.item_layers):
+        text += (" LLMEmb's plain row is its native cell (RAT: the frozen SCFT table behind its adapter, plus the "
+                 "collaborative alignment to an ID-based SASRec); its other rows are plain seqrec cells on its SCFT "
+                 "table, without the alignment.")
+    single = [registry.label(m) for m in registry.names() if m in config.methods and not modes.takes_modes(m)]
+    if single:
+        text += f" {', '.join(single)}: one row each (no table of their own"
+        text += "; TSLRec's gated fusion of knowledge and ID embeddings is already a two-view item layer)." \
+            if "tslrec" in config.methods else ")."
+    return [text, ""]
 
 
 def markdown(aggregates: list[Aggregate], cells: list[Cell], config: QualityConfig, dataset_name: str,
@@ -332,8 +366,10 @@ def markdown(aggregates: list[Aggregate], cells: list[Cell], config: QualityConf
         *said_table(aggregates, config),
         "",
         f"Improv.: relative change of the best LLM-initialised method ({llm or 'none run'}) over the best "
-        f"baseline ({base or 'none run'}) in that column.",
+        f"baseline ({base or 'none run'}) in that column"
+        f"{', any item layer' if any(m != modes.INIT for m in config.item_layers) else ''}.",
         "",
+        *item_layer_note(config),
         "## B. Sampled-100 protocol, overall and tail items (layout of the LLMEmb paper, Table 1)",
         "",
         *llmemb_table(aggregates, config),
