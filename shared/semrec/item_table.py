@@ -118,11 +118,7 @@ class ItemTable:
 
     @classmethod
     def load(cls, path: str | Path) -> ItemTable:
-        path = Path(path)
-        if path.is_dir():
-            path = path / "item_table.npz"
-        if not path.exists():
-            raise UserError(f"{path}: no item table there")
+        path = _table_file(path)
         try:
             with np.load(path, allow_pickle=False) as data:
                 ids = data["ids"].tolist()
@@ -131,3 +127,26 @@ class ItemTable:
         except (OSError, ValueError, KeyError) as exc:
             raise UserError(f"{path}: not a semrec item table ({exc})") from exc
         return cls(ids, vectors, metadata)
+
+    @staticmethod
+    def load_metadata(path: str | Path) -> dict[str, Any]:
+        """A saved table's metadata alone (the vectors are not read: a check of a large table before a job)."""
+        path = _table_file(path)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                metadata = json.loads(str(data["metadata"]))
+        except (OSError, ValueError, KeyError) as exc:
+            raise UserError(f"{path}: not a semrec item table ({exc})") from exc
+        if not isinstance(metadata, dict):
+            raise UserError(f"{path}: not a semrec item table (its metadata is not an object)")
+        return metadata
+
+
+def _table_file(path: str | Path) -> Path:
+    """The .npz of a table file or run directory (UserError when there is none)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "item_table.npz"
+    if not path.exists():
+        raise UserError(f"{path}: no item table there")
+    return path

@@ -1,6 +1,7 @@
 """The item-layer axis of `semrec bench quality` (`--item-layers`) on tiny synthetic data: each table method's cells
 in each mode, in their own directories, reused by mode and never under another mode's label, one report row per
-method x mode (tables, figure, results JSON) that `--recorded` reads back."""
+method x mode (tables, figure, results JSON) that `--recorded` reads back; and `--tables` checked before any cell
+trains."""
 
 from __future__ import annotations
 
@@ -9,10 +10,14 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
+from semrec.cli import build_app
+from semrec.errors import UserError
 from semrec.item_table import ItemTable
 from semrec.results import read_results
 from semrec_worker.experiments import grid, modes
 from semrec_worker.experiments.config import QualityConfig
+from typer.testing import CliRunner
 
 DATA = "synthetic:users=300,items=200,avg_len=10,seed=1"
 MODES = ["init", "frozen", "dual-sum"]
@@ -143,3 +148,21 @@ def test_llmemb_in_other_modes_is_seqrec_on_its_scft_table_and_tslrec_keeps_its_
     # without its init row, LLMEmb needs no pretrained SASRec: no prerequisite random cells
     only_frozen = QualityConfig(data=DATA, methods=["llmemb"], backbones=["sasrec"], seeds=[0], item_layers=["frozen"])
     assert [c.label for c in grid.plan(only_frozen, tmp_path / "runs")] == ["llmemb+frozen/sasrec/seed0"]
+
+
+def test_a_table_of_another_method_is_refused_before_any_cell_trains(tmp_path: Path):
+    wrong = _table(tmp_path / "llm2x.npz", "llm2x")
+    args = ["bench", "quality", "--data", DATA, "--methods", "random,llm2bert4rec", "--backbones", "bert4rec",
+            "--seeds", "0", "--epochs", "1", "--dim", "16", "--tables", f"llm2bert4rec={wrong}",
+            "--runs-dir", str(tmp_path / "runs"), "--results", str(tmp_path / "q.json")]  # fmt: skip
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == 2, result.output
+    assert "built by 'llm2x'" in result.output and "semrec train llm2bert4rec" in result.output
+    assert not (tmp_path / "runs").exists()  # not even the random cell that comes first
+
+    right = _table(tmp_path / "l2b.npz", "llm2bert4rec")
+    grid.check_tables(QualityConfig(methods=["llm2bert4rec"], tables=[f"llm2bert4rec={right}"]))
+    # LLMEmb's native cell reads its SCFT table through RAT; its seqrec cells (other modes) are checked
+    grid.check_tables(QualityConfig(methods=["llmemb"], tables=[f"llmemb={wrong}"]))
+    with pytest.raises(UserError, match="built by 'llm2x'"):
+        grid.check_tables(QualityConfig(methods=["llmemb"], tables=[f"llmemb={wrong}"], item_layers=["init", "frozen"]))

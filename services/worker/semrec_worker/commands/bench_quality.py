@@ -69,10 +69,11 @@ def bench_quality(config: QualityConfig) -> Path:
     # the grid and its tables import torch: only when the command runs, not for `semrec --help`
     from semrec_worker.core.runtime import apply_threads
     from semrec_worker.experiments import tables
-    from semrec_worker.experiments.grid import default_runs_dir, run_grid
+    from semrec_worker.experiments.grid import check_tables, default_runs_dir, run_grid
 
     for method, path in config.table_paths().items():  # before the data loads
         require_existing(f"--tables {method}=", path, "no such file or run directory")
+    check_tables(config)
     for path in config.recorded:
         require_existing("--recorded", path, "no such file")
     apply_threads(config.threads)

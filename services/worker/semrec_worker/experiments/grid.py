@@ -31,6 +31,7 @@ from typing import Any
 from semrec.cli_builder import echo, invocation_flags
 from semrec.config import JobConfig, read_flat_config
 from semrec.errors import UserError
+from semrec.item_table import ItemTable
 from semrec.results import RunResult, read_results, write_results
 
 from semrec_worker.evaluation.jobs import PROTOCOLS, TEST_RANKS, EvalJobConfig, evaluate_runs
@@ -187,6 +188,29 @@ def _run_job(command: str, job: JobConfig, out: Path, config: QualityConfig) -> 
         raise UserError(f"`semrec train {command}` exited {done.returncode}: {tail[0][:300]} (log {out / LOG})")
 
 
+def seqrec_on_table(method: str, config: QualityConfig) -> bool:
+    """Whether some cell of the method trains `semrec train seqrec --init <its table>`: its results are then
+    reported under the table's `metadata.method`, which must be the method's own name (check_existing)."""
+    spec = registry.get(method)
+    if spec.table is None or method not in config.methods:
+        return False
+    return spec.stage2 is registry.SEQREC or any(m != INIT for m in modes_of(method, config.item_layers))
+
+
+def check_tables(config: QualityConfig) -> None:
+    """The `--tables` checks that need no data, before any cell trains (exit 2): a table whose seqrec cells
+    would report under another method (`metadata.method`, e.g. an LLM2X table given as llm2bert4rec) is
+    refused now rather than after its cells have trained."""
+    for method, path in config.table_paths().items():
+        if method not in registry.SPECS or not seqrec_on_table(method, config):
+            continue
+        built_by = ItemTable.load_metadata(path).get("method", "table")
+        if built_by != method:
+            raise UserError(f"--tables {method}={path}: a table built by {built_by!r} (its metadata.method), not "
+                            f"{method!r}: its cells would be reported as {built_by} and refused after training; "
+                            f"pass a table made by `semrec train {method}`")
+
+
 def table_for(method: str, config: QualityConfig, runs_dir: Path) -> Path:
     """The method's input table: `--tables`, or one built (once) under RUNS_DIR/<method>/table."""
     given = config.table_paths().get(method)
@@ -306,7 +330,9 @@ def complete_cell(cell: Cell, config: QualityConfig, dataset) -> None:
 
 
 def run_grid(config: QualityConfig, dataset, runs_dir: Path, recorded: Recorded | None = None) -> list[Cell]:
-    """Reuse, resume or train every cell; a failure is recorded on its cell and the grid goes on."""
+    """Reuse, resume or train every cell; a failure is recorded on its cell and the grid goes on (a bad
+    `--tables` entry stops it before any cell)."""
+    check_tables(config)
     cells = plan(config, runs_dir)
     echo(f"quality grid: {len(cells)} cells under {runs_dir}")
     for i, cell in enumerate(cells, 1):
