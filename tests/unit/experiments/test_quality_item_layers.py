@@ -15,6 +15,7 @@ from semrec.cli import build_app
 from semrec.errors import UserError
 from semrec.item_table import ItemTable
 from semrec.results import read_results
+from semrec_worker.data import load_dataset
 from semrec_worker.experiments import grid, modes
 from semrec_worker.experiments.config import QualityConfig
 from typer.testing import CliRunner
@@ -145,9 +146,16 @@ def test_llmemb_in_other_modes_is_seqrec_on_its_scft_table_and_tslrec_keeps_its_
     command, job = dual
     assert command == "seqrec" and job.init == str(scft) and (job.item_layer, job.fusion) == ("dual", "gate")
     assert job.out == tmp_path / "runs" / "llmemb+dual-gate" / "sasrec" / "seed0"
-    # without its init row, LLMEmb needs no pretrained SASRec: no prerequisite random cells
-    only_frozen = QualityConfig(data=DATA, methods=["llmemb"], backbones=["sasrec"], seeds=[0], item_layers=["frozen"])
-    assert [c.label for c in grid.plan(only_frozen, tmp_path / "runs")] == ["llmemb+frozen/sasrec/seed0"]
+    # without its init row, LLMEmb needs no pretrained SASRec: no prerequisite random cells; its frozen cell trains
+    # and is reported under llmemb+frozen (a stand-in SCFT table: random rows, one per item, labelled llmemb)
+    dataset = load_dataset(QualityConfig(data=DATA))
+    rows = np.random.default_rng(0).normal(size=(dataset.n_items, 8)).astype(np.float32)
+    ItemTable(dataset.item_ids, rows, {"method": "llmemb"}).save(scft)
+    only_frozen = QualityConfig(data=DATA, methods=["llmemb"], backbones=["sasrec"], seeds=[0], item_layers=["frozen"],
+                                tables=[f"llmemb={scft}"], epochs=1, dim=16, protocols=["full"], isolate=False)
+    (cell,) = grid.run_grid(only_frozen, dataset, tmp_path / "runs")
+    assert cell.label == "llmemb+frozen/sasrec/seed0" and cell.status == "trained"
+    assert _saved_layer(cell.path)["item_layer"] == "frozen" and cell.runs[0].method == "llmemb"
 
 
 def test_a_table_of_another_method_is_refused_before_any_cell_trains(tmp_path: Path):

@@ -13,8 +13,9 @@ Cell layout (also what a cell run by hand must follow to be collected)::
     RUNS_DIR/<method>/table/                 a table built by the grid when `--tables` gave none
 
 A cell whose results.json exists and whose config.json matches the grid (backbone, seed, loss, history
-bias, item layer and fusion, and the method its results are reported under) is reused, never re-run; a cell that left a checkpoint but no
-results is resumed; a cell that matches nothing is reported as missing with the reason, never overwritten.
+bias, item layer and fusion, and the method its results are reported under) is reused, never re-run; a cell
+that left a checkpoint but no results is resumed; a cell that matches nothing is reported as missing with the
+reason, never overwritten.
 """
 
 from __future__ import annotations
