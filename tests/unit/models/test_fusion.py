@@ -139,3 +139,68 @@ def test_eval_hybrid_with_a_text_partner_tries_every_weight_pair(run_dir, tmp_pa
     assert [r["protocol"] for r in rows] == ["full", "sampled100"]
     tried = [(t["weights"]["cooc"], t["weights"]["llmseqsim"]) for t in rows[0]["config"]["hybrid"]["valid"]]
     assert tried == [(0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0)]
+
+
+def test_popularity_prior_scores_log_counts_for_every_history():
+    from semrec_worker.models.fusion import PopularityPrior
+
+    scores = PopularityPrior(np.array([0, 3, 0, 7])).score([np.array([1]), np.array([2, 3])])
+    assert scores.shape == (2, 4)
+    torch.testing.assert_close(scores[1], torch.log1p(torch.tensor([0.0, 3.0, 0.0, 7.0], dtype=torch.float64)))
+
+
+def test_one_pass_weight_grid_ranks_equal_fusion_evaluated_one_weighting_at_a_time(tiny_synthetic):
+    from semrec_worker.evaluation.protocol import EvalSettings, evaluate
+    from semrec_worker.experiments.fusion_search import choose, score_weightings, weight_grid_ranks
+    from semrec_worker.models.fusion import PopularityPrior
+
+    rng = np.random.default_rng(3)
+    n = tiny_synthetic.n_items + 1
+
+    class Random:
+        def __init__(self, seed):
+            self.table = torch.as_tensor(np.random.default_rng(seed).normal(size=(n, 6)))
+
+        def score(self, histories):  # a history-dependent part: the mean of its items' rows against all rows
+            rows = torch.stack([self.table[torch.as_tensor(h)].mean(0) for h in histories])
+            return rows @ self.table.T
+
+    parts = [Random(1), Random(2), PopularityPrior(tiny_synthetic.item_counts("valid"))]
+    weightings = [(1.0, 0.0, 0.0), (1.0, 0.5, -0.25), (1.0, float(rng.uniform()), -1.0)]
+    for exclude in (False, True):
+        grid = weight_grid_ranks(parts, weightings, tiny_synthetic, "valid", exclude_history=exclude, batch_size=37)
+        for k, weights in enumerate(weightings):
+            single = evaluate(ScoreFusion(list(zip(parts, weights, strict=True))), tiny_synthetic, "valid",
+                              EvalSettings(protocol="full", exclude_history=exclude))  # fmt: skip
+            np.testing.assert_array_equal(grid[k], single.ranks)
+    scored = score_weightings(parts, weightings, tiny_synthetic, "valid", n_groups=4)
+    assert [len(s.group_ndcg) for s in scored] == [4, 4, 4]
+    best = choose(scored)
+    assert best.metrics["ndcg@10"] == max(s.metrics["ndcg@10"] for s in scored)
+    # a floor nobody reaches leaves no choice; a floor only one weighting reaches picks it
+    assert choose(scored, [2.0, None, None, None]) is None
+    target = scored[1].group_ndcg[0]
+    only = [s for s in scored if s.group_ndcg[0] >= target]
+    assert choose(scored, [target, None, None, None]).metrics["ndcg@10"] == max(s.metrics["ndcg@10"] for s in only)
+
+
+def test_eval_hybrid_tail_ratio_constrains_the_choice_on_validation(run_dir, tmp_path, tiny_synthetic):
+    from semrec.item_table import ItemTable
+
+    vectors = np.random.default_rng(0).normal(size=(tiny_synthetic.n_items, 8)).astype(np.float32)
+    table = ItemTable(list(tiny_synthetic.item_ids), vectors, {"method": "text"}).save(tmp_path / "text.npz")
+    out = tmp_path / "tail.json"
+    args = ["eval", "hybrid", "--run", str(run_dir), "--partners", "llmseqsim,popularity", "--text-table", str(table),
+            "--weights", "0,1,4", "--popularity-weights", "0,-1", "--protocols", "full", "--popularity-groups", "2"]
+    result = CliRunner().invoke(build_app(), [*args, "--tail-ratio", "0.5", "--results", str(out)])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(out.read_text())["runs"]
+    hybrid = row["config"]["hybrid"]
+    assert len(hybrid["valid"]) == 6 and {t["weights"]["popularity"] for t in hybrid["valid"]} == {0.0, -1.0}
+    floors = [0.5 * t for t in hybrid["text_valid_group_ndcg@10"][:-1]]
+    eligible = [t for t in hybrid["valid"] if all(g >= f for g, f in zip(t["group_ndcg@10"], floors, strict=False))]
+    assert eligible and hybrid["weights"] == max(eligible, key=lambda t: t["ndcg@10"])["weights"]
+    impossible = CliRunner().invoke(build_app(), [*args, "--tail-ratio", "1000"])
+    assert impossible.exit_code == 2 and "--tail-ratio" in impossible.output
+    no_text = CliRunner().invoke(build_app(), ["eval", "hybrid", "--run", str(run_dir), "--tail-ratio", "0.9"])
+    assert no_text.exit_code == 2 and "needs --partners llmseqsim" in no_text.output

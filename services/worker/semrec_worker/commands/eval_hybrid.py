@@ -1,11 +1,16 @@
 """`semrec eval hybrid --run RUN_DIR`: a trained run fused with non-neural partners (models/fusion.py).
 
-The partners are the item co-occurrence baseline (`cooc`, the dataset's tuned settings) and text similarity
-(`llmseqsim`, over `--text-table`, its variant chosen on validation; the history's own items get no text vote).
-Every combination of `--weights` (one weight per partner, the run's weight is 1) is scored on the VALIDATION
-split, with the partners fitted on what precedes it; the best validation NDCG@10 is then scored once on the test
-split (partners refitted on what precedes the test item). Ties keep the earlier combination, so weight 0 (the
-run alone) wins unless fusion helps. Every combination's validation score is kept in the results.
+The partners are the item co-occurrence baseline (`cooc`, the dataset's tuned settings), text similarity
+(`llmseqsim`, over `--text-table`, its variant chosen on validation; the history's own items get no text vote)
+and a popularity prior (`popularity`, log(1 + count); its `--popularity-weights` are usually negative: a
+popularity penalty). Every combination of weights (one per partner, the run's weight is 1) is scored on the
+VALIDATION split in one pass (experiments/fusion_search.py), with the partners fitted on what precedes it; the
+chosen combination is then scored once on the test split (partners refitted on what precedes the test item).
+
+Choice: the best validation NDCG@10 (ties keep the earlier combination, so weight 0, the run alone, wins unless
+fusion helps). With `--tail-ratio r` (needs the text partner), only combinations whose validation NDCG@10 in
+each popularity group but the most popular reaches r x text similarity's own there are eligible: the
+long-tail constraint, decided on validation like the weights. Every combination's validation scores are kept.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from semrec.results import RunResult, write_results
 from semrec_worker.commands.eval_knn import add_group_breakdown
 from semrec_worker.evaluation.jobs import Protocol
 
-Partner = Literal["cooc", "llmseqsim"]
+Partner = Literal["cooc", "llmseqsim", "popularity"]
 
 
 class EvalHybridConfig(JobConfig):
@@ -34,7 +39,15 @@ class EvalHybridConfig(JobConfig):
     text_table: str | None = Field(None, description="ItemTable (.npz or run dir) of the llmseqsim partner")
     weights: list[float] = Field(
         [0.0, 0.125, 0.25, 0.5, 1.0],
-        description="weights tried for each partner (the run's weight is 1), chosen on validation NDCG@10",
+        description="weights tried for the cooc and llmseqsim partners (the run's weight is 1), chosen on validation",
+    )
+    popularity_weights: list[float] = Field(
+        [0.0, -0.125, -0.25, -0.5, -1.0],
+        description="weights tried for the popularity partner (negative: a popularity penalty)",
+    )
+    tail_ratio: float | None = Field(
+        None, gt=0, description="choose only among combinations whose validation NDCG@10 in every popularity group "
+        "but the head reaches this share of text similarity's own (needs --partners llmseqsim)",
     )
     protocols: list[Protocol] = Field(["full", "sampled100"], description="protocols of the test scoring")
     exclude_history: bool = Field(False, description="mask items from the user's history (full protocol)")
@@ -59,6 +72,15 @@ def _partner(name: str, config: EvalHybridConfig, sequences, split: str):
 
     if name == "cooc":
         return CooccurrenceRecommender.fit(sequences, split, **settings_for("cooc", sequences.name))
+    if name == "popularity":
+        from semrec_worker.models.fusion import PopularityPrior
+
+        return PopularityPrior(sequences.item_counts(split))
+    return HistoryFloor(_text_similarity(config, sequences))
+
+
+def _text_similarity(config: EvalHybridConfig, sequences):
+    """LLMSeqSim over the text table, its variant chosen on validation."""
     from semrec.item_table import ItemTable
 
     from semrec_worker.methods.llm_settings import SESSION_COMBINATIONS, SIMILARITIES
@@ -71,7 +93,19 @@ def _partner(name: str, config: EvalHybridConfig, sequences, split: str):
         list(SIMILARITIES),
         exclude_history=config.exclude_history,
     )
-    return HistoryFloor(selection.model)
+    return selection.model
+
+
+def _tail_floors(config: EvalHybridConfig, sequences) -> tuple[list[float | None], list[float]]:
+    """Per popularity group: the NDCG@10 floor of `--tail-ratio` (None for the head group), and text
+    similarity's own validation NDCG@10 it is derived from."""
+    from semrec_worker.experiments.fusion_search import score_weightings
+
+    (text,) = score_weightings([_text_similarity(config, sequences)], [[1.0]], sequences, "valid",
+                               n_groups=config.popularity_groups, exclude_history=config.exclude_history)  # fmt: skip
+    assert config.tail_ratio is not None
+    floors: list[float | None] = [config.tail_ratio * g for g in text.group_ndcg[:-1]]
+    return [*floors, None], text.group_ndcg
 
 
 def eval_hybrid(config: EvalHybridConfig) -> list[RunResult]:
@@ -79,7 +113,7 @@ def eval_hybrid(config: EvalHybridConfig) -> list[RunResult]:
     from semrec_worker.api.evaluate import MappedScorer, run_method
     from semrec_worker.core.runtime import apply_threads
     from semrec_worker.evaluation.jobs import EvalJobConfig, evaluate_runs
-    from semrec_worker.evaluation.protocol import EvalSettings, evaluate
+    from semrec_worker.experiments.fusion_search import choose, score_weightings
     from semrec_worker.models.fusion import ScoreFusion
     from semrec_worker.training.config import load_seqrec_config
 
@@ -87,6 +121,8 @@ def eval_hybrid(config: EvalHybridConfig) -> list[RunResult]:
         raise UserError(f"--run {config.run}: not a seqrec run directory (no config.json)")
     if "llmseqsim" in config.partners and config.text_table is None:
         raise UserError("--partners llmseqsim needs --text-table (an ItemTable .npz or a run directory)")
+    if config.tail_ratio is not None and "llmseqsim" not in config.partners:
+        raise UserError("--tail-ratio compares with text similarity: it needs --partners llmseqsim")
     if len(set(config.partners)) != len(config.partners):
         raise UserError(f"--partners lists a partner twice: {config.partners}")
     apply_threads(config.threads)
@@ -103,24 +139,28 @@ def eval_hybrid(config: EvalHybridConfig) -> list[RunResult]:
     start = time.perf_counter()
 
     partners = [_partner(name, config, sequences, "valid") for name in config.partners]
-    settings = EvalSettings(
-        protocol="full", exclude_history=config.exclude_history, eval_seed=config.eval_seed
-    )
+    grids = [config.popularity_weights if name == "popularity" else config.weights for name in config.partners]
+    combinations = [(1.0, *weights) for weights in itertools.product(*grids)]
+    scored = score_weightings([model, *partners], combinations, sequences, "valid",
+                              n_groups=config.popularity_groups, exclude_history=config.exclude_history)  # fmt: skip
     tried = []
-    for weights in itertools.product(config.weights, repeat=len(partners)):
-        fused = ScoreFusion([(model, 1.0), *zip(partners, weights, strict=True)])
-        metrics = evaluate(fused, sequences, "valid", settings).metrics
-        tried.append(
-            {
-                "weights": dict(zip(config.partners, weights, strict=True)),
-                "ndcg@10": metrics["ndcg@10"],
-                "recall@10": metrics["recall@10"],
-            }
-        )
-        echo(
-            f"valid {tried[-1]['weights']}: NDCG@10 {metrics['ndcg@10']:.4f} Recall@10 {metrics['recall@10']:.4f}"
-        )
-    best = max(tried, key=lambda row: row["ndcg@10"])  # max keeps the first of equals
+    for candidate in scored:
+        tried.append({"weights": dict(zip(config.partners, candidate.weights[1:], strict=True)),
+                      "ndcg@10": candidate.metrics["ndcg@10"], "recall@10": candidate.metrics["recall@10"],
+                      "group_ndcg@10": candidate.group_ndcg})  # fmt: skip
+        groups = " ".join(f"{g:.4f}" for g in candidate.group_ndcg)
+        echo(f"valid {tried[-1]['weights']}: NDCG@10 {candidate.metrics['ndcg@10']:.4f} "
+             f"Recall@10 {candidate.metrics['recall@10']:.4f} by group {groups}")  # fmt: skip
+    floors, text_groups = (None, None) if config.tail_ratio is None else _tail_floors(config, sequences)
+    chosen = choose(scored, floors)
+    if chosen is None:
+        shares = [min((g / t for g, t in zip(c.group_ndcg[:-1], text_groups, strict=False) if t > 0), default=0.0)
+                  for c in scored]  # fmt: skip
+        raise UserError(f"no weight combination reaches --tail-ratio {config.tail_ratio} of text similarity's "
+                        f"validation NDCG@10 in every group but the head (text: "
+                        f"{', '.join(f'{t:.4f}' for t in text_groups)}); the closest reaches {max(shares):.2f} of "
+                        f"it in its weakest group: widen --weights / --popularity-weights")  # fmt: skip
+    best = tried[scored.index(chosen)]
     echo(f"chosen on validation: {best['weights']}")
     if not config.evaluate_test:
         return []
@@ -152,6 +192,8 @@ def eval_hybrid(config: EvalHybridConfig) -> list[RunResult]:
                     "partners": config.partners,
                     "weights": best["weights"],
                     "valid": tried,
+                    "tail_ratio": config.tail_ratio,
+                    "text_valid_group_ndcg@10": text_groups,
                     "text_table": str(config.text_table) if config.text_table else None,
                 },
             },

@@ -8,6 +8,11 @@ For a history h, parts m_1..m_P with weights w_p, and s_p(i) the score part p gi
 Z-scoring per history puts parts of different scales (cosines, co-occurrence counts) on one scale, so one
 weight grid fits every partner. An item that a part cannot score (-inf) stays -inf; padding (index 0) is never
 recommended. Scores are float64 so that a part's own tie-break (the baselines' 1e-6 x popularity) survives.
+
+A part may have a negative weight. With the popularity prior (`PopularityPrior`, s(i) = log(1 + n_i), n_i the
+item's interactions before the split) a negative weight is a popularity penalty: it moves the fused ranking
+toward less popular items by the same amount for every history, the additive, z-space form of popularity
+de-biasing (cf. Zhang et al., SIGIR'21, who divide the score by a power of popularity instead).
 """
 
 from __future__ import annotations
@@ -80,3 +85,17 @@ class HistoryFloor:
             if len(history):
                 scores[row, torch.as_tensor(np.asarray(history, dtype=np.int64))] = floor[row]
         return scores
+
+
+class PopularityPrior:
+    """A part that scores every item by log(1 + its interaction count before the split), whatever the history.
+
+    Alone it is the popularity baseline's order; as a fusion partner with a negative weight it is a popularity
+    penalty (module docstring). The counts are those a model may see before the split (`item_counts(split)`).
+    """
+
+    def __init__(self, counts: np.ndarray) -> None:
+        self.log_counts = torch.log1p(torch.as_tensor(np.asarray(counts), dtype=torch.float64))
+
+    def score(self, histories: list[np.ndarray]) -> torch.Tensor:
+        return self.log_counts.expand(len(histories), -1).clone()
