@@ -205,3 +205,34 @@ def command_line(command: str, config: BaseModel) -> str:
         elif value is not None:
             parts += [flag, str(value)]
     return " ".join(parts)
+
+
+class SAIDGainConfig(DataConfig, TrainingOverrides):
+    """`semrec bench said-gain`: stage 2 from every item-table snapshot of a SAID stage-1 run (SAID paper,
+    Figure 5: the recommender's gain against the table's generation accuracy), on validation only.
+
+    One `semrec train seqrec --init <snapshot> --no-evaluate-test` cell per snapshot x backbone x seed, and one
+    random-init reference cell per backbone x seed; each snapshot's gain is relative to the reference of the same
+    backbone and seed."""
+
+    said_run: Path = Field(
+        ..., description="SAID stage-1 run directory trained with --snapshot-tables (its snapshots/index.json)"
+    )
+    backbones: list[BackboneName] = Field(["sasrec", "gru4rec"], description="backbones")
+    seeds: list[int] = Field([0], description="training seeds of every cell")
+    loss: LossName = Field("said_cosine", description="training loss of every cell")
+    max_train_minutes: float | None = Field(
+        None, gt=0, description="wall-clock training budget per cell (minutes; a cell that hits it is marked cut_short)"
+    )
+    runs_dir: Path | None = Field(
+        None, description="cell run directories (default runs/said-gain-<dataset>); finished cells are reused"
+    )
+    results: Path | None = Field(None, description="results JSON (default results/said-gain-<dataset>.json)")
+    images_dir: Path = Field(Path("docs/images"), description="where the figure said-gain-<dataset>.png goes")
+
+    @field_validator("backbones", "seeds")
+    @classmethod
+    def _not_empty(cls, value: list) -> list:
+        if not value:
+            raise ValueError("give at least one value")
+        return value

@@ -35,6 +35,7 @@ from semrec.errors import UserError
 from semrec.item_table import ItemTable
 from semrec.results import RunResult, read_results, write_results
 
+from semrec_worker.data.dataset import DataConfig
 from semrec_worker.evaluation.jobs import PROTOCOLS, TEST_RANKS, EvalJobConfig, evaluate_runs
 from semrec_worker.experiments.config import QualityConfig
 from semrec_worker.experiments.modes import INIT, cell_name, layer_settings, mode_of, modes_of
@@ -156,7 +157,8 @@ def check_existing(cell: Cell, config: QualityConfig) -> tuple[list[RunResult] |
 # ---------------------------------------------------------------------------------------------- running
 
 
-def _data_fields(config: QualityConfig) -> dict[str, Any]:
+def data_fields(config: DataConfig) -> dict[str, Any]:
+    """The dataset settings a benchmark passes on to every job it runs."""
     return {k: getattr(config, k) for k in ("data", "format", "kcore", "history_cap", "drop_unknown_items")}
 
 
@@ -164,9 +166,10 @@ def _eval_fields(config: QualityConfig) -> dict[str, Any]:
     return {k: getattr(config, k) for k in ("protocols", "exclude_history", "eval_seed")}
 
 
-def _training_fields(config: QualityConfig) -> dict[str, Any]:
+def training_fields(config: TrainingOverrides) -> dict[str, Any]:
+    """The `semrec train seqrec` overrides a benchmark gives (those not None) and its per-cell time budget."""
     values = {k: getattr(config, k) for k in TrainingOverrides.model_fields if getattr(config, k) is not None}
-    if config.max_train_minutes is not None:
+    if getattr(config, "max_train_minutes", None) is not None:
         values["max_train_minutes"] = config.max_train_minutes
     return values
 
@@ -227,7 +230,7 @@ def table_for(method: str, config: QualityConfig, runs_dir: Path) -> Path:
     build = registry.get(method).table
     if build is None:
         raise UserError(f"{method} has no table to build")
-    job = build.config(**_data_fields(config), **build.grid_settings(config), out=out)
+    job = build.config(**data_fields(config), **build.grid_settings(config), out=out)
     echo(f"building the {method} table in {out}")
     _run_job(method, job, out, config)
     if not (out / TABLE_FILE).exists():
@@ -251,7 +254,7 @@ def backbone_job(cell: Cell, config: QualityConfig, runs_dir: Path) -> tuple[str
     layer than init is a seqrec run on the method's table in that mode (experiments/modes.py)."""
     spec = registry.get(cell.method)
     assert spec.stage2 is not None
-    settings = {**_data_fields(config), **_eval_fields(config), **_training_fields(config), "backbone": cell.backbone,
+    settings = {**data_fields(config), **_eval_fields(config), **training_fields(config), "backbone": cell.backbone,
                 "seed": cell.seed, "loss": config.loss, "out": cell.path,
                 "resume": (cell.path / CHECKPOINT).exists()}
     inputs = CellInputs(
@@ -276,7 +279,7 @@ def run_reference_cell(cell: Cell, config: QualityConfig, dataset) -> None:
     reference = registry.get(cell.method).reference
     if reference is None:
         raise UserError(f"{cell.method} has neither a backbone nor a reference evaluation")
-    eval_config = EvalJobConfig(**_data_fields(config), **_eval_fields(config))
+    eval_config = EvalJobConfig(**data_fields(config), **_eval_fields(config))
     cell.path.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     model, name, extra = reference.load()(dataset, config)
@@ -308,7 +311,7 @@ def complete_cell(cell: Cell, config: QualityConfig, dataset) -> None:
         cell.reason = f"could not re-evaluate its model: {str(exc)[:200]}"
         return
     protocols = sorted(set(config.protocols) | present, key=PROTOCOLS.index)
-    eval_config = EvalJobConfig(**_data_fields(config), protocols=protocols, exclude_history=run_config.exclude_history,
+    eval_config = EvalJobConfig(**data_fields(config), protocols=protocols, exclude_history=run_config.exclude_history,
                                 eval_seed=run_config.eval_seed)
     echo(f"{cell.label}: re-evaluating its best model ({', '.join(protocols)}) for "
          f"{'protocols ' + ', '.join(lacking) if lacking else 'per-case ranks'}")

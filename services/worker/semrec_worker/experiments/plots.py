@@ -2,8 +2,13 @@
 
 - t-SNE of item tables coloured by top-level category (SAID paper, Figure 7);
 - SAID stage-1 generation accuracy over training (SAID paper, Figure 3), from a SAID run's metrics.json;
+<<<<<<< HEAD
 - NDCG@10 by item-popularity group, least to most popular (LLMEmb paper, Figure 5), one bar per report row
   (a method in each of its item layers, experiments/modes.py).
+=======
+- SAID stage-2 gain against stage-1 generation accuracy (SAID paper, Figure 5), from `semrec bench said-gain`;
+- NDCG@10 by item-popularity group, least to most popular (LLMEmb paper, Figure 5).
+>>>>>>> saidgain
 """
 
 from __future__ import annotations
@@ -128,6 +133,34 @@ def plot_said_accuracy(said_run: Path, path: Path, dataset_name: str) -> Path | 
     if epochs is None:
         return None
     plot_accuracy(epochs, path, title=f"SAID stage 1 on {dataset_name}: caption generation accuracy")
+    return path
+
+
+def plot_said_gain(curves: dict[str, list[dict]], path: Path, dataset_name: str) -> Path:
+    """One line per backbone through its snapshots in step order: x = generation word accuracy, y = validation
+    NDCG@10 gain over random init (%); the step-0 snapshot (the untrained start) is marked."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.axhline(0, color="grey", linewidth=0.8, linestyle="--", label="random init")
+    for backbone, points in curves.items():
+        if not points:
+            continue
+        x = [p["word_accuracy"] for p in points]
+        y = [p["gain_ndcg@10"] * 100 for p in points]
+        (line,) = ax.plot(x, y, marker="o", label=backbone)
+        starts = [(xi, yi) for p, xi, yi in zip(points, x, y, strict=True) if p["step"] == 0]
+        if starts:
+            ax.scatter(*zip(*starts, strict=True), marker="*", s=220, color=line.get_color(), edgecolor="black",
+                       zorder=3, label=f"{backbone}: step 0 (mean caption token embedding)")
+    ax.set_xlabel("stage-1 generation word accuracy of the table")
+    ax.set_ylabel("stage-2 valid NDCG@10 vs random init (%)")
+    ax.set_title(f"SAID on {dataset_name}: stage-2 gain against generation accuracy", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
     return path
 
 

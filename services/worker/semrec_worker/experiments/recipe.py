@@ -84,17 +84,36 @@ def cell_config(config: RecipeConfig, backbone: str, init: str, settings: dict[s
     )
 
 
-def read_cell(cell: Cell) -> bool:
-    """Fill a cell from its run directory; False when it has not finished."""
-    path = cell.path / METRICS
+@dataclass
+class Finished:
+    """What a finished `semrec train seqrec` run directory says about validation."""
+
+    valid: dict[str, float]  # the best epoch's validation metrics
+    best_epoch: int
+    epochs_run: int
+    seconds_per_epoch: float | None
+    cut_short: bool
+
+
+def finished_run(run_dir: Path) -> Finished | None:
+    """A seqrec run's validation summary from its metrics.json; None when it has not finished."""
+    path = Path(run_dir) / METRICS
     if not path.exists():
-        return False
+        return None
     metrics = json.loads(path.read_text())
     best = metrics["best_epoch"]
-    cell.valid = next(h["valid"] for h in metrics["epochs"] if h["epoch"] == best)
-    cell.best_epoch, cell.epochs_run = best, metrics["epochs_run"]
-    cell.seconds_per_epoch = metrics.get("seconds_per_epoch")
-    cell.cut_short = bool(metrics.get("cut_short"))
+    return Finished(valid=next(h["valid"] for h in metrics["epochs"] if h["epoch"] == best), best_epoch=best,
+                    epochs_run=metrics["epochs_run"], seconds_per_epoch=metrics.get("seconds_per_epoch"),
+                    cut_short=bool(metrics.get("cut_short")))
+
+
+def read_cell(cell: Cell) -> bool:
+    """Fill a cell from its run directory; False when it has not finished."""
+    done = finished_run(cell.path)
+    if done is None:
+        return False
+    cell.valid, cell.best_epoch, cell.epochs_run = done.valid, done.best_epoch, done.epochs_run
+    cell.seconds_per_epoch, cell.cut_short = done.seconds_per_epoch, done.cut_short
     return True
 
 

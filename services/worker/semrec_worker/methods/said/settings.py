@@ -81,11 +81,15 @@ class TrainSAIDConfig(DataConfig, SAIDSettings):
         None, gt=0, description="also measure generation accuracy this often within an epoch (long epochs)"
     )
     seed: int = Field(0, description="batch order, eval sample and random init")
+    snapshot_tables: bool = Field(
+        False, description="also export the table at step 0 and at every evaluation to OUT/snapshots/step<N>/ "
+        "(index.json: step, epoch, items seen, accuracy; `semrec bench said-gain` trains stage 2 from each)",
+    )
 
 
 # settings that a resumed run may change; everything else must match the checkpoint
 RESUMABLE = {
     "resume_from", "only_new", "out", "epochs", "max_train_minutes", "patience", "min_delta", "checkpoint_every_minutes",
-    "eval_every_minutes",
+    "eval_every_minutes", "snapshot_tables",
     "threads", "device", "data", "format", "kcore", "history_cap", "drop_unknown_items", "eval_items",
 }

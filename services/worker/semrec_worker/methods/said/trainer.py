@@ -2,7 +2,8 @@
 checkpoints (resume mid-epoch), generation accuracy per epoch with early stop, and the item-table export.
 
 Run directory layout: config.json, checkpoint.pt, metrics.json, accuracy.png, generation_examples.md,
-item_table.npz, train.log (when run from the CLI in the background).
+item_table.npz, train.log (when run from the CLI in the background), and with --snapshot-tables snapshots/
+(the table at step 0 and at every evaluation: `semrec_worker.methods.said.snapshots`).
 
 Data parallel (`torchrun --nproc-per-node G -m semrec_worker.methods.said.trainer --config cfg.json`, or the CLI
 under torchrun): items are sharded by row (row % world == rank), so each per-item row is owned by one rank
@@ -33,6 +34,7 @@ from semrec_worker.methods.said.batches import TokenizedCaptions, length_buckets
 from semrec_worker.methods.said.generation import generation_report
 from semrec_worker.methods.said.report import write_reports
 from semrec_worker.methods.said.settings import RESUMABLE, TrainSAIDConfig
+from semrec_worker.methods.said.snapshots import drop_after, write_snapshot
 from semrec_worker.training.finite import ensure_finite_loss
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,8 @@ class Progress:
     bad_epochs: int = 0
     stopped: str | None = None
     metrics: list[dict] = field(default_factory=list)
+    step: int = 0  # optimisation steps so far in this phase (all epochs)
+    items_seen: int = 0  # items trained on so far in this phase, over all ranks
 
 
 @dataclass
@@ -212,6 +216,8 @@ class SAIDTrainer:
                 ensure_finite_loss(loss, f"epoch {progress.epoch + 1}, step {index + 1} of {len(batches)}")
                 losses.append(loss)
                 correct, tokens, items = correct + hits, tokens + count, items + len(batches[index])
+                progress.step += 1
+                progress.items_seen += len(batches[index]) * self.dist.world
                 elapsed = time.monotonic() - started
                 bar.update(1)
                 bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", tok_acc=f"{correct / tokens:.3f}",
@@ -298,6 +304,16 @@ class SAIDTrainer:
         )
         self.last_pairs = report["pairs"]
         write_reports(self.run_dir, self.progress.metrics, report["pairs"], self.summary())
+        if self.config.snapshot_tables:
+            self._snapshot(entry)
+
+    def _snapshot(self, entry: dict) -> None:
+        """The table as it is now (rows already gathered) -> snapshots/step<N>/item_table.npz + the index."""
+        progress = self.progress
+        snapshot = {"phase": progress.phase, "step": progress.step, "epoch": entry["epoch"],
+                    "items_seen": progress.items_seen, "word_accuracy": entry["word_accuracy"],
+                    "exact_match": entry["exact_match"], "train_s": entry["train_s"]}
+        write_snapshot(self.run_dir, self._table(), snapshot)
 
     # ---- persistence --------------------------------------------------------------------------------
     def summary(self) -> dict:
@@ -338,6 +354,11 @@ class SAIDTrainer:
             self.shared_optimizer.load_state_dict(state["shared_optimizer"])
         self.progress = Progress(**{**state["progress"], "stopped": None})  # resuming means: go on
         self.trainable = np.asarray(state["trainable"], dtype=np.int64)
+        if self.dist.main and "step" in state["progress"]:
+            # snapshots taken after this checkpoint belong to steps that are about to be retrained
+            dropped = drop_after(self.run_dir, self.progress.phase, self.progress.step)
+            if dropped:
+                echo(f"[said] dropped {len(dropped)} snapshot(s) newer than the checkpoint (step {self.progress.step})")
 
     def adopt_shared(self, mlp_state: dict[str, torch.Tensor]) -> None:
         """Take a trained run's shared projector weights (the amortised MLP) and freeze them: from here on only
@@ -373,7 +394,16 @@ class SAIDTrainer:
         return len(new_rows)
 
     def export(self) -> ItemTable:
+        """Gather the rows, write item_table.npz and the reports; return the table."""
         self._gather_rows()
+        table = self._table()
+        if self.dist.main:
+            table.save(self.run_dir / "item_table.npz")
+            write_reports(self.run_dir, self.progress.metrics, getattr(self, "last_pairs", []), self.summary())
+        return table
+
+    def _table(self) -> ItemTable:
+        """The item table of the projector as it is now (rows must be gathered first)."""
         vectors = said.prefixes_for_table(self.projector, self.dataset.n_items, self.config.table_vectors)
         ids = list(self.dataset.item_ids)
         old = getattr(self, "old_table", None)
@@ -401,11 +431,7 @@ class SAIDTrainer:
                 {k: getattr(self.config, k) for k in said.SAIDSettings.model_fields}
             ).model_dump(mode="json"),
         }
-        table = ItemTable(ids, vectors.numpy(), metadata)
-        if self.dist.main:
-            table.save(self.run_dir / "item_table.npz")
-            write_reports(self.run_dir, self.progress.metrics, getattr(self, "last_pairs", []), self.summary())
-        return table
+        return ItemTable(ids, vectors.numpy(), metadata)
 
 
 def _progress_bar(total: int, progress: Progress, enabled: bool):
