@@ -2,13 +2,9 @@
 
 - t-SNE of item tables coloured by top-level category (SAID paper, Figure 7);
 - SAID stage-1 generation accuracy over training (SAID paper, Figure 3), from a SAID run's metrics.json;
-<<<<<<< HEAD
+- SAID stage-2 gain against stage-1 generation accuracy (SAID paper, Figure 5), from `semrec bench said-gain`;
 - NDCG@10 by item-popularity group, least to most popular (LLMEmb paper, Figure 5), one bar per report row
   (a method in each of its item layers, experiments/modes.py).
-=======
-- SAID stage-2 gain against stage-1 generation accuracy (SAID paper, Figure 5), from `semrec bench said-gain`;
-- NDCG@10 by item-popularity group, least to most popular (LLMEmb paper, Figure 5).
->>>>>>> saidgain
 """
 
 from __future__ import annotations
