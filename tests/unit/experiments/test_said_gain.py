@@ -13,33 +13,12 @@ from semrec_worker.lm import load_language_model
 from semrec_worker.methods.said.settings import TrainSAIDConfig
 from semrec_worker.methods.said.snapshots import read_index
 from semrec_worker.methods.said.trainer import train_said
+from split_guards import NoTestSplit
 from typer.testing import CliRunner
 
 torch.set_num_threads(1)
 DATA = "synthetic:users=300,items=200,avg_len=10,seed=1"
 CELL = dict(dim=16, max_len=10, batch_size=64, lr=5e-3, dropout=0.0, epochs=1, threads=1)
-
-
-class NoTestSplit:
-    """Wraps a dataset so that any read of the test split (its cases, or counts up to it) fails."""
-
-    def __init__(self, dataset):
-        self._dataset = dataset
-        self.reads: list[str] = []
-
-    def __getattr__(self, name):
-        return getattr(self._dataset, name)
-
-    def split(self, which):
-        self.reads.append(which)
-        if which == "test":
-            raise AssertionError("the test split was read")
-        return self._dataset.split(which)
-
-    def item_counts(self, which="train"):
-        if which == "test":
-            raise AssertionError("test-split counts were read")
-        return self._dataset.item_counts(which)
 
 
 @pytest.fixture(scope="module")

@@ -6,30 +6,9 @@ import numpy as np
 import pytest
 from semrec_worker.training import SeqRecConfig, train_seqrec
 from semrec_worker.training.data import WindowBatches, augmented, training_windows
+from split_guards import NoTestSplit
 
 SMALL = dict(dim=16, max_len=10, batch_size=64, lr=5e-3, threads=1, dropout=0.0, epochs=2)
-
-
-class NoTestSplit:
-    """Wraps a dataset so that any read of the test split (its cases, or counts up to it) fails."""
-
-    def __init__(self, dataset):
-        self._dataset = dataset
-        self.reads: list[str] = []
-
-    def __getattr__(self, name):
-        return getattr(self._dataset, name)
-
-    def split(self, which):
-        self.reads.append(which)
-        if which == "test":
-            raise AssertionError("the test split was read")
-        return self._dataset.split(which)
-
-    def item_counts(self, which="train"):
-        if which == "test":
-            raise AssertionError("test-split counts were read")
-        return self._dataset.item_counts(which)
 
 
 def test_no_evaluate_test_reads_only_training_and_validation(tmp_path, tiny_synthetic):
