@@ -16,6 +16,8 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,14 +102,27 @@ def _materialise_smollm2(target: Path) -> None:
     log.info("dequantising %s once into %s (about 35 s)", gguf.name, target)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent))
     tokenizer.save_pretrained(tmp)
     model.config.save_pretrained(tmp)
     model.generation_config.save_pretrained(tmp)
     state = {k: v.contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
     save_file(state, tmp / "model.safetensors", metadata={"format": "pt"})
-    tmp.rename(target)
+    publish_directory(tmp, target)
+
+
+def publish_directory(tmp: Path, target: Path) -> None:
+    """Move a fully written `tmp` to `target` in one rename. Several jobs may materialise the same cache at
+    once (two grids started together): each writes its own temp directory, the first rename wins, and a
+    loser whose target is already complete drops its copy instead of failing."""
+    try:
+        tmp.rename(target)
+    except OSError:
+        if not (target / "model.safetensors").exists():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+        log.info("%s was written by another job meanwhile; using it", target)
 
 
 def load_language_model(spec: str = DEFAULT_LM, dtype: str = "float32") -> LanguageModel:
