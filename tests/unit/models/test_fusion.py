@@ -197,6 +197,17 @@ def test_eval_hybrid_tail_ratio_constrains_the_choice_on_validation(run_dir, tmp
     (row,) = json.loads(out.read_text())["runs"]
     hybrid = row["config"]["hybrid"]
     assert len(hybrid["valid"]) == 6 and {t["weights"]["popularity"] for t in hybrid["valid"]} == {0.0, -1.0}
+    # the reference is the text partner as fused (history items get no vote), not its raw model
+    from semrec_worker.commands.eval_hybrid import EvalHybridConfig, _text_similarity
+    from semrec_worker.experiments.fusion_search import score_weightings
+    from semrec_worker.models.fusion import HistoryFloor
+
+    text_model = _text_similarity(EvalHybridConfig(run=run_dir, partners=["llmseqsim"], text_table=str(table)),
+                                  tiny_synthetic)  # fmt: skip
+    (as_fused,) = score_weightings([HistoryFloor(text_model)], [[1.0]], tiny_synthetic, "valid", n_groups=2)
+    (raw,) = score_weightings([text_model], [[1.0]], tiny_synthetic, "valid", n_groups=2)
+    assert hybrid["text_valid_group_ndcg@10"] == pytest.approx(as_fused.group_ndcg)
+    assert as_fused.group_ndcg != pytest.approx(raw.group_ndcg)  # the distinction is exercised
     floors = [0.5 * t for t in hybrid["text_valid_group_ndcg@10"][:-1]]
     eligible = [t for t in hybrid["valid"] if all(g >= f for g, f in zip(t["group_ndcg@10"], floors, strict=False))]
     assert eligible and hybrid["weights"] == max(eligible, key=lambda t: t["ndcg@10"])["weights"]
