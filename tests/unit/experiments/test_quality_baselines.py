@@ -148,3 +148,17 @@ def test_a_recorded_llmseqsim_run_reports_the_llmseqsim_cell(tmp_path: Path):
     recorded = load_recorded([tmp_path / "r.json"], "d")
     assert [r.method for r in recorded.cell_runs("llmseqsim", None, None, None)] == ["llmseqsim-last-cosine[minilm]"]
     assert [r.method for r in recorded.cell_runs("popularity", None, None, None)] == ["popularity"]
+
+
+def test_the_group_table_says_when_its_groups_cover_fewer_seeds_than_the_row():
+    from semrec_worker.experiments.tables import Aggregate, popularity_group_table
+
+    def aggregate(backbone: str, with_ranks: int) -> Aggregate:
+        groups = {"ndcg@10": [0.1, 0.2], "recall@10": [0.2, 0.3], "cases": [5.0, 7.0],
+                  "seeds_with_ranks": [float(with_ranks)]}  # fmt: skip
+        return Aggregate("random", backbone, "full", [0, 1, 2], {}, {}, popularity_groups=groups)
+
+    config = QualityConfig(data=DATA, methods=["random"], backbones=["sasrec", "gru4rec"])
+    lines = popularity_group_table([aggregate("sasrec", 1), aggregate("gru4rec", 3)], config)
+    rows = {line.split("|")[2].strip(): line for line in lines[2:]}
+    assert set(rows) == {"sasrec (groups: 1 of 3 seeds)", "gru4rec"}

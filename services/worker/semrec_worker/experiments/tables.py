@@ -261,8 +261,16 @@ def popularity_group_table(aggregates: list[Aggregate], config: QualityConfig, p
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for agg in shown:
         values = [f"{v:.4f}" for v in agg.popularity_groups[metric]]
-        lines.append("| " + " | ".join([modes.label(agg.method), agg.backbone or "(none)", *values]) + " |")
+        lines.append("| " + " | ".join([modes.label(agg.method), _group_backbone(agg), *values]) + " |")
     return lines
+
+
+def _group_backbone(agg: Aggregate) -> str:
+    """The backbone column of the group table, saying when the groups come from fewer seeds than the row's
+    metrics (some seeds recorded without per-case ranks, e.g. one seed re-trained beside two recorded ones)."""
+    label = agg.backbone or "(none)"
+    with_ranks = int(agg.popularity_groups.get("seeds_with_ranks", [agg.n])[0])
+    return f"{label} (groups: {with_ranks} of {agg.n} seeds)" if with_ranks < agg.n else label
 
 
 def epoch_caps(cells: list[Cell]) -> str:
