@@ -130,10 +130,11 @@ def test_signed_bundles_only_when_a_key_is_configured(redis_server):
 
 
 # ------------------------------------------------------------------ 2. header / slow-client DoS
-def test_slow_idle_and_oversized_clients_are_cut_off(redis_server):
+@pytest.mark.parametrize("parser", ["httptools", "h11"])
+def test_slow_idle_and_oversized_clients_are_cut_off(redis_server, parser):
     publish_bundle(_client(redis_server), "shop", tiny_bundle(300))
     settings = _settings(redis_server, header_timeout_s=1.0, body_timeout_s=1.0, keep_alive_s=1.0,
-                         max_header_bytes=8192)  # fmt: skip
+                         max_header_bytes=8192, http_parser=parser)  # fmt: skip
     with hardened_ranker(settings) as base:
         port = _port(base)
         idle = socket.create_connection(("127.0.0.1", port))
@@ -156,7 +157,7 @@ def test_slow_idle_and_oversized_clients_are_cut_off(redis_server):
         bomb.settimeout(5)
         answer = bomb.recv(4096)
         assert answer.startswith(b"HTTP/1.1 431") and _closed_within(bomb, 3.0) is not None
-        trickle = socket.create_connection(("127.0.0.1", port))  # the same in pieces: h11 refuses it with 400
+        trickle = socket.create_connection(("127.0.0.1", port))  # the same in pieces (h11 may answer 400)
         trickle.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
         try:
             for _ in range(20):
@@ -167,6 +168,34 @@ def test_slow_idle_and_oversized_clients_are_cut_off(redis_server):
         trickle.settimeout(5)
         assert trickle.recv(4096)[:12] in (b"HTTP/1.1 431", b"HTTP/1.1 400")
         assert httpx.get(f"{base}/healthz").status_code == 200
+
+
+@pytest.mark.parametrize("parser", ["httptools", "h11"])
+def test_pipelined_and_kept_alive_requests_are_answered_and_the_deadlines_do_not_cut_the_apps_time(redis_server,
+                                                                                                    parser):
+    publish_bundle(_client(redis_server), "shop", tiny_bundle(300))
+    settings = _settings(redis_server, header_timeout_s=0.5, body_timeout_s=0.5, keep_alive_s=3.0,
+                         http_parser=parser)  # fmt: skip
+    with hardened_ranker(settings) as base:
+        assert wait_until(lambda: ready_version(base) == "1")
+        body = orjson.dumps({"history": ["i1", "i2"], "k": 3})
+        request = (b"POST /recommend HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   b"Content-Length: %d\r\n\r\n%s" % (len(body), body))  # fmt: skip
+        sock = socket.create_connection(("127.0.0.1", _port(base)))
+        sock.settimeout(5)
+        sock.sendall(request * 3)  # three requests in one write: answered in order on one connection
+        answers = b""
+        while answers.count(b"HTTP/1.1 200") < 3:
+            chunk = sock.recv(65536)
+            assert chunk, f"closed after {answers.count(b'HTTP/1.1 200')} answers"
+            answers += chunk
+        for _ in range(3):  # kept alive past the head deadline: only keep_alive_s closes an idle connection
+            time.sleep(0.8)
+            sock.sendall(request)
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        sock.sendall(request[:40])  # a head that stops half way is cut at the head deadline
+        closed = _closed_within(sock, 3.0)
+        assert closed is not None and closed < 2.0
 
 
 # ------------------------------------------------------------------ 3. POST /events

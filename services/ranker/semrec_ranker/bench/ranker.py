@@ -67,6 +67,7 @@ class RankerBenchConfig(AcceptsOldNames, JobConfig):
     batch_window_ms: float = Field(1.0, ge=0, description="SEMREC_BATCH_WINDOW_MS of the served ranker (0: off)")
     batch_adaptive: bool = Field(True, description="SEMREC_BATCH_ADAPTIVE of the served ranker (the window opens only for company on its way)")
     batch_on_thread: bool = Field(False, description="SEMREC_BATCH_ON_THREAD of the served ranker (false: batches run on the event loop)")
+    http_parser: Literal["httptools", "h11"] = Field("httptools", description="SEMREC_HTTP_PARSER of the served ranker")
     peer: bool = Field(True, description="also serve the eager-PyTorch peer (history, smallest size, first index, 1 worker)")
     pin: bool = Field(True, description="pin the server and wrk to disjoint cores when there are more cores than workers")
     hnsw_expansion_add: int = Field(64, ge=8, description="HNSW build breadth of the bench bundles (cached with them)")
@@ -322,7 +323,7 @@ def _serve(config: RankerBenchConfig, redis_url: str, catalog: str, index: str, 
            "SEMREC_ANN_THRESHOLD": "0" if index == "hnsw" else str(10**12), "SEMREC_ORT_THREADS": str(config.threads),
            "SEMREC_ANN_EXPANSION": str(config.ann_expansion), "SEMREC_BATCH_WINDOW_MS": str(config.batch_window_ms),
            "SEMREC_BATCH_ADAPTIVE": str(config.batch_adaptive).lower(),
-           "SEMREC_BATCH_ON_THREAD": str(config.batch_on_thread).lower(),
+           "SEMREC_BATCH_ON_THREAD": str(config.batch_on_thread).lower(), "SEMREC_HTTP_PARSER": config.http_parser,
            "SEMREC_SHARED_DIR": str(shared_dir), "SEMREC_HISTORY_CAP": str(max(config.history_len, 50))}  # fmt: skip
     if encoder == "onnx":
         cmd = [sys.executable, "-m", "semrec.cli", "serve", "--port", str(port), "--workers", str(workers)]
@@ -381,7 +382,7 @@ def _series(config: RankerBenchConfig, redis_url: str, catalog: str, n_items: in
                             "wrk_cpus": sorted(wrk_cpus or []), "pinned": server_cpus is not None,
                             "batch_window_ms": config.batch_window_ms, "batch_adaptive": config.batch_adaptive,
                             "batch_on_thread": config.batch_on_thread, "encoder_graph": config.encoder_graph,
-                            "history_len": config.history_len, "memory_at_start": memory, "k": config.k},
+                            "http_parser": config.http_parser, "history_len": config.history_len, "memory_at_start": memory, "k": config.k},
                 ))  # fmt: skip
         memory_after = _memory(processes, shared)
         for run in runs:

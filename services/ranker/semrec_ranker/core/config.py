@@ -76,6 +76,9 @@ class RankerSettings(RedisSettings):
         1024 * 1024, ge=0, description="of an oversized body, read and drop up to this much before the 413 "
         "(so a client that sends its whole body first still reads the answer)",
     )  # fmt: skip
+    http_parser: Literal["httptools", "h11"] = Field(
+        "httptools", description="HTTP/1.1 parser: httptools (llhttp, C; the faster) or h11 (pure Python); both guarded"
+    )
     max_header_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024, description="request line + headers, at most")
     header_timeout_s: float = Field(10.0, gt=0, description="a request's line and headers must arrive within this")
     body_timeout_s: float = Field(15.0, gt=0, description="a request's body must arrive within this after its headers")
