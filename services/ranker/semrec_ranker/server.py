@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import h11
-import httptools
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
