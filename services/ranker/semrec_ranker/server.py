@@ -131,13 +131,11 @@ class GuardedH11Protocol(_Deadlines, H11Protocol):
         if self.transport.is_closing():
             self._disarm()
             return
-        state = self.conn.their_state
-        if state is h11.IDLE:
-            pass  # waiting: the head deadline (armed at the connect or the first byte) or the keep-alive timer
-        elif state is h11.SEND_BODY:
+        state = self.conn.their_state  # IDLE: the head deadline (connect or first byte) or keep-alive runs
+        if state is h11.SEND_BODY:
             if self._phase != "body":
                 self._arm("body", self.limits.body_timeout_s)
-        else:  # the request is complete: the app's time is not the client's to spend
+        elif state is not h11.IDLE:  # the request is complete: the app's time is not the client's to spend
             self._disarm()
 
 
