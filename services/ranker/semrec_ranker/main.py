@@ -72,6 +72,7 @@ def create_app(settings: RankerSettings | None = None, encoder_factory: EncoderF
             device=settings.device,
             ann_threshold=settings.ann_threshold,
             ann_expansion=settings.ann_expansion,
+            ann_rescore=settings.ann_rescore,
             encoder=encoder_factory(bundle) if encoder_factory else None,
             exact_kernel=settings.exact_kernel,
             int8_min_items=settings.int8_min_items,

@@ -216,3 +216,40 @@ def test_usearch_is_loaded_after_onnx_runtime_so_both_import_in_one_process():
     code = "from semrec.store.ann import usearch_index; usearch_index(); import onnxruntime; print('ok')"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_an_i8_index_with_float32_rescoring_finds_the_exact_top_10_and_scores_it_exactly(rng):
+    vectors = random_unit_vectors(6000, 32, seed=11, items_per_cluster=60)
+    exact = ExactIndex(vectors)
+    blob = build_hnsw(vectors, threads=1, dtype="i8")
+    assert len(blob) < len(build_hnsw(vectors, threads=1)), "i8 rows take less room than f16 rows"
+    none = np.empty(0, np.int64)
+    queries = _queries(rng, vectors, 100)[100:]  # the directions near the catalogue
+    truth = [exact.search(query, 10, none)[0] for query in queries]
+    recall = {}
+    for rescore in (10, 32):
+        index = HnswIndex.from_bytes(blob, 32, expansion=64, fallback=exact, rescore=rescore)
+        assert index.dtype == "i8"
+        hits = []
+        for query, expected in zip(queries, truth, strict=True):
+            rows, scores = index.search(query, 10, none)
+            np.testing.assert_allclose(scores, vectors[rows] @ query, rtol=0, atol=1e-6)  # float32, not i8, scores
+            assert np.all(np.diff(scores) <= 0)
+            hits.append(np.isin(rows, expected).mean())
+        recall[rescore] = np.mean(hits)
+    # items the i8 graph ranks just below the 10th get their place back when more hits are rescored
+    assert recall[32] >= 0.97 and recall[32] > recall[10]
+
+
+def test_the_rescored_hits_are_at_least_k_plus_the_excluded_ones(rng):
+    vectors = random_unit_vectors(3000, 16, seed=12)
+    index = HnswIndex.from_bytes(build_hnsw(vectors, dtype="i8"), 16, expansion=64, fallback=ExactIndex(vectors),
+                                 rescore=1)  # fmt: skip
+    excluded = np.arange(0, 40)
+    rows, _ = index.search(vectors[3], 10, excluded)
+    assert len(rows) == 10 and not np.isin(rows, excluded).any()
+
+
+def test_an_unknown_ann_dtype_is_refused():
+    with pytest.raises(ValueError, match="use one of f16, i8"):
+        build_hnsw(random_unit_vectors(100, 8, seed=1), dtype="f8")  # type: ignore[arg-type]

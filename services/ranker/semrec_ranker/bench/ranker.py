@@ -76,6 +76,9 @@ class RankerBenchConfig(AcceptsOldNames, JobConfig):
     tag: str = Field("", description="suffix of the results files (ranker-inprocess<tag>.json, ranker-http<tag>.json)")
     slo_p99_ms: float = Field(10.0, gt=0, description="p99 latency objective (ms), drawn on the plot")
     ann_expansion: int = Field(256, ge=8, description="SEMREC_ANN_EXPANSION of the served ranker")
+    ann_rescore: int = Field(32, ge=1, description="SEMREC_ANN_RESCORE of the served ranker (HNSW hits rescored in float32)")
+    ann_dtype: Literal["f16", "i8"] = Field("f16", description="vector storage of the bench bundles' HNSW index "
+                                            "(`semrec publish --ann-dtype`; cached per dtype)")
     seed: int = Field(0, description="seed of weights, vectors and histories")
     results_dir: Path = Field(Path("results"), description="where ranker-inprocess.json and ranker-http.json go")
 
@@ -161,11 +164,12 @@ def bench_in_process(config: RankerBenchConfig, bundles: dict) -> list:
                 if n not in indexes:
                     echo(f"building HNSW over {n} items")
                     t = time.perf_counter()
-                    indexes[n] = (build_hnsw(bundle.item_vectors, progress=True), time.perf_counter() - t)
+                    indexes[n] = (build_hnsw(bundle.item_vectors, progress=True, dtype=config.ann_dtype),
+                                  time.perf_counter() - t)  # fmt: skip
                 bundle.ann_index = indexes[n][0]
                 for expansion in config.ann_expansions:
                     ann_engine = Engine("bench", bundle, ort_threads=config.threads, ann_threshold=0,
-                                        ann_expansion=expansion)  # fmt: skip
+                                        ann_expansion=expansion, ann_rescore=config.ann_rescore)  # fmt: skip
                     ann_metrics, ann_rows = _time_engine(ann_engine, histories, config.k)
                     recall = np.mean([np.isin(a, e).mean() for a, e in zip(ann_rows, exact_rows, strict=True)])
                     ann_metrics["recall_at_10_encoder_queries"] = round(float(recall), 4)
@@ -178,7 +182,8 @@ def bench_in_process(config: RankerBenchConfig, bundles: dict) -> list:
                                           backbone=backbone, protocol=f"in-process-hnsw-ef{expansion}",
                                           metrics=ann_metrics,
                                           config={**common, "hnsw": {"connectivity": 16, "expansion_add": 128,
-                                                                     "expansion_search": expansion, "dtype": "f16"}}))  # fmt: skip
+                                                                     "expansion_search": expansion, "dtype": config.ann_dtype,
+                                                                     "rescore": config.ann_rescore}}))  # fmt: skip
             del engine
     return runs
 
@@ -286,6 +291,7 @@ def bench_bundle(config: RankerBenchConfig, n_items: int, with_ann: bool):
 
     cache = Path(os.environ.get("SEMREC_CACHE", Path.home() / ".cache" / "semrec")) / "bench" / (
         f"http-{config.http_backbone}-{n_items}x{config.dim}-len{config.max_len}-seed{config.seed}"
+        + ("" if config.ann_dtype == "f16" else f"-ann{config.ann_dtype}")
     )
     bundle = Bundle.load(cache) if (cache / "metadata.json").exists() else None
     if bundle is None:
@@ -299,7 +305,8 @@ def bench_bundle(config: RankerBenchConfig, n_items: int, with_ann: bool):
         bundle.metadata["encoder_graph"] = config.encoder_graph
     if with_ann and bundle.ann_index is None:
         echo(f"building HNSW over {n_items} items (cached afterwards)")
-        bundle.ann_index = build_hnsw(bundle.item_vectors, expansion_add=config.hnsw_expansion_add, progress=True)
+        bundle.ann_index = build_hnsw(bundle.item_vectors, expansion_add=config.hnsw_expansion_add, progress=True,
+                                      dtype=config.ann_dtype)  # fmt: skip
     bundle.save(cache)
     return bundle
 
@@ -309,9 +316,14 @@ def _floor(config: RankerBenchConfig, bundle, index: str, histories: list[list[s
     from semrec_ranker.engine import Engine
 
     engine = Engine("floor", bundle, ort_threads=config.threads, ann_expansion=config.ann_expansion,
-                    ann_threshold=0 if index == "hnsw" else 10**12)  # fmt: skip
+                    ann_rescore=config.ann_rescore, ann_threshold=0 if index == "hnsw" else 10**12)  # fmt: skip
     metrics, _ = _time_engine(engine, histories[: config.queries], config.k)
-    return {"floor_p50_ms": metrics["p50_ms"], "floor_p99_ms": metrics["p99_ms"], "floor_index": engine.index_kind}
+    served = f"hnsw-{engine.index.dtype}" if engine.ann else engine.index_kind
+    floor = {"floor_p50_ms": metrics["p50_ms"], "floor_p99_ms": metrics["p99_ms"], "floor_index": served}
+    if engine.ann:  # what the served index finds of the exact top 10
+        floor["recall_at_10_near_catalogue_queries"] = _near_catalogue_recall(engine, bundle.item_vectors,
+                                                                              config.queries, config.seed)  # fmt: skip
+    return floor
 
 
 def _serve(config: RankerBenchConfig, redis_url: str, catalog: str, index: str, workers: int, encoder: str,
@@ -321,7 +333,8 @@ def _serve(config: RankerBenchConfig, redis_url: str, catalog: str, index: str, 
     port = _free_port()
     env = {**os.environ, "SEMREC_REDIS_URL": redis_url, "SEMREC_CATALOG": catalog, "SEMREC_LOG_LEVEL": "warning",
            "SEMREC_ANN_THRESHOLD": "0" if index == "hnsw" else str(10**12), "SEMREC_ORT_THREADS": str(config.threads),
-           "SEMREC_ANN_EXPANSION": str(config.ann_expansion), "SEMREC_BATCH_WINDOW_MS": str(config.batch_window_ms),
+           "SEMREC_ANN_EXPANSION": str(config.ann_expansion), "SEMREC_ANN_RESCORE": str(config.ann_rescore),
+           "SEMREC_BATCH_WINDOW_MS": str(config.batch_window_ms),
            "SEMREC_BATCH_ADAPTIVE": str(config.batch_adaptive).lower(),
            "SEMREC_BATCH_ON_THREAD": str(config.batch_on_thread).lower(), "SEMREC_HTTP_PARSER": config.http_parser,
            "SEMREC_SHARED_DIR": str(shared_dir), "SEMREC_HISTORY_CAP": str(max(config.history_len, 50))}  # fmt: skip
@@ -382,7 +395,9 @@ def _series(config: RankerBenchConfig, redis_url: str, catalog: str, n_items: in
                             "wrk_cpus": sorted(wrk_cpus or []), "pinned": server_cpus is not None,
                             "batch_window_ms": config.batch_window_ms, "batch_adaptive": config.batch_adaptive,
                             "batch_on_thread": config.batch_on_thread, "encoder_graph": config.encoder_graph,
-                            "http_parser": config.http_parser, "history_len": config.history_len, "memory_at_start": memory, "k": config.k},
+                            "http_parser": config.http_parser, "history_len": config.history_len,
+                            "ann_expansion": config.ann_expansion, "ann_rescore": config.ann_rescore,
+                            "memory_at_start": memory, "k": config.k},
                 ))  # fmt: skip
         memory_after = _memory(processes, shared)
         for run in runs:

@@ -61,6 +61,7 @@ class Engine:
         device: str = "auto",
         ann_threshold: int = 50_000,
         ann_expansion: int = 64,
+        ann_rescore: int = 32,
         encoder: SequenceEncoder | None = None,
         exact_kernel: ExactKernel = "int8",
         int8_min_items: int = 20_000,
@@ -110,9 +111,9 @@ class Engine:
         if use_ann:
             fallback = self.exact if isinstance(self.exact, ExactIndex) else self.exact.fallback
             if arrays.ann_path is not None:
-                self.index = HnswIndex.from_file(arrays.ann_path, bundle.dim, ann_expansion, fallback)
+                self.index = HnswIndex.from_file(arrays.ann_path, bundle.dim, ann_expansion, fallback, ann_rescore)
             else:
-                self.index = HnswIndex.from_bytes(bundle.ann_index, bundle.dim, ann_expansion, fallback)
+                self.index = HnswIndex.from_bytes(bundle.ann_index, bundle.dim, ann_expansion, fallback, ann_rescore)
         self.encoder.encode(np.zeros((1, self.max_len), dtype=np.int64))  # warm-up: first run allocates
 
     @property
@@ -129,6 +130,7 @@ class Engine:
             "max_len": self.max_len,
             "provider": self.encoder.provider,
             "index": self.index_kind,
+            **({"ann_dtype": self.index.dtype} if isinstance(self.index, HnswIndex) else {}),
             "shared_arrays": self.shared_dir is not None,
             "backbone": self.metadata.get("backbone"),
             # bundles exported before the final-position graph record none: their encoder computes every position

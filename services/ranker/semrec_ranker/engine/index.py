@@ -254,30 +254,38 @@ class QuantizedIndex:
 
 
 class HnswIndex:
-    """A usearch HNSW index (inner product on unit vectors = cosine) published inside the bundle; its hits are
-    rescored with the float32 vectors (the index holds f16), so scores and their order are exact."""
+    """A usearch HNSW index (inner product on unit vectors = cosine) published inside the bundle. It stores f16
+    or i8 vectors; its best `rescore` hits (at least k plus the excluded items) are rescored with the float32
+    vectors, so the scores and their order are exact and an item the index ranked just below the top k by its
+    rounding error gets its place back."""
 
-    def __init__(self, index, dim: int, expansion: int, fallback: ExactIndex) -> None:
+    def __init__(self, index, dim: int, expansion: int, fallback: ExactIndex, rescore: int = 32) -> None:
         if index is None or index.ndim != dim:
             raise ValueError("ANN index does not match the item vectors")
         self.index = index
         self.index.expansion_search = expansion
         self.fallback = fallback
+        self.rescore = rescore
 
     @classmethod
-    def from_bytes(cls, blob: bytes, dim: int, expansion: int, fallback: ExactIndex) -> HnswIndex:
-        return cls(usearch_index().restore(bytearray(blob), view=False), dim, expansion, fallback)
+    def from_bytes(cls, blob: bytes, dim: int, expansion: int, fallback: ExactIndex, rescore: int = 32) -> HnswIndex:
+        return cls(usearch_index().restore(bytearray(blob), view=False), dim, expansion, fallback, rescore)
 
     @classmethod
-    def from_file(cls, path, dim: int, expansion: int, fallback: ExactIndex) -> HnswIndex:
+    def from_file(cls, path, dim: int, expansion: int, fallback: ExactIndex, rescore: int = 32) -> HnswIndex:
         """Memory-mapped (usearch `view`): processes that map the same file share its pages."""
-        return cls(usearch_index().restore(str(path), view=True), dim, expansion, fallback)
+        return cls(usearch_index().restore(str(path), view=True), dim, expansion, fallback, rescore)
+
+    @property
+    def dtype(self) -> str:
+        """The index's vector storage: "f16" or "i8" (usearch's scalar kind)."""
+        return self.index.dtype.name.lower()
 
     def search(self, query: np.ndarray, k: int, excluded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        wanted = k + excluded.size
-        if wanted > len(self.index) // 2:
+        needed = k + excluded.size
+        if needed > len(self.index) // 2:
             return self.fallback.search(query, k, excluded)
-        found = self.index.search(query, wanted, threads=1)
+        found = self.index.search(query, min(max(needed, self.rescore), len(self.index)), threads=1)
         rows = drop_excluded(np.asarray(found.keys, dtype=np.int64), excluded)
         if rows.size < k:  # HNSW returned too few after exclusion: be exact rather than short
             return self.fallback.search(query, k, excluded)
