@@ -152,6 +152,28 @@ def test_symmetric_infonce_without_the_positive_in_the_denominator_by_hand():
     assert loss != pytest.approx(symmetric_infonce_by_hand(X, Y, 0.5, dot), rel=1e-3)  # not the plain InfoNCE
 
 
+@pytest.mark.parametrize("exclude_positive", [True, False])
+@pytest.mark.parametrize("similarity", ["dot", "cosine"])
+def test_symmetric_infonce_grouped_equals_the_loss_on_repeated_rows(exclude_positive, similarity):
+    """`grouped` on distinct rows with multiplicities is `forward(same=ids)` on the rows repeated: value and
+    gradients (what RAT's alignment relies on to skip the S x S matrix)."""
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randn(5, 4, generator=generator, requires_grad=True)
+    y = torch.randn(5, 4, generator=generator, requires_grad=True)
+    counts = torch.tensor([3, 1, 2, 4, 1])
+    ids = torch.repeat_interleave(torch.arange(5), counts)
+    loss_fn = SymmetricInfoNCE(0.7, similarity=similarity, exclude_positive=exclude_positive)
+    repeated = loss_fn(x[ids], y[ids], same=ids)
+    grads = torch.autograd.grad(repeated, (x, y))
+    grouped = loss_fn.grouped(x, y, counts)
+    grouped_grads = torch.autograd.grad(grouped, (x, y))
+    assert grouped.item() == pytest.approx(repeated.item(), rel=1e-5)
+    for got, want in zip(grouped_grads, grads, strict=True):
+        assert torch.allclose(got, want, atol=1e-6)
+    plain = loss_fn.grouped(x, y, torch.ones(5, dtype=torch.long))
+    assert plain.item() != pytest.approx(grouped.item(), rel=1e-3)  # the counts matter
+
+
 def test_rat_collaborative_alignment_by_hand():
     """RAT eqs. 7-8: alpha * (L^1 + L^2) over dot products / gamma (defaults 0.01 and 2.0) at every target
     position (item 3 twice), the positive and the other position of the same item out of each denominator."""

@@ -17,6 +17,14 @@ out of the denominator, so each direction is
 (it can go below zero). `same` (an id per row, e.g. the item at each batch position of RAT eq. 7) also takes
 every other row with the positive's id out of the denominator: a repeated item is never its own negative.
 
+`grouped(x, y, counts)` is the same loss for a batch in which pair i occurs counts[i] times (the ids of
+`same` made unique): with n_k = counts[k], each direction is
+
+    -(1 / sum_i n_i) * sum_i n_i [ s(x_i, y_i) / tau - log sum_{k != i} n_k exp(s(x_i, y_k) / tau) ]
+
+(`exclude_positive=False` adds the positive's own exp(s(x_i, y_i) / tau) once to its denominator), exactly
+`forward` on the repeated rows, at U x U instead of B x B for U distinct ids.
+
 Inputs: `x`, `y` float tensors [B, d] (row i of x and row i of y are the positive pair), B >= 2.
 Output: a scalar loss. Example: `SymmetricInfoNCE(0.05, learnable=True)(view_a, view_b)`.
 """
@@ -82,3 +90,24 @@ class SymmetricInfoNCE(nn.Module):
             return logits.sum() * 0.0
         loss = (rows - positive)[valid].mean() + (cols - positive)[valid].mean()
         return 0.5 * loss
+
+    def grouped(self, x: torch.Tensor, y: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """`forward(x[r], y[r], same=r)` for r repeating row i `counts[i]` times, on the U distinct rows."""
+        if x.shape != y.shape or x.ndim != 2 or counts.shape != x.shape[:1]:
+            raise ValueError(f"expected two [U, d] tensors and [U] counts, got {tuple(x.shape)}, {tuple(y.shape)}, "
+                             f"{tuple(counts.shape)}")
+        logits = self.logits(x, y)
+        n = counts.to(logits.dtype)
+        log_n = n.log()
+        eye = torch.eye(x.shape[0], dtype=torch.bool, device=x.device)
+        own = float("-inf") if self.exclude_positive else 0.0  # the positive once, or not at all
+        row_weights = log_n.unsqueeze(0).expand_as(logits).masked_fill(eye, own)  # column k counted n_k times
+        col_weights = log_n.unsqueeze(1).expand_as(logits).masked_fill(eye, own)
+        rows = torch.logsumexp(logits + row_weights, dim=1)
+        cols = torch.logsumexp(logits + col_weights, dim=0)
+        positive = logits.diagonal()
+        valid = torch.isfinite(rows) & torch.isfinite(cols)
+        if not bool(valid.any()):
+            return logits.sum() * 0.0
+        weight = n[valid] / n[valid].sum()
+        return 0.5 * (((rows - positive)[valid] * weight).sum() + ((cols - positive)[valid] * weight).sum())
