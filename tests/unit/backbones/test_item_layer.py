@@ -13,6 +13,7 @@ from semrec.errors import UserError
 from semrec.item_table import ItemTable
 from semrec_worker.backbones.item_embedding import DualItemLayer, TableAdapter, ViewFusion, build_item_layer
 from semrec_worker.export import export_run
+from semrec_worker.methods.llmemb.model import LLMEmbAdapter
 from semrec_worker.methods.registry import load_item_encoder
 from semrec_worker.refresh.encoders import ItemLayerEncoder
 from semrec_worker.refresh.item_layer import save_item_layer_encoder
@@ -56,6 +57,27 @@ def test_adapter_rows_start_at_mean_norm_one_whatever_the_table_scale():
         adapter = TableAdapter(table, 8, hidden)
         assert adapter.weight[1:].norm(dim=1).mean().item() == pytest.approx(1.0, rel=1e-4)
         assert len(adapter.adapter) == (2 if hidden else 1)
+
+
+def adapted_mean_cosine(rows: torch.Tensor) -> float:
+    unit = torch.nn.functional.normalize(rows, dim=1)
+    return float((unit @ unit.T).mean())
+
+
+def test_adapters_start_with_items_as_distinct_as_their_table():
+    """No shared offset at initialisation: a table of near-orthogonal rows (mean pairwise cosine ~0) stays so
+    through either adapter, rather than every item starting in one direction."""
+    torch.manual_seed(0)
+    rows = torch.nn.functional.normalize(torch.randn(300, 64), dim=1)
+    table = torch.cat([torch.zeros(1, 64), rows])
+    assert abs(adapted_mean_cosine(rows)) < 0.05
+    for hidden in (0, 32):
+        adapter = TableAdapter(table, 16, hidden)
+        assert abs(adapted_mean_cosine(adapter.weight.detach()[1:])) < 0.05
+        assert all(torch.all(layer.bias == 0) for layer in adapter.adapter)
+    llmemb = LLMEmbAdapter(table, 16)
+    assert abs(adapted_mean_cosine(llmemb.weight.detach()[1:])) < 0.05
+    assert llmemb.weight[1:].norm(dim=1).mean().item() == pytest.approx(1.0, rel=1e-4)
 
 
 def test_frozen_and_dual_need_a_table_and_refuse_the_legacy_flags(tmp_path, tiny_synthetic, table):

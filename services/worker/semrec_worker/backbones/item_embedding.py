@@ -161,10 +161,25 @@ def _padded(rows: torch.Tensor) -> torch.Tensor:
     return torch.cat([rows.new_zeros(1, rows.shape[1]), rows], dim=0)
 
 
+def start_adapter(adapter: nn.Sequential, rows: torch.Tensor) -> None:
+    """Zero the biases of a stack of linear layers and rescale its last layer so that `rows` map to vectors of
+    mean norm 1. With torch's default bias init the shared offset W_2 b_1 + b_2 is as long as the item-specific
+    part W_2 W_1 z, and every item starts pointing the same way (mean pairwise cosine 0.86-0.93 measured on
+    576-d and 256-d tables): under a cosine or dot-product loss the items are then almost indistinguishable
+    and training drifts to popularity before it separates them."""
+    with torch.no_grad():
+        for layer in adapter:
+            if isinstance(layer, nn.Linear) and layer.bias is not None:
+                layer.bias.zero_()
+        norm = adapter(rows).norm(dim=1).mean().clamp(min=1e-12)
+        last = [layer for layer in adapter if isinstance(layer, nn.Linear)][-1]
+        last.weight.div_(norm)
+
+
 class TableAdapter(nn.Module):
     """A frozen table z [n_items + 1, w] through a trainable adapter: W_2 (W_1 z + b_1) + b_2 (LLMEmb's RAT
-    form; one linear map when `hidden` is 0). The last layer is rescaled once so that the adapted rows have
-    mean norm 1 at initialisation, the scale of the other item layers."""
+    form; one linear map when `hidden` is 0). `start_adapter` gives it zero biases and rows of mean norm 1 at
+    initialisation, the scale of the other item layers."""
 
     part_name = "table-adapter"  # recorded in the run's config.json; `empty_table_adapter` rebuilds it
 
@@ -174,10 +189,7 @@ class TableAdapter(nn.Module):
         width = table.shape[1]
         layers = [nn.Linear(width, hidden), nn.Linear(hidden, dim)] if hidden else [nn.Linear(width, dim)]
         self.adapter = nn.Sequential(*layers)
-        with torch.no_grad():
-            norm = self.adapter(self.table[1:]).norm(dim=1).mean().clamp(min=1e-12)
-            layers[-1].weight.div_(norm)
-            layers[-1].bias.div_(norm)
+        start_adapter(self.adapter, self.table[1:])
 
     @property
     def weight(self) -> torch.Tensor:

@@ -25,7 +25,9 @@ Stage 2, Recommendation Adaptation Training (RAT), trained together with the bac
 
 - (eq. 6) the SCFT embeddings are reduced by PCA to an intermediate width d_m and frozen (z_i); a
   two-layer adapter maps them to the backbone width d: e_i = W_2 (W_1 z_i + b_1) + b_2, hidden width d_m / 2
-  (`LLMEmbAdapter`, an item-embedding module that gives the backbone its full item matrix). d_m defaults to
+  (`LLMEmbAdapter`, an item-embedding module that gives the backbone its full item matrix; it starts with zero
+  biases and adapted rows of mean norm 1, as the paper does not say how W and b are initialised and torch's
+  default biases make every item start in the same direction). d_m defaults to
   the LM width (576 for SmolLM2: no reduction) and must be >= d, as the paper's d_m (1536) is "significantly
   larger" than the backbone's embeddings.
 - (eq. 7) collaborative alignment: the adapted embeddings at every target position of a batch (S rows) are
@@ -53,6 +55,7 @@ from semrec.errors import UserError
 from semrec.item_table import ItemTable
 from torch import nn
 
+from semrec_worker.backbones.item_embedding import start_adapter
 from semrec_worker.core.lora import add_lora
 from semrec_worker.core.reduction import PCAFit, fit_pca
 from semrec_worker.core.runtime import default_device
@@ -445,6 +448,8 @@ class LLMEmbAdapter(nn.Module):
         d_m = semantic.shape[1]
         hidden = hidden or max(1, d_m // 2)
         self.project = nn.Sequential(nn.Linear(d_m, hidden), nn.Linear(hidden, width))
+        if semantic.shape[0] > 1 and bool(semantic[1:].abs().sum() > 0):  # not the empty shell of `empty_adapter`
+            start_adapter(self.project, semantic[1:])
         self.width = width
         self.method = "llmemb"  # the name the seqrec trainer reports results under
 
@@ -535,10 +540,11 @@ class CollaborativeAlignment(nn.Module):
                 f"the pretrained SASRec's {self.collaborative.shape[1]}-d"
             )
         collaborative = self.collaborative.to(items.device)
-        positions = targets[targets != 0]
-        if torch.unique(positions).numel() < 2:
+        # every position of an item has the same two rows: the S x S loss is the U x U one weighted by counts
+        unique, counts = torch.unique(targets[targets != 0], return_counts=True)
+        if unique.numel() < 2:
             return items.sum() * 0.0
-        return self.alpha * 2.0 * self.loss(items[positions], collaborative[positions], same=positions)
+        return self.alpha * 2.0 * self.loss.grouped(items[unique], collaborative[unique], counts)
 
 
 def collaborative_similarity(table: ItemTable) -> str:
