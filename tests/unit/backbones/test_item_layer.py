@@ -66,15 +66,18 @@ def adapted_mean_cosine(rows: torch.Tensor) -> float:
 
 def test_adapters_start_with_items_as_distinct_as_their_table():
     """No shared offset at initialisation: a table of near-orthogonal rows (mean pairwise cosine ~0) stays so
-    through either adapter, rather than every item starting in one direction."""
+    through either adapter, and so does one whose rows share a large common part (as raw mean-pooled LM states
+    do), rather than every item starting in one direction."""
     torch.manual_seed(0)
     rows = torch.nn.functional.normalize(torch.randn(300, 64), dim=1)
     table = torch.cat([torch.zeros(1, 64), rows])
-    assert abs(adapted_mean_cosine(rows)) < 0.05
+    offset = torch.cat([torch.zeros(1, 64), rows + 3.0 * torch.nn.functional.normalize(torch.randn(1, 64), dim=1)])
+    assert abs(adapted_mean_cosine(rows)) < 0.05 and adapted_mean_cosine(offset[1:]) > 0.8
     for hidden in (0, 32):
-        adapter = TableAdapter(table, 16, hidden)
-        assert abs(adapted_mean_cosine(adapter.weight.detach()[1:])) < 0.05
-        assert all(torch.all(layer.bias == 0) for layer in adapter.adapter)
+        for frozen in (table, offset):
+            adapter = TableAdapter(frozen, 16, hidden)
+            assert abs(adapted_mean_cosine(adapter.weight.detach()[1:])) < 0.05
+            assert adapter.weight[1:].norm(dim=1).mean().item() == pytest.approx(1.0, rel=1e-4)
     llmemb = LLMEmbAdapter(table, 16)
     assert abs(adapted_mean_cosine(llmemb.weight.detach()[1:])) < 0.05
     assert llmemb.weight[1:].norm(dim=1).mean().item() == pytest.approx(1.0, rel=1e-4)

@@ -162,18 +162,24 @@ def _padded(rows: torch.Tensor) -> torch.Tensor:
 
 
 def start_adapter(adapter: nn.Sequential, rows: torch.Tensor) -> None:
-    """Zero the biases of a stack of linear layers and rescale its last layer so that `rows` map to vectors of
-    mean norm 1. With torch's default bias init the shared offset W_2 b_1 + b_2 is as long as the item-specific
-    part W_2 W_1 z, and every item starts pointing the same way (mean pairwise cosine 0.86-0.93 measured on
-    576-d and 256-d tables): under a cosine or dot-product loss the items are then almost indistinguishable
-    and training drifts to popularity before it separates them."""
+    """Start a stack of linear layers with no shared offset: the first layer's bias is -W_1 mean(rows), the
+    others zero, so the mean row maps to 0 (a start the biases can always express: W_1 (z - mean) = W_1 z + b_1),
+    and the last layer is rescaled so that `rows` map to vectors of mean norm 1. With torch's default biases
+    the shared offset W_2 b_1 + b_2 is as long as the item-specific part W_2 W_1 z; an uncentred table (raw
+    mean-pooled LM states: mean pairwise cosine 0.81) does the same through W_1. Either way every item starts
+    pointing one way (mean pairwise cosine 0.86-0.93 measured): under a cosine or dot-product loss the items
+    are then almost indistinguishable, and training drifts to popularity before it separates them."""
+    linear = [layer for layer in adapter if isinstance(layer, nn.Linear)]
     with torch.no_grad():
-        for layer in adapter:
-            if isinstance(layer, nn.Linear) and layer.bias is not None:
+        for layer in linear:
+            if layer.bias is not None:
                 layer.bias.zero_()
+        if linear[0].bias is not None:
+            linear[0].bias.copy_(-(linear[0].weight @ rows.mean(dim=0)))
         norm = adapter(rows).norm(dim=1).mean().clamp(min=1e-12)
-        last = [layer for layer in adapter if isinstance(layer, nn.Linear)][-1]
-        last.weight.div_(norm)
+        linear[-1].weight.div_(norm)
+        if len(linear) == 1 and linear[0].bias is not None:
+            linear[0].bias.div_(norm)
 
 
 class TableAdapter(nn.Module):
