@@ -178,14 +178,14 @@ def start_adapter(adapter: nn.Sequential, rows: torch.Tensor) -> None:
             linear[0].bias.copy_(-(linear[0].weight @ rows.mean(dim=0)))
         norm = adapter(rows).norm(dim=1).mean().clamp(min=1e-12)
         linear[-1].weight.div_(norm)
-        if len(linear) == 1 and linear[0].bias is not None:
-            linear[0].bias.div_(norm)
+        if linear[-1].bias is not None:
+            linear[-1].bias.div_(norm)
 
 
 class TableAdapter(nn.Module):
     """A frozen table z [n_items + 1, w] through a trainable adapter: W_2 (W_1 z + b_1) + b_2 (LLMEmb's RAT
-    form; one linear map when `hidden` is 0). `start_adapter` gives it zero biases and rows of mean norm 1 at
-    initialisation, the scale of the other item layers."""
+    form; one linear map when `hidden` is 0). `start_adapter` starts it with no shared offset and rows of mean norm
+    1, the scale of the other item layers."""
 
     part_name = "table-adapter"  # recorded in the run's config.json; `empty_table_adapter` rebuilds it
 

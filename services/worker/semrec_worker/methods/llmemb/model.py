@@ -25,9 +25,9 @@ Stage 2, Recommendation Adaptation Training (RAT), trained together with the bac
 
 - (eq. 6) the SCFT embeddings are reduced by PCA to an intermediate width d_m and frozen (z_i); a
   two-layer adapter maps them to the backbone width d: e_i = W_2 (W_1 z_i + b_1) + b_2, hidden width d_m / 2
-  (`LLMEmbAdapter`, an item-embedding module that gives the backbone its full item matrix; it starts with zero
-  biases and adapted rows of mean norm 1, as the paper does not say how W and b are initialised and torch's
-  default biases make every item start in the same direction). d_m defaults to
+  (`LLMEmbAdapter`, an item-embedding module that gives the backbone its full item matrix; it starts with no
+  shared offset and adapted rows of mean norm 1 (`start_adapter`), as the paper does not say how W and b are
+  initialised and torch's default biases make every item start in the same direction). d_m defaults to
   the LM width (576 for SmolLM2: no reduction) and must be >= d, as the paper's d_m (1536) is "significantly
   larger" than the backbone's embeddings.
 - (eq. 7) collaborative alignment: the adapted embeddings at every target position of a batch (S rows) are
@@ -439,7 +439,9 @@ class LLMEmbAdapter(nn.Module):
 
     part_name = "llmemb-adapter"  # recorded in the run's config.json; `empty_adapter` rebuilds it
 
-    def __init__(self, semantic: np.ndarray | torch.Tensor, width: int, hidden: int | None = None) -> None:
+    def __init__(
+        self, semantic: np.ndarray | torch.Tensor, width: int, hidden: int | None = None, start: bool = True
+    ) -> None:
         super().__init__()
         self.pca: PCAFit | None = None
         self.scale = 1.0
@@ -448,7 +450,7 @@ class LLMEmbAdapter(nn.Module):
         d_m = semantic.shape[1]
         hidden = hidden or max(1, d_m // 2)
         self.project = nn.Sequential(nn.Linear(d_m, hidden), nn.Linear(hidden, width))
-        if semantic.shape[0] > 1 and bool(semantic[1:].abs().sum() > 0):  # not the empty shell of `empty_adapter`
+        if start:
             start_adapter(self.project, semantic[1:])
         self.width = width
         self.method = "llmemb"  # the name the seqrec trainer reports results under
@@ -492,7 +494,7 @@ class LLMEmbAdapter(nn.Module):
 def empty_adapter(state: dict[str, torch.Tensor], prefix: str = "item_embedding.") -> LLMEmbAdapter:
     """An adapter shaped like a saved one (its frozen embeddings are a buffer of the state dict, loaded after)."""
     hidden, width = state[prefix + "project.0.weight"].shape[0], state[prefix + "project.1.weight"].shape[0]
-    return LLMEmbAdapter(torch.zeros(state[prefix + "semantic"].shape), width, hidden)
+    return LLMEmbAdapter(torch.zeros(state[prefix + "semantic"].shape), width, hidden, start=False)
 
 
 class CollaborativeAlignment(nn.Module):
