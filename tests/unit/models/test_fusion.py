@@ -151,7 +151,12 @@ def test_popularity_prior_scores_log_counts_for_every_history():
 
 def test_one_pass_weight_grid_ranks_equal_fusion_evaluated_one_weighting_at_a_time(tiny_synthetic):
     from semrec_worker.evaluation.protocol import EvalSettings, evaluate
-    from semrec_worker.experiments.fusion_search import choose, score_weightings, weight_grid_ranks
+    from semrec_worker.experiments.fusion_search import (
+        TailConstraint,
+        choose,
+        score_weightings,
+        weight_grid_ranks,
+    )
     from semrec_worker.models.fusion import PopularityPrior
 
     rng = np.random.default_rng(3)
@@ -177,11 +182,43 @@ def test_one_pass_weight_grid_ranks_equal_fusion_evaluated_one_weighting_at_a_ti
     assert [len(s.group_ndcg) for s in scored] == [4, 4, 4]
     best = choose(scored)
     assert best.metrics["ndcg@10"] == max(s.metrics["ndcg@10"] for s in scored)
-    # a floor nobody reaches leaves no choice; a floor only one weighting reaches picks it
-    assert choose(scored, [2.0, None, None, None]) is None
-    target = scored[1].group_ndcg[0]
-    only = [s for s in scored if s.group_ndcg[0] >= target]
-    assert choose(scored, [target, None, None, None]).metrics["ndcg@10"] == max(s.metrics["ndcg@10"] for s in only)
+    # a share nobody reaches leaves no choice; without a margin the constraint is the plain per-group floor
+    reference = scored[1]
+    assert choose(scored, TailConstraint(reference, ratio=100.0)) is None
+    plain = TailConstraint(reference, ratio=1.0)
+    floors = reference.group_ndcg[:-1]
+    only = [s for s in scored if all(g >= f for g, f in zip(s.group_ndcg[:-1], floors, strict=True))]
+    assert reference in only
+    assert choose(scored, plain).metrics["ndcg@10"] == max(s.metrics["ndcg@10"] for s in only)
+
+
+def _weighting(case_ndcg, case_groups):
+    from semrec_worker.experiments.fusion_search import Weighting
+
+    case_ndcg, case_groups = np.asarray(case_ndcg, dtype=np.float64), np.asarray(case_groups)
+    groups = [float(case_ndcg[case_groups == g].mean()) for g in range(case_groups.max() + 1)]
+    return Weighting((1.0,), {"ndcg@10": float(case_ndcg.mean())}, groups, case_ndcg, case_groups)
+
+
+def test_tail_margin_is_a_lower_confidence_bound_of_the_paired_difference():
+    from semrec_worker.experiments.fusion_search import TailConstraint, case_ndcg, choose
+
+    np.testing.assert_allclose(case_ndcg(np.array([0, 1, 9, 10, 500])), [1.0, 1 / np.log2(3), 1 / np.log2(11), 0, 0])
+    groups = np.array([0, 0, 0, 0, 1, 1])  # group 1 is the head: never constrained
+    text = _weighting([0.5, 0.5, 0.0, 0.0, 0.2, 0.0], groups)
+    steady = _weighting([0.55, 0.55, 0.05, 0.05, 0.0, 0.0], groups)  # +0.05 on every group-0 case: no spread
+    lucky = _weighting([1.0, 0.2, 0.1, 0.0, 0.9, 0.9], groups)  # +0.075 on average, from one case
+    for z in (0.0, 1.64):
+        constraint = TailConstraint(text, ratio=1.0, confidence=z)
+        d = lucky.case_ndcg[:4] - text.case_ndcg[:4]
+        (bound,) = constraint.lower_bounds(lucky)
+        assert bound == pytest.approx(d.mean() - z * d.std(ddof=1) / 2.0)
+        assert constraint.lower_bounds(steady) == pytest.approx([0.05])
+    # without a margin both pass and the higher overall NDCG wins; with one, the lucky margin does not hold
+    assert choose([steady, lucky], TailConstraint(text, 1.0)) is lucky
+    assert choose([steady, lucky], TailConstraint(text, 1.0, confidence=1.64)) is steady
+    with pytest.raises(ValueError, match="different cases"):
+        TailConstraint(text, 1.0).lower_bounds(_weighting([0.1, 0.2], np.array([0, 1])))
 
 
 def test_eval_hybrid_tail_ratio_constrains_the_choice_on_validation(run_dir, tmp_path, tiny_synthetic):
@@ -211,7 +248,15 @@ def test_eval_hybrid_tail_ratio_constrains_the_choice_on_validation(run_dir, tmp
     floors = [0.5 * t for t in hybrid["text_valid_group_ndcg@10"][:-1]]
     eligible = [t for t in hybrid["valid"] if all(g >= f for g, f in zip(t["group_ndcg@10"], floors, strict=False))]
     assert eligible and hybrid["weights"] == max(eligible, key=lambda t: t["ndcg@10"])["weights"]
+    assert all(len(t["tail_lower_bounds"]) == 1 for t in hybrid["valid"]) and hybrid["tail_confidence"] == 0.0
+    chosen = next(t for t in hybrid["valid"] if t["weights"] == hybrid["weights"])
+    assert chosen["tail_lower_bounds"][0] == pytest.approx(chosen["group_ndcg@10"][0] - floors[0])
     impossible = CliRunner().invoke(build_app(), [*args, "--tail-ratio", "1000"])
     assert impossible.exit_code == 2 and "--tail-ratio" in impossible.output
+    # a margin of many standard errors rules out what the plain floor admitted
+    strict = CliRunner().invoke(build_app(), [*args, "--tail-ratio", "0.5", "--tail-confidence", "1000"])
+    assert strict.exit_code == 2 and "--tail-confidence 1000" in strict.output
+    alone = CliRunner().invoke(build_app(), [*args, "--tail-confidence", "1.64"])
+    assert alone.exit_code == 2 and "give --tail-ratio too" in alone.output
     no_text = CliRunner().invoke(build_app(), ["eval", "hybrid", "--run", str(run_dir), "--tail-ratio", "0.9"])
     assert no_text.exit_code == 2 and "needs --partners llmseqsim" in no_text.output

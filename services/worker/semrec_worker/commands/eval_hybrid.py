@@ -10,7 +10,10 @@ chosen combination is then scored once on the test split (partners refitted on w
 Choice: the best validation NDCG@10 (ties keep the earlier combination, so weight 0, the run alone, wins unless
 fusion helps). With `--tail-ratio r` (needs the text partner), only combinations whose validation NDCG@10 in
 each popularity group but the most popular reaches r x text similarity's own there are eligible: the
-long-tail constraint, decided on validation like the weights. Every combination's validation scores are kept.
+long-tail constraint, decided on validation like the weights. `--tail-confidence z` asks for that share with
+a margin of z standard errors of the per-case difference (experiments/fusion_search.py), so that a choice
+passing on validation by less than the split's noise is not taken. Every combination's validation scores
+are kept.
 """
 
 from __future__ import annotations
@@ -48,6 +51,10 @@ class EvalHybridConfig(JobConfig):
     tail_ratio: float | None = Field(
         None, gt=0, description="choose only among combinations whose validation NDCG@10 in every popularity group "
         "but the head reaches this share of text similarity's own (needs --partners llmseqsim)",
+    )
+    tail_confidence: float = Field(
+        0.0, ge=0, description="with --tail-ratio: the share must hold by this many standard errors of the "
+        "per-case difference in each group (one-sided lower bound; 1.64: 95% one-sided; 0: the plain floor)",
     )
     protocols: list[Protocol] = Field(["full", "sampled100"], description="protocols of the test scoring")
     exclude_history: bool = Field(False, description="mask items from the user's history (full protocol)")
@@ -96,19 +103,17 @@ def _text_similarity(config: EvalHybridConfig, sequences):
     return selection.model
 
 
-def _tail_floors(config: EvalHybridConfig, sequences, text_partner) -> tuple[list[float | None], list[float]]:
-    """Per popularity group: the NDCG@10 floor of `--tail-ratio` (None for the head group), and the validation
-    NDCG@10 of text similarity alone it is derived from: the text partner as it is fused, whose history items get
-    no vote (as LLMSeqSim in the grid, which never recommends the last item to itself). The raw model would be a
-    lower bar (on Scientific 0.039 instead of 0.049 in the least popular fifth), met on validation by fusions
-    that stay well under LLMSeqSim's tail on test."""
-    from semrec_worker.experiments.fusion_search import score_weightings
+def _tail_constraint(config: EvalHybridConfig, sequences, text_partner):
+    """The `--tail-ratio` constraint against the validation NDCG@10 of text similarity alone: the text partner as
+    it is fused, whose history items get no vote (as LLMSeqSim in the grid, which never recommends the last item
+    to itself). The raw model would be a lower bar (on Scientific 0.039 instead of 0.049 in the least popular
+    fifth), met on validation by fusions that stay well under LLMSeqSim's tail on test."""
+    from semrec_worker.experiments.fusion_search import TailConstraint, score_weightings
 
     (text,) = score_weightings([text_partner], [[1.0]], sequences, "valid",
                                n_groups=config.popularity_groups, exclude_history=config.exclude_history)  # fmt: skip
     assert config.tail_ratio is not None
-    floors: list[float | None] = [config.tail_ratio * g for g in text.group_ndcg[:-1]]
-    return [*floors, None], text.group_ndcg
+    return TailConstraint(text, config.tail_ratio, config.tail_confidence)
 
 
 def eval_hybrid(config: EvalHybridConfig) -> list[RunResult]:
@@ -126,6 +131,8 @@ def eval_hybrid(config: EvalHybridConfig) -> list[RunResult]:
         raise UserError("--partners llmseqsim needs --text-table (an ItemTable .npz or a run directory)")
     if config.tail_ratio is not None and "llmseqsim" not in config.partners:
         raise UserError("--tail-ratio compares with text similarity: it needs --partners llmseqsim")
+    if config.tail_confidence > 0 and config.tail_ratio is None:
+        raise UserError("--tail-confidence is the margin of --tail-ratio: give --tail-ratio too")
     if len(set(config.partners)) != len(config.partners):
         raise UserError(f"--partners lists a partner twice: {config.partners}")
     apply_threads(config.threads)
@@ -146,26 +153,30 @@ def eval_hybrid(config: EvalHybridConfig) -> list[RunResult]:
     combinations = [(1.0, *weights) for weights in itertools.product(*grids)]
     scored = score_weightings([model, *partners], combinations, sequences, "valid",
                               n_groups=config.popularity_groups, exclude_history=config.exclude_history)  # fmt: skip
+    constraint, text_groups = None, None
+    if config.tail_ratio is not None:  # the text partner itself: its variant is not chosen twice
+        constraint = _tail_constraint(config, sequences, partners[config.partners.index("llmseqsim")])
+        text_groups = constraint.reference.group_ndcg
     tried = []
     for candidate in scored:
         tried.append({"weights": dict(zip(config.partners, candidate.weights[1:], strict=True)),
                       "ndcg@10": candidate.metrics["ndcg@10"], "recall@10": candidate.metrics["recall@10"],
                       "group_ndcg@10": candidate.group_ndcg})  # fmt: skip
+        if constraint is not None:
+            tried[-1]["tail_lower_bounds"] = constraint.lower_bounds(candidate)
         groups = " ".join(f"{g:.4f}" for g in candidate.group_ndcg)
         echo(f"valid {tried[-1]['weights']}: NDCG@10 {candidate.metrics['ndcg@10']:.4f} "
              f"Recall@10 {candidate.metrics['recall@10']:.4f} by group {groups}")  # fmt: skip
-    floors, text_groups = None, None
-    if config.tail_ratio is not None:  # the text partner itself: its variant is not chosen twice
-        text_partner = partners[config.partners.index("llmseqsim")]
-        floors, text_groups = _tail_floors(config, sequences, text_partner)
-    chosen = choose(scored, floors)
+    chosen = choose(scored, constraint)
     if chosen is None:
+        assert constraint is not None and text_groups is not None
         shares = [min((g / t for g, t in zip(c.group_ndcg[:-1], text_groups, strict=False) if t > 0), default=0.0)
                   for c in scored]  # fmt: skip
         raise UserError(f"no weight combination reaches --tail-ratio {config.tail_ratio} of text similarity's "
-                        f"validation NDCG@10 in every group but the head (text: "
-                        f"{', '.join(f'{t:.4f}' for t in text_groups)}); the closest reaches {max(shares):.2f} of "
-                        f"it in its weakest group: widen --weights / --popularity-weights")  # fmt: skip
+                        f"validation NDCG@10 in every group but the head with --tail-confidence "
+                        f"{config.tail_confidence} (text: {', '.join(f'{t:.4f}' for t in text_groups)}); the closest "
+                        f"reaches {max(shares):.2f} of it in its weakest group: widen --weights / "
+                        f"--popularity-weights or lower --tail-confidence")  # fmt: skip
     best = tried[scored.index(chosen)]
     echo(f"chosen on validation: {best['weights']}")
     if not config.evaluate_test:
@@ -199,6 +210,7 @@ def eval_hybrid(config: EvalHybridConfig) -> list[RunResult]:
                     "weights": best["weights"],
                     "valid": tried,
                     "tail_ratio": config.tail_ratio,
+                    "tail_confidence": config.tail_confidence,
                     "text_valid_group_ndcg@10": text_groups,
                     "text_table": str(config.text_table) if config.text_table else None,
                 },
