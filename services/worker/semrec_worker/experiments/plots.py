@@ -4,7 +4,9 @@
 - SAID stage-1 generation accuracy over training (SAID paper, Figure 3), from a SAID run's metrics.json;
 - SAID stage-2 gain against stage-1 generation accuracy (SAID paper, Figure 5), from `semrec bench said-gain`;
 - NDCG@10 by item-popularity group, least to most popular (LLMEmb paper, Figure 5), one bar per report row
-  (a method in each of its item layers, experiments/modes.py).
+  (a method in each of its item layers, experiments/modes.py);
+- the same bars for any named series of results files (`semrec eval plot-groups`: fused models beside the
+  grid's rows).
 """
 
 from __future__ import annotations
@@ -192,6 +194,27 @@ def plot_popularity_groups(aggregates: list[Aggregate], backbones: list[str], pa
     axes[0][0].legend(fontsize=7)
     fig.suptitle(f"{dataset_name}: {metric} by item-popularity group\n(G1 least popular items ... "
                  f"G{n_groups} most popular; equal numbers of items; mean over seeds)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_group_series(series: dict[str, list[float]], cases: list[float], path: Path, title: str,
+                      metric: str = "ndcg@10") -> Path:
+    """Grouped bars of one metric per popularity group (least popular first), one bar per named series."""
+    plt = _pyplot()
+    n_groups = len(cases)
+    fig, ax = plt.subplots(figsize=(1.6 * n_groups + 2.5, 3.8))
+    width = 0.8 / len(series)
+    for k, (label, values) in enumerate(series.items()):
+        xs = np.arange(n_groups) + (k - (len(series) - 1) / 2) * width
+        ax.bar(xs, values, width, label=label)
+    ax.set_xticks(np.arange(n_groups), [f"G{g + 1}\n({int(n)} cases)" for g, n in enumerate(cases)], fontsize=7)
+    ax.set_ylabel(metric.upper(), fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title(f"{title}\n(G1 least popular items ... G{n_groups} most popular; mean over seeds)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
