@@ -19,7 +19,7 @@ from semrec.results import RunResult, read_results
 
 
 class PlotGroupsConfig(JobConfig):
-    series: list[str] = Field(..., description="bars, in order: LABEL=FILE:METHOD[/BACKBONE] (a results JSON's runs)")
+    series: list[str] = Field(..., description="bars, in order: LABEL=FILE:METHOD or LABEL=FILE:METHOD/BACKBONE (a results JSON's runs)")
     out: Path = Field(..., description="the PNG to write")
     protocol: str = Field("full", description="protocol of the runs shown")
     metric: str = Field("ndcg@10", description="metric per group (ndcg@10 or recall@10)")
