@@ -186,11 +186,12 @@ def test_tslrec_cells_share_the_first_cells_stage1(tmp_path: Path):
     from semrec_worker.methods.tslrec.settings import TSLRecJobConfig
 
     bench_quality(_config(tmp_path, methods=["tslrec"], max_train_minutes=None, epochs=1, llm="tiny",
-                          tslrec_sft_max_steps=2, protocols=["full"]))  # fmt: skip
+                          tslrec_sft_max_steps=2, stage1_max_train_minutes=30, protocols=["full"]))  # fmt: skip
     seed0, seed1 = (tmp_path / "runs" / "tslrec" / "sasrec" / f"seed{s}" for s in (0, 1))
     assert (seed0 / "tslrec" / "lora").is_dir() and not (seed1 / "tslrec" / "lora").exists()
     assert TSLRecJobConfig.load(seed1 / "tslrec", out=seed1).stage1 == seed0
-    assert TSLRecJobConfig.load(seed0 / "tslrec", out=seed0).sft_max_steps == 2
+    stage1 = TSLRecJobConfig.load(seed0 / "tslrec", out=seed0).tslrec
+    assert stage1.sft_max_steps == 2 and stage1.sft_max_minutes == 30  # the grid's stage-1 budget reaches the SFT
     knowledge = [np.load(s / "tslrec" / "knowledge.npz")["knowledge"] for s in (seed0, seed1)]
     assert np.array_equal(*knowledge)
     assert read_results(seed1 / "results.json").runs[0].method == "tslrec"

@@ -11,6 +11,7 @@ from semrec_worker.methods.tslrec.model import (
     add_lora,
     category_distributions,
     item_knowledge,
+    planned_sft_steps,
     pre_group,
     train_user_sft,
 )
@@ -164,3 +165,18 @@ def test_stage1_reuse_trains_the_same_backbone_and_rejects_another_catalogue(tmp
     other = {**common, "data": "synthetic:users=100,items=90,avg_len=8,seed=5"}
     with pytest.raises(UserError, match="built on another catalogue"):
         train_tslrec(TSLRecJobConfig(**other, out=tmp_path / "other", stage1=tmp_path / "full"))
+
+
+def test_sft_time_budget_stops_after_the_step_that_reaches_it(sft_model):
+    model, settings = sft_model
+    labels = np.array([0] * 10 + [1] * 10 + [2] * 10)
+    id_vectors = torch.cat([torch.zeros(1, 8), torch.randn(30, 8)])
+    sequences = [np.array([1 + (u % 30), 1 + ((u + 1) % 30)]) for u in range(32)]
+    targets = category_distributions(sequences, labels, 3)
+    planned = settings.model_copy(update={"sft_epochs": 3})
+    assert planned_sft_steps(sequences, planned) == 12  # 32 users in batches of 8, three passes
+    budgeted = planned.model_copy(update={"sft_max_minutes": 1e-9})
+    losses = train_user_sft(model, sequences, targets, id_vectors, budgeted, progress=False)
+    assert len(losses) == 1  # at least one step, then the spent budget stops it
+    generous = planned.model_copy(update={"sft_max_minutes": 60.0})
+    assert len(train_user_sft(model, sequences, targets, id_vectors, generous, progress=False)) == 12

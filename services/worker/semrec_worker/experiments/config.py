@@ -65,7 +65,7 @@ class QualityConfig(EvalJobConfig, TrainingOverrides):
         "reported as cut short",
     )
     stage1_max_train_minutes: float | None = Field(
-        None, gt=0, description="time budget of the SAID / LLMEmb-SCFT table builds (minutes)"
+        None, gt=0, description="time budget of the SAID / LLMEmb-SCFT table builds and of TSLRec's user SFT (minutes)"
     )
     llm: str = Field("default", description="LM of the LH, SAID, LLMEmb and TSLRec builds ('tiny' for tests)")
     text_encoder: str = Field(MINILM, description="text encoder of LLM2X and LLMSeqSim ('tiny' for tests)")

@@ -34,6 +34,7 @@ clusters the L2-normalised SASRec rows.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -143,6 +144,13 @@ def _history_batch(
     return id_vectors[index], mask
 
 
+def planned_sft_steps(sequences: list[np.ndarray], settings: TSLRecSettings) -> int:
+    """Optimiser steps of the user SFT before any time budget: `sft_epochs` passes, capped by `sft_max_steps`."""
+    users = sum(1 for s in sequences if len(s))
+    total = math.ceil(users / settings.sft_batch_size) * settings.sft_epochs
+    return total if settings.sft_max_steps is None else min(total, settings.sft_max_steps)
+
+
 def train_user_sft(
     model: UserSFTModel,
     sequences: list[np.ndarray],
@@ -151,23 +159,24 @@ def train_user_sft(
     settings: TSLRecSettings,
     progress: bool = True,
 ) -> list[float]:
-    """User-level SFT; returns the loss of every step. Only LoRA, W_p and W_g receive gradients."""
+    """User-level SFT; returns the loss of every step. Only LoRA, W_p and W_g receive gradients. With
+    `sft_max_minutes` it stops after the step during which the budget ran out (fewer losses than planned)."""
     from tqdm.auto import tqdm
 
     generator = torch.Generator().manual_seed(settings.seed)
     params = [p for p in model.parameters() if p.requires_grad]
     optimiser = torch.optim.AdamW(params, lr=settings.sft_lr)
     users = [u for u, s in enumerate(sequences) if len(s)]
-    steps_per_epoch = math.ceil(len(users) / settings.sft_batch_size)
-    total = steps_per_epoch * settings.sft_epochs
-    if settings.sft_max_steps is not None:
-        total = min(total, settings.sft_max_steps)
+    total = planned_sft_steps(sequences, settings)
+    deadline = None if settings.sft_max_minutes is None else time.monotonic() + 60 * settings.sft_max_minutes
     losses: list[float] = []
     model.train()
     bar = tqdm(total=total, desc="TSLRec user SFT", disable=not progress)
     while len(losses) < total:
         order = torch.randperm(len(users), generator=generator).tolist()
         for lo in range(0, len(order), settings.sft_batch_size):
+            if deadline is not None and losses and time.monotonic() >= deadline:
+                total = len(losses)
             if len(losses) >= total:
                 break
             batch = [users[i] for i in order[lo : lo + settings.sft_batch_size]]

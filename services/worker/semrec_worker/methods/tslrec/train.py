@@ -20,6 +20,7 @@ from semrec_worker.methods.tslrec.model import (
     add_lora,
     category_distributions,
     item_knowledge,
+    planned_sft_steps,
     pre_group,
     train_user_sft,
 )
@@ -69,6 +70,10 @@ def run_stage1(config: TSLRecJobConfig, dataset: SequenceDataset, stage1: Path):
     sft = UserSFTModel(add_lora(lm.model, settings), lm.tokenizer, pretrained.dim, n_groups, settings.instruction)
     id_vectors = torch.cat([torch.zeros(1, pretrained.dim), torch.from_numpy(vectors)])
     losses = train_user_sft(sft, train, targets, id_vectors, settings)
+    planned = planned_sft_steps(train, settings)
+    if len(losses) < planned:
+        echo(f"user SFT: stopped by the {settings.sft_max_minutes:g}-minute budget after {len(losses)} of "
+             f"{planned} steps")
     knowledge, distributions = item_knowledge(sft, id_vectors, settings)
 
     stage1.mkdir(parents=True, exist_ok=True)
@@ -83,7 +88,7 @@ def run_stage1(config: TSLRecJobConfig, dataset: SequenceDataset, stage1: Path):
         knowledge,
         {"method": "tslrec", "lm": lm.name, "dataset": dataset.name, "dataset_fingerprint": dataset.fingerprint,
          "n_groups": n_groups,
-         "sft_steps": len(losses), "sft_final_loss": float(np.mean(losses[-10:])) if losses else None},
+         "sft_steps": len(losses), "sft_planned_steps": planned, "sft_final_loss": float(np.mean(losses[-10:])) if losses else None},
     ).save(stage1 / "item_table.npz")
     echo(f"user SFT: {len(losses)} steps, final loss {np.mean(losses[-10:]) if losses else float('nan'):.4f}")
     return knowledge, distributions
