@@ -175,8 +175,8 @@ def test_sft_time_budget_stops_after_the_step_that_reaches_it(sft_model):
     targets = category_distributions(sequences, labels, 3)
     planned = settings.model_copy(update={"sft_epochs": 3})
     assert planned_sft_steps(sequences, planned) == 12  # 32 users in batches of 8, three passes
-    budgeted = planned.model_copy(update={"sft_max_minutes": 1e-9})
+    budgeted = planned.model_copy(update={"sft_max_train_minutes": 1e-9})
     losses = train_user_sft(model, sequences, targets, id_vectors, budgeted, progress=False)
     assert len(losses) == 1  # at least one step, then the spent budget stops it
-    generous = planned.model_copy(update={"sft_max_minutes": 60.0})
+    generous = planned.model_copy(update={"sft_max_train_minutes": 60.0})
     assert len(train_user_sft(model, sequences, targets, id_vectors, generous, progress=False)) == 12

@@ -160,7 +160,7 @@ def train_user_sft(
     progress: bool = True,
 ) -> list[float]:
     """User-level SFT; returns the loss of every step. Only LoRA, W_p and W_g receive gradients. With
-    `sft_max_minutes` it stops after the step during which the budget ran out (fewer losses than planned)."""
+    `sft_max_train_minutes` it stops after the step during which the budget ran out (fewer losses than planned)."""
     from tqdm.auto import tqdm
 
     generator = torch.Generator().manual_seed(settings.seed)
@@ -168,7 +168,7 @@ def train_user_sft(
     optimiser = torch.optim.AdamW(params, lr=settings.sft_lr)
     users = [u for u, s in enumerate(sequences) if len(s)]
     total = planned_sft_steps(sequences, settings)
-    deadline = None if settings.sft_max_minutes is None else time.monotonic() + 60 * settings.sft_max_minutes
+    deadline = None if settings.sft_max_train_minutes is None else time.monotonic() + 60 * settings.sft_max_train_minutes
     losses: list[float] = []
     model.train()
     bar = tqdm(total=total, desc="TSLRec user SFT", disable=not progress)

@@ -40,7 +40,7 @@ class TSLRecStage1(AcceptsOldNames, StrictModel):
     lora_dropout: float = Field(0.1, ge=0, lt=1, description="LoRA dropout")
     sft_epochs: int = Field(1, ge=0, description="passes over the users in user-level SFT")
     sft_max_steps: int | None = Field(None, ge=1, description="cap on SFT optimiser steps (CPU budgets)")
-    sft_max_minutes: float | None = Field(
+    sft_max_train_minutes: float | None = Field(
         None, gt=0, description="wall-clock budget of the user SFT (minutes): it stops after the step that reaches it"
     )
     sft_batch_size: int = Field(16, ge=1, description="users per SFT step")

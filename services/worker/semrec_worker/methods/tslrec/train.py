@@ -72,7 +72,7 @@ def run_stage1(config: TSLRecJobConfig, dataset: SequenceDataset, stage1: Path):
     losses = train_user_sft(sft, train, targets, id_vectors, settings)
     planned = planned_sft_steps(train, settings)
     if len(losses) < planned:
-        echo(f"user SFT: stopped by the {settings.sft_max_minutes:g}-minute budget after {len(losses)} of "
+        echo(f"user SFT: stopped by the {settings.sft_max_train_minutes:g}-minute budget after {len(losses)} of "
              f"{planned} steps")
     knowledge, distributions = item_knowledge(sft, id_vectors, settings)
 
