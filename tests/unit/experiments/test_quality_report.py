@@ -191,7 +191,7 @@ def test_tslrec_cells_share_the_first_cells_stage1(tmp_path: Path):
     assert (seed0 / "tslrec" / "lora").is_dir() and not (seed1 / "tslrec" / "lora").exists()
     assert TSLRecJobConfig.load(seed1 / "tslrec", out=seed1).stage1 == seed0
     stage1 = TSLRecJobConfig.load(seed0 / "tslrec", out=seed0).tslrec
-    assert stage1.sft_max_steps == 2 and stage1.sft_max_minutes == 30  # the grid's stage-1 budget reaches the SFT
+    assert stage1.sft_max_steps == 2 and stage1.sft_max_train_minutes == 30  # the grid's stage-1 budget reaches the SFT
     knowledge = [np.load(s / "tslrec" / "knowledge.npz")["knowledge"] for s in (seed0, seed1)]
     assert np.array_equal(*knowledge)
     assert read_results(seed1 / "results.json").runs[0].method == "tslrec"

@@ -167,7 +167,7 @@ def _tslrec_cell(inputs: CellInputs) -> dict[str, Any]:
     if reused is not None:
         return {"stage1": reused}
     return {"llm": inputs.grid.llm, "pretrained": inputs.sasrec(0 if shared else inputs.seed),
-            "sft_max_steps": inputs.grid.tslrec_sft_max_steps, "sft_max_minutes": inputs.grid.stage1_max_train_minutes}
+            "sft_max_steps": inputs.grid.tslrec_sft_max_steps, "sft_max_train_minutes": inputs.grid.stage1_max_train_minutes}
 
 
 SPECS: dict[str, MethodSpec] = {}
