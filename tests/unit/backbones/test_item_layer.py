@@ -83,6 +83,38 @@ def test_adapters_start_with_items_as_distinct_as_their_table():
     assert llmemb.weight[1:].norm(dim=1).mean().item() == pytest.approx(1.0, rel=1e-4)
 
 
+def test_whitened_start_gives_every_principal_direction_unit_variance():
+    """A table whose variance sits in one direction (as a SAID table's does) reaches the hidden layer of a
+    whitened adapter with its top directions at unit variance and uncorrelated; the centred start keeps the
+    dominant direction dominant."""
+    torch.manual_seed(0)
+    scales = torch.tensor([30.0] + [1.0] * 11)
+    rows = (torch.randn(400, 12) * scales) @ torch.linalg.qr(torch.randn(12, 12))[0] + 5.0
+    table = torch.cat([torch.zeros(1, 12), rows])
+    hidden = TableAdapter(table, 8, 6, whiten=True).adapter[0](table[1:]).detach().double()
+    torch.testing.assert_close(hidden.mean(dim=0), torch.zeros(6, dtype=torch.float64), atol=1e-4, rtol=0)
+    torch.testing.assert_close(torch.cov(hidden.T), torch.eye(6, dtype=torch.float64), atol=1e-3, rtol=0)
+    plain = TableAdapter(table, 8, 6).adapter[0](table[1:]).detach()
+    top = torch.linalg.eigvalsh(torch.cov(plain.T.double()))
+    assert top[-1] > 50 * top[-2]  # centred start: one direction dominates
+    whitened = TableAdapter(table, 8, 6, whiten=True)
+    assert whitened.weight[1:].norm(dim=1).mean().item() == pytest.approx(1.0, rel=1e-4)
+    wide = TableAdapter(table, 8, 20, whiten=True).adapter[0].weight  # more hidden units than table directions
+    assert torch.isfinite(wide).all()
+
+
+def test_adapter_start_is_a_saved_choice(tmp_path, tiny_synthetic, table):
+    table.save(tmp_path / "t.npz")
+    config = SeqRecConfig(data=DATA, out=tmp_path / "run", dim=16, max_len=12, epochs=1, threads=1, batch_size=64,
+                          init=str(tmp_path / "t.npz"), item_layer="frozen", adapter_start="whitened",
+                          refresh_text_encoder="none")
+    train_seqrec(config, dataset=tiny_synthetic)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["config"]["model"]["items"]["adapter_start"] == "whitened"
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert "whitened start" in metrics["init"]["reduction"]
+
+
 def test_frozen_and_dual_need_a_table_and_refuse_the_legacy_flags(tmp_path, tiny_synthetic, table):
     with pytest.raises(UserError, match="needs an item table"):
         build_item_layer("frozen", tiny_synthetic.item_ids, 16, None)

@@ -44,6 +44,10 @@ class ItemLayerSettings(StrictModel):
                            "concatenation + linear projection, gate = learned per-dimension gate)")
     adapter_hidden: int = Field(128, ge=0, description="frozen/dual: hidden width of the two-layer adapter over "
                                 "the table (0: one linear map)")
+    adapter_start: Literal["centred", "whitened"] = Field(
+        "centred", description="frozen/dual: the adapter's first layer starts as a random map of the centred table "
+        "(centred) or as its PCA whitening (whitened: every principal direction at unit variance)"
+    )
     id_init: Literal["table", "random"] = Field(
         "table", description="dual: the ID embedding starts from the table's PCA reduction, or random"
     )

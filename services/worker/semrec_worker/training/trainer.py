@@ -136,7 +136,7 @@ def build_model(
         else:
             item_embedding, report = build_item_layer(
                 layer.item_layer, dataset.item_ids, config.model.dim, table, layer.fusion, layer.adapter_hidden,
-                layer.id_init, generator,
+                layer.id_init, generator, layer.adapter_start,
             )
         method = str(table.metadata.get("method", "table")) if table is not None else "random"
     else:
