@@ -11,7 +11,13 @@ from pydantic import ValidationError
 from semrec.bundle import Bundle
 from semrec.errors import UserError
 from semrec.item_table import ItemTable
-from semrec_worker.backbones.item_embedding import DualItemLayer, TableAdapter, ViewFusion, build_item_layer
+from semrec_worker.backbones.item_embedding import (
+    DualItemLayer,
+    TableAdapter,
+    ViewFusion,
+    build_item_embedding,
+    build_item_layer,
+)
 from semrec_worker.export import export_run
 from semrec_worker.methods.llmemb.model import LLMEmbAdapter
 from semrec_worker.methods.registry import load_item_encoder
@@ -113,6 +119,33 @@ def test_adapter_start_is_a_saved_choice(tmp_path, tiny_synthetic, table):
     assert saved["config"]["model"]["items"]["adapter_start"] == "whitened"
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert "whitened start" in metrics["init"]["reduction"]
+
+
+def test_whitened_init_start_spreads_a_few_direction_table_over_every_direction(tmp_path, tiny_synthetic):
+    rng = np.random.default_rng(0)
+    skewed = rng.normal(size=(tiny_synthetic.n_items, 24)) * np.geomspace(50.0, 0.05, 24)
+    table = ItemTable(tiny_synthetic.item_ids, skewed.astype(np.float32), {"method": "fake-llm"})
+    plain, _ = build_item_embedding(tiny_synthetic.item_ids, 16, table)
+    white, report = build_item_embedding(tiny_synthetic.item_ids, 16, table, whiten=True)
+    assert "whitened" in report.reduction
+    for layer in (plain, white):
+        assert layer.weight[1:].norm(dim=1).mean().item() == pytest.approx(1.0, rel=1e-4)
+
+    def top_share(layer) -> float:  # share of the rows' variance in their first principal direction
+        values = torch.linalg.svdvals(layer.weight[1:].detach() - layer.weight[1:].detach().mean(0)) ** 2
+        return float(values[0] / values.sum())
+
+    assert top_share(white) == pytest.approx(1 / 16, rel=1e-3) and top_share(plain) > 4 * top_share(white)
+    table.save(tmp_path / "t.npz")
+    config = SeqRecConfig(data=DATA, out=tmp_path / "run", dim=16, max_len=12, epochs=1, threads=1, batch_size=64,
+                          init=str(tmp_path / "t.npz"), init_start="whitened")
+    train_seqrec(config, dataset=tiny_synthetic)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["config"]["model"]["items"]["init_start"] == "whitened"
+    assert "whitened" in json.loads((tmp_path / "run" / "metrics.json").read_text())["init"]["reduction"]
+    dual, dual_report = build_item_layer("dual", tiny_synthetic.item_ids, 16, table, "sum", 8, "table",
+                                         init_start="whitened")
+    assert "whitened" in dual_report.reduction and top_share(dual.ids) == pytest.approx(1 / 16, rel=1e-3)
 
 
 def test_frozen_and_dual_need_a_table_and_refuse_the_legacy_flags(tmp_path, tiny_synthetic, table):

@@ -27,6 +27,22 @@ def test_pca_equals_scikit_learn_up_to_the_sign_of_each_component():
     assert ours.variance_kept == pytest.approx(reference.explained_variance_ratio_.sum(), rel=1e-9)
 
 
+def test_pca_whitening_matches_scikit_learn_and_survives_a_save():
+    rng = np.random.default_rng(1)
+    matrix = rng.normal(size=(400, 40)) * np.geomspace(30.0, 0.1, 40)  # variance in a few directions
+    white = fit_pca(matrix, 48).whitened(matrix)  # wider than the data: the extra columns stay zero
+    scores = white.transform(matrix)
+    assert scores.shape == (400, 48) and np.all(scores[:, 40:] == 0)
+    np.testing.assert_allclose(scores[:, :40].std(axis=0, ddof=1), 1.0, rtol=1e-4)
+    reference = PCA(40, whiten=True, svd_solver="full").fit(matrix).transform(matrix)
+    signs = np.sign((scores[:, :40] * reference).sum(axis=0))
+    assert np.allclose(scores[:, :40], reference * signs, atol=1e-3)
+    again = type(white).from_arrays(white.arrays())
+    np.testing.assert_array_equal(again.transform(matrix[:5]), scores[:5])
+    plain = fit_pca(matrix, 8)
+    assert "pca_stds" not in plain.arrays() and type(plain).from_arrays(plain.arrays()).stds is None
+
+
 @pytest.mark.skipif(not LINUX, reason="compares with /proc")
 def test_rss_of_a_process_matches_the_kernels_count():
     kernel = next(int(line.split()[1]) * 1024 for line in Path("/proc/self/status").read_text().splitlines()

@@ -178,6 +178,22 @@ def said_stage2(tmp_path_factory, small_shared):
     return root
 
 
+@pytest.mark.slow
+def test_said_encoder_of_a_whitened_init_maps_new_items_through_the_same_whitening(said_stage2, small, tmp_path):
+    config = SeqRecConfig(out=tmp_path / "white", backbone="sasrec", init=str(said_stage2 / "said"),
+                          init_start="whitened", **SEQREC)  # fmt: skip
+    train_backbone(config, dataset=small)
+    run = tmp_path / "white"
+    assert "pca_stds" in np.load(run / "refresh_encoder" / "weights.npz").files
+    spec = json.loads((run / "refresh_encoder" / "encoder.json").read_text())
+    encoder = load_item_encoder(run, "said")
+    encoder.progress = False
+    trained, _ = ItemTable.load(run).aligned(small.item_ids)
+    actual, predicted = encoder.serving.apply(trained), encoder.encode(small.items)
+    assert spec["fit_cosine"] == pytest.approx(float((predicted * actual).sum(1).mean()), abs=2e-3)
+    _rebuild_and_compare(run)
+
+
 def _write_items(path, items):
     path.write_text("".join(json.dumps(item.to_json()) + "\n" for item in items))
     return str(path)

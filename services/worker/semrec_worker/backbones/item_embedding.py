@@ -62,11 +62,17 @@ def unit_mean_norm(matrix: np.ndarray) -> np.ndarray:
     return matrix / max(float(norms.mean()), 1e-12)
 
 
-def table_reduction(rows: np.ndarray, dim: int) -> tuple[np.ndarray, PCAFit | None, float]:
+def table_reduction(rows: np.ndarray, dim: int, whiten: bool = False) -> tuple[np.ndarray, PCAFit | None, float]:
     """The PCA-init rows: (unit-mean-norm rows [n, dim], the PCA or None when widths match, the scale s), so
-    that rows = pca(table rows) / s. Kept so new items can be mapped the same way (the refresh encoders)."""
-    if rows.shape[1] > dim:
+    that rows = pca(table rows) / s. Kept so new items can be mapped the same way (the refresh encoders).
+
+    `whiten`: the PCA whitening instead (each principal direction divided by its standard deviation, also when
+    the widths match), so a table whose variance sits in a few directions starts with every kept direction
+    at the same variance."""
+    if rows.shape[1] > dim or (whiten and rows.shape[1] == dim):
         pca = fit_pca(rows, dim)
+        if whiten:
+            pca = pca.whitened(rows)
         reduced = pca.transform(rows)
     elif rows.shape[1] == dim:
         pca, reduced = None, np.asarray(rows, dtype=np.float32)
@@ -94,8 +100,10 @@ def build_item_embedding(
     projection: Projection = "pca",
     freeze: bool = False,
     generator: torch.Generator | None = None,
+    whiten: bool = False,
 ) -> tuple[nn.Module, InitReport]:
-    """The item layer for a dataset whose item index k >= 1 is `item_ids[k - 1]`."""
+    """The item layer for a dataset whose item index k >= 1 is `item_ids[k - 1]`; `whiten`: the PCA rows are
+    whitened (`table_reduction`)."""
     n_items = len(item_ids)
     if table is None:
         layer = random_embedding(n_items, dim, generator)
@@ -119,9 +127,9 @@ def build_item_embedding(
             layer = TableProjection(torch.from_numpy(full), dim)
             report.reduction = f"linear {table.dim}->{dim} (table frozen)"
         else:
-            reduced, pca, _ = table_reduction(rows[known], dim)
+            reduced, pca, _ = table_reduction(rows[known], dim, whiten)
             if pca is not None:
-                report.reduction = f"pca {table.dim}->{dim}"
+                report.reduction = f"pca {table.dim}->{dim}" + (" (whitened)" if whiten else "")
                 report.explained_variance = round(pca.variance_kept, 4)
             weight = torch.zeros(n_items + 1, dim)
             random_rows = random_embedding(n_items, dim, generator).weight.detach()
@@ -298,6 +306,7 @@ def build_item_layer(
     id_init: str = "table",
     generator: torch.Generator | None = None,
     adapter_start: str = "centred",
+    init_start: str = "pca",
 ) -> tuple[nn.Module, InitReport]:
     """The `frozen` or `dual` item layer (`init` is `build_item_embedding`)."""
     if table is None:
@@ -323,7 +332,8 @@ def build_item_layer(
     if mode != "dual":
         raise UserError(f"unknown item layer {mode!r} (init, frozen or dual)")
     id_table = table if id_init == "table" else None
-    ids, id_report = build_item_embedding(item_ids, dim, id_table, "pca", False, generator)
+    ids, id_report = build_item_embedding(item_ids, dim, id_table, "pca", False, generator,
+                                          whiten=init_start == "whitened")
     report.reduction = f"dual ({fusion}): frozen table, adapter {adapter} + ID embedding from {id_init}" + (
         f" ({id_report.reduction})" if id_report.reduction else "")
     report.explained_variance = id_report.explained_variance

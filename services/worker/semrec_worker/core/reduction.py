@@ -20,27 +20,45 @@ from semrec.errors import UserError
 
 @dataclass
 class PCAFit:
-    """x -> (x - mean) @ components^T, zero-padded to `dim` columns. components: [k <= dim, input width]."""
+    """x -> (x - mean) @ components^T, zero-padded to `dim` columns. components: [k <= dim, input width].
+
+    With `stds` (PCA whitening, `whitened`), each kept component is also divided by its standard deviation
+    over the fitted rows, so every kept direction has unit variance."""
 
     mean: np.ndarray
     components: np.ndarray
     dim: int
     variance_kept: float
+    stds: np.ndarray | None = None
 
     def transform(self, matrix: np.ndarray) -> np.ndarray:
         centred = np.asarray(matrix, dtype=np.float64) - self.mean
         out = np.zeros((centred.shape[0], self.dim), dtype=np.float64)
-        out[:, : self.components.shape[0]] = centred @ self.components.T
+        projected = centred @ self.components.T
+        out[:, : self.components.shape[0]] = projected if self.stds is None else projected / self.stds
         return out.astype(np.float32)
 
+    def whitened(self, matrix: np.ndarray) -> PCAFit:
+        """This fit with each component divided by its standard deviation over `matrix` (the fitted rows);
+        components with no variance are dropped (their columns stay zero)."""
+        projected = (np.asarray(matrix, dtype=np.float64) - self.mean) @ self.components.T
+        stds = projected.std(axis=0, ddof=1) if len(projected) > 1 else np.zeros(projected.shape[1])
+        keep = stds > 1e-10 * max(float(stds.max(initial=0.0)), 1e-30)
+        return PCAFit(self.mean, self.components[keep], self.dim, self.variance_kept, stds[keep])
+
     def arrays(self, prefix: str = "pca_") -> dict[str, np.ndarray]:
-        return {f"{prefix}mean": self.mean, f"{prefix}components": self.components,
-                f"{prefix}dim": np.array(self.dim), f"{prefix}variance_kept": np.array(self.variance_kept)}
+        arrays = {f"{prefix}mean": self.mean, f"{prefix}components": self.components,
+                  f"{prefix}dim": np.array(self.dim), f"{prefix}variance_kept": np.array(self.variance_kept)}
+        if self.stds is not None:
+            arrays[f"{prefix}stds"] = self.stds
+        return arrays
 
     @classmethod
     def from_arrays(cls, data, prefix: str = "pca_") -> PCAFit:
+        stds = data[f"{prefix}stds"] if f"{prefix}stds" in data else None
         return cls(np.asarray(data[f"{prefix}mean"], np.float64), np.asarray(data[f"{prefix}components"], np.float64),
-                   int(data[f"{prefix}dim"]), float(data[f"{prefix}variance_kept"]))
+                   int(data[f"{prefix}dim"]), float(data[f"{prefix}variance_kept"]),
+                   None if stds is None else np.asarray(stds, np.float64))
 
 
 def fit_pca(matrix: np.ndarray, dim: int) -> PCAFit:

@@ -48,6 +48,11 @@ class ItemLayerSettings(StrictModel):
         "centred", description="frozen/dual: the adapter's first layer starts as a random map of the centred table "
         "(centred) or as its PCA whitening (whitened: every principal direction at unit variance)"
     )
+    init_start: Literal["pca", "whitened"] = Field(
+        "pca", description="init (and dual with --id-init table): the ID rows start as the table's PCA reduction "
+        "(pca) or its PCA whitening (whitened: every principal direction at unit variance, for tables whose "
+        "variance sits in a few directions)"
+    )
     id_init: Literal["table", "random"] = Field(
         "table", description="dual: the ID embedding starts from the table's PCA reduction, or random"
     )

@@ -131,12 +131,13 @@ def build_model(
         layer = config.model.items
         if layer.item_layer == "init":
             item_embedding, report = build_item_embedding(
-                dataset.item_ids, config.model.dim, table, config.model.projection, config.model.freeze_items, generator
+                dataset.item_ids, config.model.dim, table, config.model.projection, config.model.freeze_items, generator,
+                whiten=layer.init_start == "whitened",
             )
         else:
             item_embedding, report = build_item_layer(
                 layer.item_layer, dataset.item_ids, config.model.dim, table, layer.fusion, layer.adapter_hidden,
-                layer.id_init, generator, layer.adapter_start,
+                layer.id_init, generator, layer.adapter_start, layer.init_start,
             )
         method = str(table.metadata.get("method", "table")) if table is not None else "random"
     else:
