@@ -185,13 +185,18 @@ def test_said_encoder_of_a_whitened_init_maps_new_items_through_the_same_whiteni
     train_backbone(config, dataset=small)
     run = tmp_path / "white"
     assert "pca_stds" in np.load(run / "refresh_encoder" / "weights.npz").files
+    spec, actual, predicted = _saved_said_encoder_fit(run, small)
+    assert spec["fit_cosine"] == pytest.approx(float((predicted * actual).sum(1).mean()), abs=2e-3)
+    _rebuild_and_compare(run)
+
+
+def _saved_said_encoder_fit(run, small):
+    """(the saved spec, the trained rows in serving space, what the saved encoder gives the same items)."""
     spec = json.loads((run / "refresh_encoder" / "encoder.json").read_text())
     encoder = load_item_encoder(run, "said")
     encoder.progress = False
     trained, _ = ItemTable.load(run).aligned(small.item_ids)
-    actual, predicted = encoder.serving.apply(trained), encoder.encode(small.items)
-    assert spec["fit_cosine"] == pytest.approx(float((predicted * actual).sum(1).mean()), abs=2e-3)
-    _rebuild_and_compare(run)
+    return spec, encoder.serving.apply(trained), encoder.encode(small.items)
 
 
 def _write_items(path, items):
@@ -242,11 +247,7 @@ def test_said_fit_cosine_is_what_the_saved_encoder_gives_the_catalogues_own_item
     """What `fit_cosine` promises: the saved encoder maps each catalogue item close to its trained row (and
     clearly closer than to another item's row)."""
     run = said_stage2 / "run"
-    spec = json.loads((run / "refresh_encoder" / "encoder.json").read_text())
-    encoder = load_item_encoder(run, "said")
-    encoder.progress = False
-    trained, _ = ItemTable.load(run).aligned(small.item_ids)
-    actual, predicted = encoder.serving.apply(trained), encoder.encode(small.items)
+    spec, actual, predicted = _saved_said_encoder_fit(run, small)
     assert spec["fit_cosine"] == pytest.approx(float((predicted * actual).sum(1).mean()), abs=2e-3)
     assert spec["fit_cosine"] > float((predicted * np.roll(actual, 1, axis=0)).sum(1).mean()) + 0.05
 
