@@ -42,7 +42,7 @@ class PCAFit:
         """This fit with each component divided by its standard deviation over `matrix` (the fitted rows);
         components with no variance are dropped (their columns stay zero)."""
         projected = (np.asarray(matrix, dtype=np.float64) - self.mean) @ self.components.T
-        stds = projected.std(axis=0, ddof=1) if len(projected) > 1 else np.zeros(projected.shape[1])
+        stds = projected.std(axis=0, ddof=1)  # fit_pca refuses fewer than 2 rows
         keep = stds > 1e-10 * max(float(stds.max(initial=0.0)), 1e-30)
         return PCAFit(self.mean, self.components[keep], self.dim, self.variance_kept, stds[keep])
 

@@ -119,7 +119,7 @@ class SAIDItemEncoder:
             bias = linear.bias.detach().float().cpu().numpy()
             how = "trained linear layer (exact)"
         else:
-            z, pca, scale = table_reduction(rows[known], config.dim, getattr(config, "init_start", "pca") == "whitened")
+            z, pca, scale = table_reduction(rows[known], config.dim, config.init_start == "whitened")
             if pca is not None:
                 arrays.update(pca.arrays())
             arrays["scale"] = np.array(scale)
