@@ -126,6 +126,31 @@ def test_rat_adapter_gives_the_full_item_matrix(small):
 
 
 
+def test_rat_adapter_can_start_as_the_whitening_of_its_frozen_embeddings(small):
+    rng = np.random.default_rng(1)
+    spread = np.geomspace(30.0, 0.1, 40)  # variance in a few directions, as in a mean-pooled LM table
+    table = ItemTable(small.item_ids, rng.normal(size=(small.n_items, 40)) * spread + 5.0)
+    for whiten in (False, True):
+        adapter = LLMEmbAdapter.from_table(table, small, width=12, d_m=32, whiten=whiten)
+        hidden = adapter.project[0](adapter.semantic[1:]).detach().double()
+        assert hidden.mean(dim=0).abs().max().item() < 1e-4  # no shared offset either way
+        assert adapter.weight[1:].norm(dim=1).mean().item() == pytest.approx(1.0, rel=1e-4)
+        spectrum = torch.linalg.eigvalsh(torch.cov(hidden.T))
+        if whiten:  # every one of the d_m / 2 hidden directions at unit variance
+            torch.testing.assert_close(torch.cov(hidden.T), torch.eye(16, dtype=torch.float64), atol=1e-3, rtol=0)
+        else:
+            assert spectrum.max() / spectrum.min() > 100
+
+
+def test_rat_takes_the_adapter_start_and_refuses_item_layer_settings_it_would_ignore():
+    whitened = TrainRATConfig(scft="a", collaborative="b", out="x", adapter_start="whitened")
+    assert whitened.seqrec.model.items.adapter_start == "whitened"
+    assert TrainRATConfig(scft="a", collaborative="b", out="x").seqrec.model.items.adapter_start == "centred"
+    for setting in ({"item_layer": "dual"}, {"adapter_hidden": 64}, {"init_start": "whitened"}):
+        with pytest.raises(ValueError, match="would be ignored"):
+            TrainRATConfig(scft="a", collaborative="b", out="x", **setting)
+
+
 def test_collaborative_alignment_pulls_the_adapter_towards_sasrec(small):
     torch.manual_seed(0)
     n, width = small.n_items, 8

@@ -440,7 +440,12 @@ class LLMEmbAdapter(nn.Module):
     part_name = "llmemb-adapter"  # recorded in the run's config.json; `empty_adapter` rebuilds it
 
     def __init__(
-        self, semantic: np.ndarray | torch.Tensor, width: int, hidden: int | None = None, start: bool = True
+        self,
+        semantic: np.ndarray | torch.Tensor,
+        width: int,
+        hidden: int | None = None,
+        start: bool = True,
+        whiten: bool = False,
     ) -> None:
         super().__init__()
         self.pca: PCAFit | None = None
@@ -451,7 +456,7 @@ class LLMEmbAdapter(nn.Module):
         hidden = hidden or max(1, d_m // 2)
         self.project = nn.Sequential(nn.Linear(d_m, hidden), nn.Linear(hidden, width))
         if start:
-            start_adapter(self.project, semantic[1:])
+            start_adapter(self.project, semantic[1:], whiten)
         self.width = width
         self.method = "llmemb"  # the name the seqrec trainer reports results under
 
@@ -461,14 +466,15 @@ class LLMEmbAdapter(nn.Module):
 
     @classmethod
     def from_table(
-        cls, table: ItemTable, dataset: SequenceDataset, width: int, d_m: int | None = None
+        cls, table: ItemTable, dataset: SequenceDataset, width: int, d_m: int | None = None, whiten: bool = False
     ) -> LLMEmbAdapter:
         """PCA the SCFT table's rows (this dataset's items) to d_m, scaled to unit mean row norm.
 
         d_m defaults to the table's width (a full-rank rotation, no reduction) and must lie between the backbone
         width and the table's width: the paper keeps "an intermediate size (e.g., 1536) ... significantly larger
         than the typical dimensionality of SRS embeddings" (before eq. 6), so the item matrix W_1 W_2 z has rank
-        up to d, not d_m / 2 < d."""
+        up to d, not d_m / 2 < d. `whiten`: W_1 starts as the PCA whitening of z (`start_adapter`), which the
+        paper leaves open like the rest of the adapter's start."""
         d_m = d_m or table.dim
         if not width <= d_m <= table.dim:
             raise UserError(f"--d-m {d_m}: must be at least the backbone width ({width}) and at most the SCFT "
@@ -477,7 +483,7 @@ class LLMEmbAdapter(nn.Module):
         pca = fit_pca(rows[1:], d_m)
         reduced = pca.transform(rows[1:])
         scale = max(float(np.linalg.norm(reduced, axis=1).mean()), 1e-12)
-        adapter = cls(np.vstack([np.zeros((1, d_m), np.float32), reduced / scale]), width)
+        adapter = cls(np.vstack([np.zeros((1, d_m), np.float32), reduced / scale]), width, whiten=whiten)
         adapter.pca, adapter.scale = pca, scale
         return adapter
 

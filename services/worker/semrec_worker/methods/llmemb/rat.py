@@ -32,13 +32,15 @@ def train_rat(
     PCA'd SCFT embeddings with the backbone's own loss (`config`'s; the paper's SASRec: BCE), adding
     alpha * L_align (eq. 7, over every target position, `similarity` "auto": the one the collaborative SASRec
     trained with) to a pretrained SASRec's item table (`collaborative`, same width as `config.model.dim`).
+    The adapter starts as `config`'s `--adapter-start` says (centred, or whitened: W_1 = the PCA whitening of z).
     Returns the seqrec trainer's `TrainResult`.
 
     With `scft_source` (the SCFT run dir or its item_table.npz), the run also gets the `llmemb` refresh
     encoder (RUN_DIR/refresh_encoder/) that embeds new items the same way (see `refresh_encoder`). `job`: the config
     saved as the run's config.json (default `config`; `semrec train llmemb-rat` saves its whole `TrainRATConfig`)."""
     dataset = dataset if dataset is not None else load_dataset(config.dataset)
-    adapter = LLMEmbAdapter.from_table(scft_table, dataset, width=config.model.dim, d_m=d_m)
+    whiten = config.model.items.adapter_start == "whitened"
+    adapter = LLMEmbAdapter.from_table(scft_table, dataset, width=config.model.dim, d_m=d_m, whiten=whiten)
     align = CollaborativeAlignment.from_table(collaborative, dataset, alpha, temperature, similarity)
     result = train_seqrec(config, dataset=dataset, item_embedding=adapter, extra_loss=align, job=job)
     if scft_source is not None and int(os.environ.get("RANK", "0")) == 0:  # one writer under torchrun

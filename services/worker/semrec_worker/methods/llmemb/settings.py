@@ -14,6 +14,7 @@ from semrec_worker.core.lora import LLAMA_LORA_TARGETS
 from semrec_worker.core.runtime import BF16_OLD_NAME, Precision
 from semrec_worker.methods.base import RunDirConfig
 from semrec_worker.training.config import SeqRecConfig
+from semrec_worker.training.item_layer import ItemLayerSettings
 
 CHECKPOINT = "checkpoint.pt"  # the SCFT checkpoint in the run directory (resumed from)
 ADAPTER_DIR = "adapter"
@@ -96,7 +97,8 @@ class RATSettings(StrictModel):
     )
 
 
-RAT_DEFAULT_LOSS = "bce"  # L_SRS of eq. 8: the paper's SASRec trains with binary cross-entropy
+RAT_DEFAULT_LOSS = "bce"
+RAT_ITEM_LAYER_SETTINGS = ("adapter_start",)  # the only item-layer setting RAT's adapter takes (its start)  # L_SRS of eq. 8: the paper's SASRec trains with binary cross-entropy
 
 
 class TrainRATConfig(JobConfig):
@@ -127,4 +129,11 @@ class TrainRATConfig(JobConfig):
         model = self.seqrec.model
         if model.init != "random" or model.freeze_items or model.projection != "pca":
             raise ValueError("RAT builds its own item layer (adapter over --scft): leave --init/--freeze-items/--projection")
+        defaults = ItemLayerSettings()
+        ignored = [name for name in type(defaults).model_fields
+                   if name not in RAT_ITEM_LAYER_SETTINGS and getattr(model.items, name) != getattr(defaults, name)]
+        if ignored:
+            flags = ", ".join("--" + name.replace("_", "-") for name in ignored)
+            raise ValueError(f"RAT builds its own item layer (adapter over --scft, hidden width d_m / 2): {flags} "
+                             "would be ignored; of the item-layer settings it takes only --adapter-start")
         return self
