@@ -97,8 +97,8 @@ class RATSettings(StrictModel):
     )
 
 
-RAT_DEFAULT_LOSS = "bce"
-RAT_ITEM_LAYER_SETTINGS = ("adapter_start",)  # the only item-layer setting RAT's adapter takes (its start)  # L_SRS of eq. 8: the paper's SASRec trains with binary cross-entropy
+RAT_DEFAULT_LOSS = "bce"  # L_SRS of eq. 8: the paper's SASRec trains with binary cross-entropy
+RAT_ITEM_LAYER_SETTINGS = ("adapter_start",)  # the only item-layer setting RAT's adapter takes (its start)
 
 
 class TrainRATConfig(JobConfig):
